@@ -1,0 +1,1 @@
+"""Datasets: JSONL manifests, class-per-folder image trees, and robust image loading."""

@@ -1,0 +1,1 @@
+"""Interpretation of vision towers: direct-effect decomposition (and, later, SITH/COMP)."""

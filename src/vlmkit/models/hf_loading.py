@@ -1,0 +1,78 @@
+"""``hf:<repo-or-dir>`` and plain directories: Hugging Face checkpoints through normal loading.
+
+Weights come from a local directory, the local Hugging Face cache, or the hub. When none of
+these has them, the user gets one line saying so and how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from vlmkit.errors import ModelNotFound
+from vlmkit.models import preprocess as pp
+from vlmkit.models.registry import MODEL_TYPES, family_class
+
+_DEFAULT_PREPROCESS = {"clip": "clip-224", "siglip": "siglip-224"}
+
+
+def _dir_fingerprint(directory: Path) -> str:
+    """Hash of config.json and the size and mtime of every weight file."""
+    digest = hashlib.sha256((directory / "config.json").read_bytes())
+    for path in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return f"dir:{directory.resolve()}:{digest.hexdigest()[:16]}"
+
+
+def _snapshot(source: str) -> Path:
+    """A local directory for ``source``: itself, or the hub snapshot (cache first, then online)."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ModelNotFound(f"{local} has no config.json; point --model at a Hugging Face checkpoint directory (save_pretrained output)")
+        return local
+    if local.exists():
+        raise ModelNotFound(f"{local} is a file; --model takes a checkpoint directory, hf:<org>/<name>, or random:<architecture>")
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.txt", "*.model"]
+    try:
+        return Path(snapshot_download(source, allow_patterns=patterns, local_files_only=True))
+    except Exception:
+        pass
+    try:
+        return Path(snapshot_download(source, allow_patterns=patterns))
+    except Exception as exc:
+        raise ModelNotFound(
+            f"cannot load hf:{source}: its weights are not in the local Hugging Face cache and the hub is unreachable "
+            f"or has no such repository ({type(exc).__name__}); run `huggingface-cli download {source}` on a connected "
+            "machine, or pass a local checkpoint directory"
+        ) from exc
+
+
+def load(source: str, device: str = "cpu"):
+    """Load a CLIP or SigLIP checkpoint from a directory or hub repository id."""
+    directory = _snapshot(source)
+    config = json.loads((directory / "config.json").read_text())
+    model_type = config.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise ModelNotFound(
+            f"{source}: model_type {model_type!r} is not a supported contrastive family ({', '.join(MODEL_TYPES)})"
+        )
+    family = MODEL_TYPES[model_type]
+    adapter = family_class(family)
+    from transformers import AutoTokenizer
+
+    try:
+        hf_model = adapter.hf_class.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(f"cannot load {source}: {str(exc).splitlines()[0]}; check that the directory holds a complete checkpoint") from exc
+    fallback = pp.preset(_DEFAULT_PREPROCESS[family])
+    return adapter(
+        hf_model, tokenizer, pp.from_model_dir(directory, fallback),
+        name=source if Path(source).expanduser().is_dir() else f"hf:{source}",
+        fingerprint=_dir_fingerprint(directory), device=device,
+    )

@@ -1,0 +1,93 @@
+"""The explicit registry of model sources and families.
+
+A model name is resolved in two steps:
+
+1. its *source* by prefix: ``random:<arch>[@seed]``, ``hf:<repo-or-dir>``, or a plain local
+   directory;
+2. its *family* (the adapter class) from the architecture spec or the checkpoint's
+   ``config.json`` ``model_type``.
+
+Adding a family is one entry in :data:`FAMILIES` (and :data:`MODEL_TYPES` for checkpoints).
+Entries are ``"module:attribute"`` strings imported on first use; importing this module
+registers and imports nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlmkit.errors import ModelNotFound
+
+#: family -> adapter class. Each family lives in one file.
+FAMILIES: dict[str, str] = {
+    "clip": "vlmkit.models.hf_clip:CLIPAdapter",
+    "siglip": "vlmkit.models.hf_siglip:SiglipAdapter",
+}
+
+#: Hugging Face ``config.json`` ``model_type`` -> family.
+MODEL_TYPES: dict[str, str] = {"clip": "clip", "siglip": "siglip"}
+
+#: name prefix -> loader ``(spec, device) -> model``.
+SOURCES: dict[str, str] = {
+    "random": "vlmkit.models.random_models:load",
+    "hf": "vlmkit.models.hf_loading:load",
+}
+
+#: The model every command uses when ``--model`` is not given.
+DEFAULT_MODEL = "random:clip-vit-b32"
+
+
+def _resolve(target: str):
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def family_class(family: str):
+    """The adapter class of a family name."""
+    if family not in FAMILIES:
+        raise ModelNotFound(f"unknown model family {family!r}; known families: {', '.join(sorted(FAMILIES))}")
+    return _resolve(FAMILIES[family])
+
+
+def load_model(name: str | None = None, *, device: str = "cpu"):
+    """Load a contrastive model by name (see :mod:`vlmkit.models` for the grammar).
+
+    Raises:
+        ModelNotFound: the name matches no source, or its weights cannot be found.
+    """
+    name = name or DEFAULT_MODEL
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in SOURCES:
+        return _resolve(SOURCES[prefix])(rest, device=device)
+    if Path(name).expanduser().is_dir():
+        return _resolve(SOURCES["hf"])(name, device=device)
+    raise ModelNotFound(
+        f"unknown model {name!r}; use random:<architecture>, hf:<repo-or-dir> or a local checkpoint directory "
+        "(`vlmkit models` lists them)"
+    )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of ``vlmkit models``."""
+
+    name: str
+    family: str
+    supports: tuple[str, ...]
+    description: str
+
+
+def list_models() -> list[ModelInfo]:
+    """Every name that loads without a download, plus the patterns that load checkpoints."""
+    from vlmkit.models.random_models import architectures
+
+    rows = []
+    for arch, spec in architectures().items():
+        supports = tuple(sorted(family_class(spec["family"]).supports))
+        rows.append(ModelInfo(f"random:{arch}", spec["family"], supports, f"random weights, architecture of {spec['reference']}"))
+    for family in sorted(FAMILIES):
+        supports = tuple(sorted(family_class(family).supports))
+        rows.append(ModelInfo(f"hf:<repo-or-dir> ({family})", family, supports, f"a Hugging Face {family} checkpoint from the hub cache or a local directory"))
+    return rows
