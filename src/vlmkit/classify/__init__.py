@@ -1,0 +1,1 @@
+"""Classification with contrastive models: zero-shot (and, later, in-context and cache adapters)."""

@@ -1,0 +1,1 @@
+"""The ``vlmkit`` command line: verbs parse arguments and call the library."""

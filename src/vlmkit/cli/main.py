@@ -1,0 +1,121 @@
+"""``vlmkit``: one typer app; each verb only parses arguments and dispatches to the library.
+
+User mistakes (:class:`vlmkit.errors.UserError`) print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from vlmkit.errors import UserError
+from vlmkit.models.registry import DEFAULT_MODEL
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.splitlines()[0])
+
+ModelOpt = typer.Option(DEFAULT_MODEL, "--model", "-m", help="random:<arch>[@seed], hf:<repo-or-dir>, or a checkpoint directory")
+OutOpt = typer.Option(..., "--out", "-o", help="output directory (result.json, report.html, run.json)")
+DeviceOpt = typer.Option("cpu", help="cpu, cuda, cuda:N, mps or auto")
+SeedOpt = typer.Option(0, help="seed of every random generator")
+BatchOpt = typer.Option(32, help="images or texts per forward pass")
+CacheOpt = typer.Option(True, "--cache/--no-cache", help="reuse embeddings cached on disk")
+CacheDirOpt = typer.Option(None, help="embedding cache folder (default $VLMKIT_CACHE or ~/.cache/vlmkit)")
+SkipBadOpt = typer.Option(False, "--skip-bad-images/--fail-on-bad-images", help="skip unreadable images (listed in result.json) instead of stopping")
+
+
+def _done(out: Path) -> None:
+    typer.echo(f"wrote {out / 'result.json'} and {out / 'report.html'}")
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List model names, their families and what each supports."""
+    from vlmkit.models import list_models
+
+    rows = list_models()
+    width = max(len(r.name) for r in rows)
+    for row in rows:
+        typer.echo(f"{row.name:<{width}}  {row.family:<7}  {','.join(row.supports):<40}  {row.description}")
+
+
+@app.command("embed")
+def embed_cmd(
+    out: Path = OutOpt,
+    model: str = ModelOpt,
+    dataset: str | None = typer.Option(None, help="manifest .jsonl or image folder to embed"),
+    texts: Path | None = typer.Option(None, help="file with one text per line to embed"),
+    batch_size: int = BatchOpt,
+    skip_bad_images: bool = SkipBadOpt,
+    cache: bool = CacheOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Embed images or texts into embeddings.npy plus index.jsonl."""
+    from vlmkit.embed_run import EmbedOptions, run_embed
+    from vlmkit.runs.options import build_options
+
+    _done(run_embed(build_options(EmbedOptions, **locals())))
+
+
+@app.command("zeroshot")
+def zeroshot_cmd(
+    dataset: str = typer.Option(..., help="manifest .jsonl or class-per-folder image tree"),
+    out: Path = OutOpt,
+    model: str = ModelOpt,
+    classes: str | None = typer.Option(None, help="comma-separated class names or a file (default: the dataset's labels)"),
+    templates: list[str] | None = typer.Option(None, help="template set (simple, ensemble, bare), a file, or a template with {}; repeatable"),
+    attribute: str | None = typer.Option(None, help="classify this manifest attribute instead of the label"),
+    batch_size: int = BatchOpt,
+    skip_bad_images: bool = SkipBadOpt,
+    cache: bool = CacheOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Zero-shot classification: accuracy, per-class accuracy and confusion matrix."""
+    from vlmkit.classify.zeroshot_run import ZeroShotOptions, run_zeroshot
+    from vlmkit.runs.options import build_options
+
+    out_dir = run_zeroshot(build_options(ZeroShotOptions, **locals()))
+    _done(out_dir)
+
+
+@app.command("demo")
+def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o"), model: str = ModelOpt) -> None:
+    """The main job, offline: builds a small colour dataset and classifies it zero-shot."""
+    from vlmkit.demo import run_demo
+
+    _done(run_demo(out, model))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; run the same command again to resume from the embedding cache", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

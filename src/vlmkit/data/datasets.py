@@ -1,0 +1,176 @@
+"""Image datasets: JSONL manifests and class-per-folder trees.
+
+Manifest format (one JSON object per line; see ``docs/datasets.md``)::
+
+    {"path": "img/0001.png", "label": "circle", "attributes": {"color": "red"}, "group": "circle|blue"}
+
+- ``path`` (required): relative to the manifest's folder, or absolute.
+- ``label`` (optional): the class of a single-label task.
+- ``labels`` (optional): a list of labels for multi-label tasks.
+- ``attributes`` (optional): name -> value (string, number or boolean) ground truth.
+- ``group`` (optional): the group used for worst-group accuracy.
+- ``caption`` (optional): a text describing the image.
+
+Other keys are kept in :attr:`Sample.extra`. Blank lines are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vlmkit.data.images import IMAGE_SUFFIXES
+from vlmkit.errors import DatasetError
+
+MANIFEST_NAME = "manifest.jsonl"
+_KNOWN_KEYS = {"path", "label", "labels", "attributes", "group", "caption"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its ground truth."""
+
+    path: Path
+    label: str | None = None
+    labels: tuple[str, ...] = ()
+    attributes: dict = field(default_factory=dict)
+    group: str | None = None
+    caption: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def target(self, attribute: str | None = None) -> str | None:
+        """The class of this sample: ``label``, or the value of ``attribute`` as a string."""
+        if attribute is None:
+            return self.label
+        value = self.attributes.get(attribute)
+        return None if value is None else str(value)
+
+    def to_row(self, root: Path) -> dict:
+        """The manifest row, with ``path`` relative to ``root`` when it lies below it."""
+        try:
+            path = str(self.path.relative_to(root))
+        except ValueError:
+            path = str(self.path)
+        row: dict = {"path": path}
+        for key in ("label", "group", "caption"):
+            if getattr(self, key) is not None:
+                row[key] = getattr(self, key)
+        if self.labels:
+            row["labels"] = list(self.labels)
+        if self.attributes:
+            row["attributes"] = self.attributes
+        return {**row, **self.extra}
+
+
+@dataclass
+class ImageDataset:
+    """A list of samples and where they came from."""
+
+    name: str
+    root: Path
+    samples: list[Sample]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [s.path for s in self.samples]
+
+    def targets(self, attribute: str | None = None) -> list[str | None]:
+        return [s.target(attribute) for s in self.samples]
+
+    def classes(self, attribute: str | None = None) -> list[str]:
+        """Sorted distinct targets (``None`` excluded)."""
+        return sorted({t for t in self.targets(attribute) if t is not None})
+
+    def attribute_names(self) -> list[str]:
+        return sorted({name for s in self.samples for name in s.attributes})
+
+
+def _parse_row(row: object, where: str, root: Path) -> Sample:
+    if not isinstance(row, dict):
+        raise DatasetError(f"{where} is not a JSON object; each manifest line must look like {{\"path\": \"img.png\", \"label\": \"cat\"}}")
+    if not isinstance(row.get("path"), str) or not row["path"]:
+        raise DatasetError(f"{where} has no \"path\" string; add the image path (relative to the manifest's folder)")
+    labels = row.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise DatasetError(f"{where}: \"labels\" must be a list of strings")
+    attributes = row.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(isinstance(v, (str, int, float, bool)) or v is None for v in attributes.values()):
+        raise DatasetError(f"{where}: \"attributes\" must be an object of name -> string/number/boolean")
+    for key in ("label", "group", "caption"):
+        if key in row and row[key] is not None and not isinstance(row[key], str):
+            raise DatasetError(f"{where}: \"{key}\" must be a string")
+    path = Path(row["path"])
+    return Sample(
+        path=path if path.is_absolute() else root / path,
+        label=row.get("label"), labels=tuple(labels), attributes=attributes,
+        group=row.get("group"), caption=row.get("caption"),
+        extra={k: v for k, v in row.items() if k not in _KNOWN_KEYS},
+    )
+
+
+def read_manifest(path: str | Path) -> ImageDataset:
+    """Read a JSONL manifest. Raises :class:`DatasetError` naming the first bad line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"manifest not found: {path}; pass an existing .jsonl file or an image folder")
+    root = path.parent
+    samples = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{where} is not valid JSON ({exc.msg}); fix or remove that line") from exc
+            samples.append(_parse_row(row, where, root))
+    return ImageDataset(name=path.stem if path.name != MANIFEST_NAME else root.name, root=root, samples=samples)
+
+
+def read_image_folder(root: str | Path) -> ImageDataset:
+    """A class-per-folder tree: ``root/<class>/<image>``; the folder name is the label."""
+    root = Path(root)
+    samples = [
+        Sample(path=image, label=class_dir.name, attributes={"class": class_dir.name})
+        for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for image in sorted(class_dir.iterdir())
+        if image.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    return ImageDataset(name=root.name, root=root, samples=samples)
+
+
+def load_dataset(source: str | Path) -> ImageDataset:
+    """Load a manifest file, a folder holding ``manifest.jsonl``, or a class-per-folder tree.
+
+    Raises:
+        DatasetError: the source is missing, malformed, or holds no images.
+    """
+    source = Path(source).expanduser()
+    if source.is_file():
+        dataset = read_manifest(source)
+    elif (source / MANIFEST_NAME).is_file():
+        dataset = read_manifest(source / MANIFEST_NAME)
+    elif source.is_dir():
+        dataset = read_image_folder(source)
+    else:
+        raise DatasetError(f"dataset not found: {source}; pass a manifest .jsonl file or a folder of class sub-folders")
+    if not dataset.samples:
+        raise DatasetError(
+            f"dataset {source} has no images; a folder dataset needs <class>/<image> sub-folders "
+            f"(image suffixes {', '.join(sorted(IMAGE_SUFFIXES))}), a manifest needs at least one line"
+        )
+    return dataset
+
+
+def write_manifest(samples: list[Sample], path: str | Path) -> Path:
+    """Write samples as a JSONL manifest (atomically), paths relative to its folder."""
+    from vlmkit.runs.files import atomic_write_text
+
+    path = Path(path)
+    lines = [json.dumps(s.to_row(path.parent), sort_keys=True) for s in samples]
+    return atomic_write_text(path, "\n".join(lines) + "\n")

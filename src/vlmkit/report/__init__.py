@@ -1,0 +1,1 @@
+"""Self-contained HTML reports (no JavaScript, no external assets)."""

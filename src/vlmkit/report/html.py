@@ -1,0 +1,60 @@
+"""Small builders for self-contained HTML report pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,sans-serif;margin:2rem auto;max-width:72rem;color:#222;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f5f5f5}
+td:first-child,th:first-child{text-align:left}.muted{color:#777;font-size:.85rem}
+.heat td{min-width:2rem;text-align:center}
+"""
+
+
+def fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return escape(str(value))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def key_values(items: dict) -> str:
+    return table(["", ""], [(k, v) for k, v in items.items()])
+
+
+def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_labels: Sequence[str], caption: str = "") -> str:
+    """A table whose cells are shaded by value (row-normalised), e.g. a confusion matrix."""
+    head = "<th></th>" + "".join(f"<th>{escape(str(c))}</th>" for c in col_labels)
+    rows = []
+    for label, row in zip(row_labels, matrix, strict=True):
+        total = max(sum(row), 1)
+        cells = "".join(
+            f'<td style="background:rgba(31,119,180,{0.85 * v / total:.3f})">{fmt(v)}</td>' for v in row
+        )
+        rows.append(f"<tr><th>{escape(str(label))}</th>{cells}</tr>")
+    cap = f"<caption class='muted'>{escape(caption)}</caption>" if caption else ""
+    return f"<table class='heat'>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def section(title: str, *blocks: str) -> str:
+    return f"<h2>{escape(title)}</h2>" + "".join(blocks)
+
+
+def paragraph(text: str, muted: bool = False) -> str:
+    return f"<p class='{'muted' if muted else ''}'>{escape(text)}</p>"
+
+
+def page(title: str, *blocks: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(blocks)}</body></html>\n"
+    )
