@@ -55,10 +55,11 @@ def embed_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Embed images or texts into embeddings.npy plus index.jsonl."""
+    values = dict(locals())
     from vlmkit.embed_run import EmbedOptions, run_embed
     from vlmkit.runs.options import build_options
 
-    _done(run_embed(build_options(EmbedOptions, **locals())))
+    _done(run_embed(build_options(EmbedOptions, **values)))
 
 
 @app.command("zeroshot")
@@ -77,11 +78,11 @@ def zeroshot_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Zero-shot classification: accuracy, per-class accuracy and confusion matrix."""
+    values = dict(locals())
     from vlmkit.classify.zeroshot_run import ZeroShotOptions, run_zeroshot
     from vlmkit.runs.options import build_options
 
-    out_dir = run_zeroshot(build_options(ZeroShotOptions, **locals()))
-    _done(out_dir)
+    _done(run_zeroshot(build_options(ZeroShotOptions, **values)))
 
 
 @app.command("demo")

@@ -1,0 +1,124 @@
+"""The CLI end to end, and every bad input: one line, exit code 2, no result.json."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vlmkit.cli.main import main
+
+
+def run_cli(*args) -> int:
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def test_zeroshot_writes_the_three_files(colour_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli("zeroshot", "--model", "random:clip-tiny", "--dataset", colour_folder, "--out", out, "--templates", "ensemble") == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["n"] == 9 and result["classes"] == ["blue", "green", "red"]
+    assert np.array(result["confusion_matrix"]).sum() == 9
+    assert 0 <= result["accuracy"] <= 1 and set(result["per_class_accuracy"]) == set(result["classes"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["model"] == "random:clip-tiny" and "torch" in run["versions"] and "total" in run["timings_s"]
+    assert "<table" in (out / "report.html").read_text()
+    assert "result.json" in capsys.readouterr().out
+
+
+def test_zeroshot_on_an_attribute_with_given_classes(colour_manifest, tmp_path):
+    out = tmp_path / "run"
+    code = run_cli("zeroshot", "-m", "random:clip-tiny", "--dataset", colour_manifest, "--attribute", "size", "--classes", "small,large,huge", "--templates", "a {} thing", "-o", out)
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["classes"] == ["small", "large", "huge"] and result["target"] == "size" and result["n"] == 6
+
+
+def test_embed_images_and_texts(colour_folder, tmp_path):
+    out = tmp_path / "img"
+    assert run_cli("embed", "-m", "random:clip-tiny", "--dataset", colour_folder, "-o", out) == 0
+    vectors = np.load(out / "embeddings.npy")
+    index = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert vectors.shape == (9, 32) and len(index) == 9 and index[0]["label"] == "blue"
+    texts = tmp_path / "t.txt"
+    texts.write_text("a red circle\n\na blue square\n")
+    assert run_cli("embed", "-m", "random:clip-tiny", "--texts", texts, "-o", tmp_path / "txt") == 0
+    assert np.load(tmp_path / "txt" / "embeddings.npy").shape == (2, 32)
+
+
+def test_skip_bad_images_lists_them(colour_folder, tmp_path):
+    (colour_folder / "red" / "0.png").write_bytes(b"corrupt")
+    out = tmp_path / "run"
+    assert run_cli("zeroshot", "-m", "random:clip-tiny", "--dataset", colour_folder, "-o", out, "--skip-bad-images") == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["n"] == 8 and result["skipped_images"][0]["path"].endswith("red/0.png")
+
+
+def test_models_lists_families(capsys):
+    assert run_cli("models") == 0
+    out = capsys.readouterr().out
+    assert "random:clip-vit-l14" in out and "siglip" in out and "decomposition" in out
+
+
+def _corrupt(folder, tmp_path):
+    (folder / "red" / "0.png").write_bytes(b"corrupt")
+    return ["--dataset", folder]
+
+
+def _malformed(folder, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"path": "a.png", "label": "x"}\n{oops\n')
+    return ["--dataset", path]
+
+
+def _empty(folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    return ["--dataset", tmp_path / "empty"]
+
+
+BAD_INPUTS = {
+    "missing dataset": (lambda f, t: ["--dataset", t / "nowhere"], "dataset not found"),
+    "corrupt image": (_corrupt, "cannot read image"),
+    "unknown model": (lambda f, t: ["--dataset", f, "--model", "clip-large-please"], "unknown model"),
+    "empty dataset": (_empty, "has no images"),
+    "malformed manifest line": (_malformed, "line 2 is not valid JSON"),
+    "classes that do not cover the labels": (lambda f, t: ["--dataset", f, "--classes", "red,blue"], "green are not among --classes"),
+    "a single class": (lambda f, t: ["--dataset", f, "--classes", "red"], "at least two classes"),
+    "template without placeholder": (lambda f, t: ["--dataset", f, "--templates", "a photo"], "exactly one {}"),
+    "missing template file": (lambda f, t: ["--dataset", f, "--templates", "prompts.txt"], "template file not found"),
+    "unknown attribute": (lambda f, t: ["--dataset", f, "--attribute", "texture"], "no attribute 'texture'"),
+    "bad batch size": (lambda f, t: ["--dataset", f, "--batch-size", "0"], "invalid --batch-size"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_no_result(case, colour_folder, tmp_path, capsys):
+    make_args, message = BAD_INPUTS[case]
+    args = make_args(colour_folder, tmp_path)
+    if "--model" not in args:
+        args += ["--model", "random:clip-tiny"]
+    out = tmp_path / "run"
+    assert run_cli("zeroshot", *args, "--out", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert "Traceback" not in err
+    assert not (out / "result.json").exists()
+
+
+def test_embed_needs_exactly_one_input(tmp_path, capsys):
+    assert run_cli("embed", "-m", "random:clip-tiny", "-o", tmp_path / "x") == 2
+    assert "exactly one of --dataset" in capsys.readouterr().err
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlmkit.cli.main", "zeroshot", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: dataset not found") and "Traceback" not in proc.stderr
