@@ -93,3 +93,18 @@ def test_list_models_covers_random_architectures_and_families():
     assert {"random:clip-vit-b32", "random:clip-vit-b16", "random:clip-vit-l14", "random:siglip-base"} <= names
     clip = next(m for m in list_models() if m.name == "random:clip-vit-b32")
     assert "decomposition" in clip.supports
+
+
+def test_hub_name_loads_from_the_local_hf_cache(tmp_path, monkeypatch):
+    """``hf:<org>/<name>`` resolves through the Hugging Face cache layout, offline."""
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--vlmkit-test--clip-tiny"
+    load_model("random:clip-tiny").save(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = load_model("hf:vlmkit-test/clip-tiny")
+    assert model.name == "hf:vlmkit-test/clip-tiny" and model.family == "clip"
