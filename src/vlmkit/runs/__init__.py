@@ -1,0 +1,1 @@
+"""Run outputs, atomic files, progress and the embedding cache."""
