@@ -8,7 +8,7 @@ import torch
 
 from vlmkit.classify.zeroshot import check_classes, class_embeddings, zeroshot_classify
 from vlmkit.data.datasets import load_dataset
-from vlmkit.data.templates import resolve_classes, resolve_templates
+from vlmkit.data.templates import resolve_classes, resolve_templates, validate
 from vlmkit.embed import embed_images
 from vlmkit.models import load_model
 from vlmkit.report import html
@@ -38,7 +38,8 @@ def run_zeroshot(opts: ZeroShotOptions) -> Path:
     targets = dataset.targets(opts.attribute)
     classes = resolve_classes(opts.classes) or dataset.classes(opts.attribute)
     check_classes(classes, targets, what)
-    templates = resolve_templates(opts.templates)
+    dataset_prompts = dataset.prompts.get(opts.attribute or "label")
+    templates = resolve_templates(opts.templates) if opts.templates or not dataset_prompts else validate(dataset_prompts)
     labelled = [i for i, t in enumerate(targets) if t is not None]
 
     with run.timer("load_model"):

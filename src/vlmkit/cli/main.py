@@ -11,23 +11,13 @@ from pathlib import Path
 
 import typer
 
+from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, ModelOpt, OutOpt, SeedOpt, SkipBadOpt, done
+from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
-from vlmkit.models.registry import DEFAULT_MODEL
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.splitlines()[0])
 
-ModelOpt = typer.Option(DEFAULT_MODEL, "--model", "-m", help="random:<arch>[@seed], hf:<repo-or-dir>, or a checkpoint directory")
-OutOpt = typer.Option(..., "--out", "-o", help="output directory (result.json, report.html, run.json)")
-DeviceOpt = typer.Option("cpu", help="cpu, cuda, cuda:N, mps or auto")
-SeedOpt = typer.Option(0, help="seed of every random generator")
-BatchOpt = typer.Option(32, help="images or texts per forward pass")
-CacheOpt = typer.Option(True, "--cache/--no-cache", help="reuse embeddings cached on disk")
-CacheDirOpt = typer.Option(None, help="embedding cache folder (default $VLMKIT_CACHE or ~/.cache/vlmkit)")
-SkipBadOpt = typer.Option(False, "--skip-bad-images/--fail-on-bad-images", help="skip unreadable images (listed in result.json) instead of stopping")
-
-
-def _done(out: Path) -> None:
-    typer.echo(f"wrote {out / 'result.json'} and {out / 'report.html'}")
+app.add_typer(world_app, name="world")
 
 
 @app.command("models")
@@ -59,7 +49,7 @@ def embed_cmd(
     from vlmkit.embed_run import EmbedOptions, run_embed
     from vlmkit.runs.options import build_options
 
-    _done(run_embed(build_options(EmbedOptions, **values)))
+    done(run_embed(build_options(EmbedOptions, **values)))
 
 
 @app.command("zeroshot")
@@ -82,7 +72,7 @@ def zeroshot_cmd(
     from vlmkit.classify.zeroshot_run import ZeroShotOptions, run_zeroshot
     from vlmkit.runs.options import build_options
 
-    _done(run_zeroshot(build_options(ZeroShotOptions, **values)))
+    done(run_zeroshot(build_options(ZeroShotOptions, **values)))
 
 
 @app.command("demo")
@@ -90,7 +80,7 @@ def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o"), model: 
     """The main job, offline: builds a small colour dataset and classifies it zero-shot."""
     from vlmkit.demo import run_demo
 
-    _done(run_demo(out, model))
+    done(run_demo(out, model))
 
 
 def main(argv: list[str] | None = None) -> None:

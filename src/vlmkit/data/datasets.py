@@ -12,6 +12,10 @@ Manifest format (one JSON object per line; see ``docs/datasets.md``)::
 - ``caption`` (optional): a text describing the image.
 
 Other keys are kept in :attr:`Sample.extra`. Blank lines are ignored.
+
+A dataset may carry its own prompt templates: a ``prompts.json`` beside the manifest maps a
+target (``label`` or an attribute name) to a list of templates with ``{}``. Zero-shot
+classification uses them when no ``--templates`` are given.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from vlmkit.data.images import IMAGE_SUFFIXES
 from vlmkit.errors import DatasetError
 
 MANIFEST_NAME = "manifest.jsonl"
+PROMPTS_NAME = "prompts.json"
 _KNOWN_KEYS = {"path", "label", "labels", "attributes", "group", "caption"}
 
 
@@ -70,6 +75,7 @@ class ImageDataset:
     name: str
     root: Path
     samples: list[Sample]
+    prompts: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -129,7 +135,20 @@ def read_manifest(path: str | Path) -> ImageDataset:
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{where} is not valid JSON ({exc.msg}); fix or remove that line") from exc
             samples.append(_parse_row(row, where, root))
-    return ImageDataset(name=path.stem if path.name != MANIFEST_NAME else root.name, root=root, samples=samples)
+    name = path.stem if path.name != MANIFEST_NAME else root.name
+    return ImageDataset(name=name, root=root, samples=samples, prompts=_read_prompts(root / PROMPTS_NAME))
+
+
+def _read_prompts(path: Path) -> dict[str, list[str]]:
+    if not path.is_file():
+        return {}
+    try:
+        prompts = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path} is not valid JSON ({exc.msg}); fix it or delete it") from exc
+    if not isinstance(prompts, dict) or not all(isinstance(v, list) and all(isinstance(t, str) for t in v) for v in prompts.values()):
+        raise DatasetError(f"{path} must map each target name to a list of templates, e.g. {{\"color\": [\"a {{}} shape.\"]}}")
+    return prompts
 
 
 def read_image_folder(root: str | Path) -> ImageDataset:

@@ -14,7 +14,9 @@ import numpy as np
 from PIL import Image
 
 from vlmkit.data import world as w
-from vlmkit.data.datasets import Sample, write_manifest
+from vlmkit.data.datasets import PROMPTS_NAME, Sample, write_manifest
+from vlmkit.data.templates import resolve_templates
+from vlmkit.runs.files import atomic_write_json
 
 SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
 TEXTURE_ADJECTIVES = {"solid": ("solid", "plain"), "striped": ("striped",), "dotted": ("dotted", "polka-dot"), "checkered": ("checkered", "checkerboard")}
@@ -138,4 +140,18 @@ def generate(
         Image.fromarray(w.render(image, side, rng)).save(path)
         extra = {"objects": [o.attributes() for o in image.objects]} if len(image.objects) > 1 else {}
         samples.append(Sample(path=path, label=image.objects[0].shape, attributes=image.attributes(), group=image.group, caption=image.caption, extra=extra))
+    atomic_write_json(out / PROMPTS_NAME, world_prompts())
     return write_manifest(samples, out / "manifest.jsonl")
+
+
+def world_prompts() -> dict[str, list[str]]:
+    """The documented zero-shot templates of each world attribute (``data/templates/world-*.txt``)."""
+    prompts = {name: resolve_templates([f"world-{name}"]) for name in w.ATTRIBUTES}
+    return {**prompts, "label": prompts["shape"]}
+
+
+def full_caption(attributes: dict) -> str:
+    """The canonical caption naming every attribute of the main object and the background."""
+    position = POSITION_PHRASES[attributes["position"]][0]
+    words = f"{attributes['size']} {attributes['color']} {attributes['texture']} {attributes['shape']}"
+    return f"{_article(words)} {position} on a {attributes['background']} background"

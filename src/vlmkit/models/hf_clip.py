@@ -18,6 +18,7 @@ class CLIPAdapter(HFDualEncoder):
 
     family = "clip"
     processor_type = "CLIPImageProcessor"
+    default_preprocess = "clip-224"
     hf_class = CLIPModel
     config_class = CLIPConfig
     supports = HFDualEncoder.supports | {"decomposition"}

@@ -38,6 +38,8 @@ class HFDualEncoder:
 
     family: str = ""
     processor_type: str = ""
+    default_preprocess: str = ""
+    layout: str | None = None  # entry of specs/vit_layouts.json; defaults to the family name
     supports = frozenset({"images", "texts", "weight_view", "trace"})
 
     def __init__(self, hf_model: nn.Module, tokenizer, preprocess: ImagePreprocessor, *, name: str, fingerprint: str, device: str = "cpu"):
@@ -48,7 +50,19 @@ class HFDualEncoder:
         self.fingerprint = fingerprint
         self.device = torch.device(device)
         n_heads = self.vision_config.num_attention_heads
-        self._view = HFViTView(hf_model, layouts()[self.family], n_heads=n_heads)
+        self._view = HFViTView(hf_model, layouts()[self.layout or self.family], n_heads=n_heads)
+
+    @classmethod
+    def from_directory(cls, directory: Path, *, name: str, fingerprint: str, device: str = "cpu"):
+        """Load a checkpoint directory written by ``save_pretrained`` (or :meth:`save`)."""
+        from transformers import AutoTokenizer
+
+        from vlmkit.models import preprocess as pp
+
+        hf_model = cls.hf_class.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        preprocess = pp.from_model_dir(directory, pp.preset(cls.default_preprocess))
+        return cls(hf_model, tokenizer, preprocess, name=name, fingerprint=fingerprint, device=device)
 
     # ---- what subclasses define ----------------------------------------------------------
     @property

@@ -11,13 +11,11 @@ import json
 from pathlib import Path
 
 from vlmkit.errors import ModelNotFound
-from vlmkit.models import preprocess as pp
+from vlmkit.models.quiet import quiet_transformers
 from vlmkit.models.registry import MODEL_TYPES, family_class
 
-_DEFAULT_PREPROCESS = {"clip": "clip-224", "siglip": "siglip-224"}
 
-
-def _dir_fingerprint(directory: Path) -> str:
+def dir_fingerprint(directory: Path) -> str:
     """Hash of config.json and the size and mtime of every weight file."""
     digest = hashlib.sha256((directory / "config.json").read_bytes())
     for path in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")):
@@ -63,16 +61,10 @@ def load(source: str, device: str = "cpu"):
         )
     family = MODEL_TYPES[model_type]
     adapter = family_class(family)
-    from transformers import AutoTokenizer
 
+    name = source if Path(source).expanduser().is_dir() else f"hf:{source}"
     try:
-        hf_model = adapter.hf_class.from_pretrained(directory)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+        with quiet_transformers():
+            return adapter.from_directory(directory, name=name, fingerprint=dir_fingerprint(directory), device=device)
     except (OSError, ValueError) as exc:
         raise ModelNotFound(f"cannot load {source}: {str(exc).splitlines()[0]}; check that the directory holds a complete checkpoint") from exc
-    fallback = pp.preset(_DEFAULT_PREPROCESS[family])
-    return adapter(
-        hf_model, tokenizer, pp.from_model_dir(directory, fallback),
-        name=source if Path(source).expanduser().is_dir() else f"hf:{source}",
-        fingerprint=_dir_fingerprint(directory), device=device,
-    )

@@ -19,6 +19,7 @@ from vlmkit.models.hf_dual import HFDualEncoder
 class SiglipAdapter(HFDualEncoder):
     family = "siglip"
     processor_type = "SiglipImageProcessor"
+    default_preprocess = "siglip-224"
     hf_class = SiglipModel
     config_class = SiglipConfig
 

@@ -24,10 +24,17 @@ from vlmkit.errors import ModelNotFound
 FAMILIES: dict[str, str] = {
     "clip": "vlmkit.models.hf_clip:CLIPAdapter",
     "siglip": "vlmkit.models.hf_siglip:SiglipAdapter",
+    "embedded": "vlmkit.models.embedded:EmbeddedAdapter",
 }
 
 #: Hugging Face ``config.json`` ``model_type`` -> family.
-MODEL_TYPES: dict[str, str] = {"clip": "clip", "siglip": "siglip"}
+MODEL_TYPES: dict[str, str] = {"clip": "clip", "siglip": "siglip", "vlmkit-embedded": "embedded"}
+
+#: names that load a checkpoint shipped inside the package -> (loader, description).
+NAMED: dict[str, tuple[str, str]] = {
+    "embedded": ("vlmkit.models.embedded:load", "shipped: CLIP ViT trained on the shapes world, frozen MiniLM text tower"),
+    "embedded-biased": ("vlmkit.models.embedded:load", "shipped: the same, trained where shape is tied to background colour (p=0.95)"),
+}
 
 #: name prefix -> loader ``(spec, device) -> model``.
 SOURCES: dict[str, str] = {
@@ -58,13 +65,15 @@ def load_model(name: str | None = None, *, device: str = "cpu"):
         ModelNotFound: the name matches no source, or its weights cannot be found.
     """
     name = name or DEFAULT_MODEL
+    if name in NAMED:
+        return _resolve(NAMED[name][0])(name, device=device)
     prefix, sep, rest = name.partition(":")
     if sep and prefix in SOURCES:
         return _resolve(SOURCES[prefix])(rest, device=device)
     if Path(name).expanduser().is_dir():
         return _resolve(SOURCES["hf"])(name, device=device)
     raise ModelNotFound(
-        f"unknown model {name!r}; use random:<architecture>, hf:<repo-or-dir> or a local checkpoint directory "
+        f"unknown model {name!r}; use {', '.join(NAMED)}, random:<architecture>, hf:<repo-or-dir> or a local checkpoint directory "
         "(`vlmkit models` lists them)"
     )
 
@@ -83,7 +92,7 @@ def list_models() -> list[ModelInfo]:
     """Every name that loads without a download, plus the patterns that load checkpoints."""
     from vlmkit.models.random_models import architectures
 
-    rows = []
+    rows = [ModelInfo(name, "embedded", tuple(sorted(family_class("embedded").supports)), text) for name, (_, text) in NAMED.items()]
     for arch, spec in architectures().items():
         supports = tuple(sorted(family_class(spec["family"]).supports))
         rows.append(ModelInfo(f"random:{arch}", spec["family"], supports, f"random weights, architecture of {spec['reference']}"))

@@ -1,0 +1,228 @@
+"""Training the embedded model on the shapes world, LiT-style (Zhai et al., CVPR 2022).
+
+The text tower (MiniLM) is frozen, so caption embeddings are computed once. The vision tower
+and projection (and, for the biased twin, a small text adapter) learn with a symmetric
+contrastive loss. Captions often leave attributes unsaid, so several captions in a batch can be
+true of one image ("a red shape" fits every red object): the targets of the loss are every
+caption whose mentioned attributes all match the image (and every image a caption is true of),
+which also handles duplicate captions exactly.
+
+Work is resumable: the rendered pool, caption embeddings and a safetensors checkpoint (model and
+optimizer state) live under ``out/work``; rerunning the same command continues from the last
+checkpoint. Batches are drawn from ``default_rng([seed, step])``, so a resumed run sees the same
+batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from vlmkit.data import world as w
+from vlmkit.data.world_sample import CaptionStyle, caption, sample_image
+from vlmkit.models import preprocess as pp
+from vlmkit.models.embedded import EmbeddedNetwork, save_network
+from vlmkit.models.minilm import MiniLMEmbedder
+from vlmkit.runs.files import atomic_write_json, atomic_write_text
+
+ATTRIBUTE_NAMES = tuple(w.ATTRIBUTES)
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``vlmkit world train-model`` (defaults: the shipped ``embedded`` model)."""
+
+    steps: int = 1400
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 60
+    pool: int = 40000
+    captions_per_image: int = 4
+    seed: int = 0
+    side: int = 96
+    patch: int = 12
+    hidden: int = 128
+    layers: int = 6
+    heads: int = 4
+    spurious: str | None = None
+    caption_background_p: float = 0.5
+    text_adapter_hidden: int | None = None
+    checkpoint_every: int = 50
+    threads: int = 2
+
+    def network_config(self) -> dict:
+        vision = {
+            "hidden_size": self.hidden, "intermediate_size": 4 * self.hidden, "num_attention_heads": self.heads,
+            "num_hidden_layers": self.layers, "image_size": self.side, "patch_size": self.patch, "hidden_act": "quick_gelu",
+        }
+        return {"vision_config": vision, "text_adapter_hidden": self.text_adapter_hidden, "logit_scale_init": math.log(1 / 0.07)}
+
+    def preprocess(self) -> pp.ImagePreprocessor:
+        clip = pp.preset("clip-224")
+        return pp.ImagePreprocessor("shortest_edge", self.side, self.side, "bicubic", clip.mean, clip.std)
+
+
+def biased_config(seed: int = 0) -> TrainConfig:
+    """The ``embedded-biased`` twin: shape tied to background colour (p = 0.95), captions that
+    rarely name the background, and a trainable text adapter so the bias can reach the text side."""
+    return TrainConfig(seed=seed, spurious="target=shape,nuisance=background,p=0.95", caption_background_p=0.05, text_adapter_hidden=256)
+
+
+def _codes(values: dict) -> list[int]:
+    """Attribute values -> integer codes in :data:`ATTRIBUTE_NAMES` order (-1: not given)."""
+    return [w.ATTRIBUTES[name].index(values[name]) if name in values else -1 for name in ATTRIBUTE_NAMES]
+
+
+def prepare_pool(cfg: TrainConfig, work: Path) -> dict:
+    """Render the training pool and embed its captions once (resumable); returns arrays."""
+    from vlmkit.runs.progress import track
+
+    work.mkdir(parents=True, exist_ok=True)
+    spurious = w.Spurious.parse(cfg.spurious) if cfg.spurious else None
+    style = CaptionStyle(background=cfg.caption_background_p)
+    done_path = work / "pool.json"
+    if not done_path.is_file():
+        images = np.lib.format.open_memmap(work / "images.npy", mode="w+", dtype=np.uint8, shape=(cfg.pool, cfg.side, cfg.side, 3))
+        attrs = np.zeros((cfg.pool, len(ATTRIBUTE_NAMES)), np.int16)
+        mentions = np.zeros((cfg.pool, cfg.captions_per_image, len(ATTRIBUTE_NAMES)), np.int16)
+        captions: list[str] = []
+        for i in track(range(cfg.pool), "rendering the training pool", total=cfg.pool):
+            image, rng = sample_image(i, cfg.seed, spurious=spurious, style=style)
+            images[i] = w.render(image, cfg.side, rng)
+            attrs[i] = _codes(image.attributes())
+            texts = [(image.caption, image.extra["mentions"])]
+            texts += [caption(image, rng, style) for _ in range(cfg.captions_per_image - 1)]
+            for k, (text, said) in enumerate(texts):
+                captions.append(text)
+                mentions[i, k] = _codes(said)
+        images.flush()
+        unique = sorted(set(captions))
+        lookup = {t: j for j, t in enumerate(unique)}
+        caption_ids = np.asarray([lookup[t] for t in captions], np.int64).reshape(cfg.pool, cfg.captions_per_image)
+        text = MiniLMEmbedder().encode(unique).numpy()
+        np.save(work / "attrs.npy", attrs)
+        np.save(work / "mentions.npy", mentions)
+        np.save(work / "caption_ids.npy", caption_ids)
+        np.save(work / "caption_emb.npy", text)
+        atomic_write_text(work / "captions.txt", "\n".join(unique) + "\n")
+        atomic_write_json(done_path, {"pool": cfg.pool, "unique_captions": len(unique)})
+    return {
+        "images": np.load(work / "images.npy", mmap_mode="r"), "attrs": np.load(work / "attrs.npy"),
+        "mentions": np.load(work / "mentions.npy"), "caption_ids": np.load(work / "caption_ids.npy"),
+        "caption_emb": np.load(work / "caption_emb.npy"),
+    }
+
+
+def compatibility(mentions: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+    """``(B, B)`` bool: caption ``j`` (mentions ``(B, A)``, -1 unsaid) is true of image ``i`` (attrs ``(B, A)``)."""
+    said = mentions[None, :, :]
+    return ((said == -1) | (said == attrs[:, None, :])).all(-1)
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, compatible: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE with every compatible pair as a positive.
+
+    image, text: ``(B, D)`` unit vectors; compatible: ``(B, B)`` bool with a true diagonal.
+    """
+    logits = scale * image @ text.T
+    targets = compatible.float()
+    image_to_text = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    text_to_image = -(targets / targets.sum(0, keepdim=True) * logits.log_softmax(0)).sum(0).mean()
+    return (image_to_text + text_to_image) / 2
+
+
+def _pixels(batch: np.ndarray, preprocess: pp.ImagePreprocessor) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(batch)).float().div_(255)
+    mean = torch.tensor(preprocess.mean).view(1, 1, 1, 3)
+    std = torch.tensor(preprocess.std).view(1, 1, 1, 3)
+    return ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _save_checkpoint(path: Path, network: EmbeddedNetwork, optimizer: torch.optim.Optimizer, step: int) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in network.trainable_state().items()}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).contiguous()
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, tmp, metadata={"step": str(step)})
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, network: EmbeddedNetwork, optimizer: torch.optim.Optimizer) -> int:
+    from safetensors import safe_open
+
+    tensors = load_file(path)
+    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    with safe_open(path, "pt") as handle:
+        return int(handle.metadata()["step"])
+
+
+def train(cfg: TrainConfig, out: str | Path, log=print) -> Path:
+    """Train (or resume) and write the checkpoint directory ``out/model``; returns it."""
+    out = Path(out)
+    work = out / "work"
+    torch.set_num_threads(cfg.threads)
+    data = prepare_pool(cfg, work)
+    atomic_write_json(out / "train_config.json", asdict(cfg))
+    torch.manual_seed(cfg.seed)
+    network = EmbeddedNetwork(cfg.network_config())
+    params = [p for n, p in network.named_parameters() if not n.startswith("text_encoder.")]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    checkpoint = work / "checkpoint.safetensors"
+    start = _load_checkpoint(checkpoint, network, optimizer) if checkpoint.is_file() else 0
+    if start:
+        log(f"resuming from step {start}")
+    preprocess = cfg.preprocess()
+    caption_emb = torch.from_numpy(data["caption_emb"])
+    attrs_all = torch.from_numpy(data["attrs"].astype(np.int64))
+    mentions_all = torch.from_numpy(data["mentions"].astype(np.int64))
+    network.train()
+    t0, log_path = time.perf_counter(), out / "train_log.jsonl"
+    for step in range(start, cfg.steps):
+        rng = np.random.default_rng([cfg.seed, step])
+        index = np.sort(rng.choice(cfg.pool, cfg.batch_size, replace=False))
+        which = rng.integers(cfg.captions_per_image, size=cfg.batch_size)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(cfg, step)
+        image = F.normalize(network.image_features(_pixels(data["images"][index], preprocess)), dim=-1)
+        text = F.normalize(network.adapt_text(caption_emb[data["caption_ids"][index, which]]), dim=-1)
+        compatible = compatibility(mentions_all[index, which], attrs_all[index])
+        scale = network.logit_scale.clamp(max=math.log(100)).exp()
+        loss = contrastive_loss(image, text, scale, compatible)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        if step % 10 == 0 or step == cfg.steps - 1:
+            record = {"step": step, "loss": round(float(loss.detach()), 4), "lr": _lr(cfg, step), "scale": round(float(scale), 2), "elapsed_s": round(time.perf_counter() - t0, 1)}
+            with log_path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            log(json.dumps(record))
+        if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
+            _save_checkpoint(checkpoint, network, optimizer, step + 1)
+    network.eval()
+    return save_network(network, preprocess, out / "model")

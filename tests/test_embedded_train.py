@@ -1,0 +1,76 @@
+"""Training the embedded model: the loss, its positives, a few steps, exact resumption."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vlmkit.models.embedded_train import TrainConfig, compatibility, contrastive_loss, train
+
+
+def test_compatibility_uses_only_mentioned_attributes():
+    attrs = torch.tensor([[0, 1, 0], [0, 2, 1], [3, 1, 0]])
+    mentions = torch.tensor([[0, 1, 0], [-1, -1, 1], [-1, 1, -1]])  # full / only attr 2 / only attr 1
+    expected = torch.tensor([[True, False, True], [False, True, False], [False, False, True]])
+    assert torch.equal(compatibility(mentions, attrs), expected)
+
+
+def test_duplicate_captions_are_not_negatives():
+    image = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.05]]), dim=-1)
+    text = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), dim=-1)  # captions 0 and 2 are the same
+    scale = torch.tensor(20.0)
+    naive = contrastive_loss(image, text, scale, torch.eye(3, dtype=torch.bool))
+    aware = torch.tensor([[1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=torch.bool)
+    assert contrastive_loss(image, text, scale, aware) < naive - 0.3
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    base = dict(steps=12, batch_size=16, pool=64, captions_per_image=2, side=32, patch=8, hidden=32, layers=1, heads=2, lr=3e-3, warmup=2, checkpoint_every=4, threads=1)
+    return TrainConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    train(tiny_config(), out, log=lambda _: None)
+    return out
+
+
+def test_a_few_steps_lower_the_loss(trained):
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 11
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_trained_model_loads_through_the_model_layer(trained):
+    from vlmkit.models import load_model
+
+    model = load_model(str(trained / "model"))
+    assert model.family == "embedded" and model.embed_dim == 384
+    assert model.preprocess.output_size == 32
+    pixels = torch.randn(2, 3, 32, 32)
+    from vlmkit.interpret.decompose import direct_effects
+
+    effects = direct_effects(model, pixels)
+    assert torch.allclose(effects.total(), model.encode_images(pixels, normalize=False), rtol=1e-4, atol=1e-5)
+
+
+def test_resumed_training_equals_uninterrupted(trained, tmp_path):
+    train(tiny_config(steps=8), tmp_path, log=lambda _: None)  # "interrupted" after 8 steps
+    train(tiny_config(), tmp_path, log=lambda _: None)  # the same command again resumes
+    from safetensors.torch import load_file
+
+    resumed = load_file(tmp_path / "model" / "model.safetensors")
+    straight = load_file(trained / "model" / "model.safetensors")
+    assert resumed.keys() == straight.keys()
+    assert all(torch.allclose(resumed[k], straight[k], atol=1e-5) for k in straight)
+
+
+def test_biased_config_has_an_adapter_and_the_knob():
+    from vlmkit.models.embedded_train import biased_config
+
+    cfg = biased_config()
+    assert cfg.text_adapter_hidden and cfg.spurious.startswith("target=shape,nuisance=background") and cfg.caption_background_p < 0.1
+    assert np.isclose(float(cfg.spurious.split("p=")[1]), 0.95)
