@@ -77,7 +77,7 @@ def zeroshot_cmd(
 
 @app.command("demo")
 def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o"), model: str = ModelOpt) -> None:
-    """The main job, offline: builds a small colour dataset and classifies it zero-shot."""
+    """The main job, offline: zero-shot accuracy of every shapes-world attribute, retrieval."""
     from vlmkit.demo import run_demo
 
     done(run_demo(out, model))

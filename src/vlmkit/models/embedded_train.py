@@ -40,7 +40,7 @@ ATTRIBUTE_NAMES = tuple(w.ATTRIBUTES)
 class TrainConfig:
     """Options of ``vlmkit world train-model`` (defaults: the shipped ``embedded`` model)."""
 
-    steps: int = 1400
+    steps: int = 1600
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -56,6 +56,8 @@ class TrainConfig:
     spurious: str | None = None
     caption_background_p: float = 0.5
     text_adapter_hidden: int | None = None
+    logit_scale_init: float = 30.0
+    logit_scale_lr_mult: float = 10.0
     checkpoint_every: int = 50
     threads: int = 2
 
@@ -64,7 +66,7 @@ class TrainConfig:
             "hidden_size": self.hidden, "intermediate_size": 4 * self.hidden, "num_attention_heads": self.heads,
             "num_hidden_layers": self.layers, "image_size": self.side, "patch_size": self.patch, "hidden_act": "quick_gelu",
         }
-        return {"vision_config": vision, "text_adapter_hidden": self.text_adapter_hidden, "logit_scale_init": math.log(1 / 0.07)}
+        return {"vision_config": vision, "text_adapter_hidden": self.text_adapter_hidden, "logit_scale_init": math.log(self.logit_scale_init)}
 
     def preprocess(self) -> pp.ImagePreprocessor:
         clip = pp.preset("clip-224")
@@ -179,8 +181,12 @@ def _load_checkpoint(path: Path, network: EmbeddedNetwork, optimizer: torch.opti
         return int(handle.metadata()["step"])
 
 
-def train(cfg: TrainConfig, out: str | Path, log=print) -> Path:
-    """Train (or resume) and write the checkpoint directory ``out/model``; returns it."""
+def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None) -> Path | None:
+    """Train (or resume) and write the checkpoint directory ``out/model``; returns it.
+
+    ``until`` stops after that many steps in all, with a checkpoint, and returns ``None``: the
+    same call without it continues where it stopped.
+    """
     out = Path(out)
     work = out / "work"
     torch.set_num_threads(cfg.threads)
@@ -188,10 +194,20 @@ def train(cfg: TrainConfig, out: str | Path, log=print) -> Path:
     atomic_write_json(out / "train_config.json", asdict(cfg))
     torch.manual_seed(cfg.seed)
     network = EmbeddedNetwork(cfg.network_config())
-    params = [p for n, p in network.named_parameters() if not n.startswith("text_encoder.")]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    named = [(n, p) for n, p in network.named_parameters() if not n.startswith("text_encoder.")]
+    params = [p for _, p in named]
+    decay = [p for _, p in named if p.dim() >= 2]
+    no_decay = [p for n, p in named if p.dim() < 2 and n != "logit_scale"]
+    # the text tower is frozen, so captions that differ in one word ("left"/"right") are close:
+    # the temperature must fall fast for the loss to see them, hence its own learning rate
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
+            {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
+            {"params": [network.logit_scale], "weight_decay": 0.0, "lr_mult": cfg.logit_scale_lr_mult},
+        ],
+        lr=cfg.lr,
+    )
     checkpoint = work / "checkpoint.safetensors"
     start = _load_checkpoint(checkpoint, network, optimizer) if checkpoint.is_file() else 0
     if start:
@@ -202,12 +218,12 @@ def train(cfg: TrainConfig, out: str | Path, log=print) -> Path:
     mentions_all = torch.from_numpy(data["mentions"].astype(np.int64))
     network.train()
     t0, log_path = time.perf_counter(), out / "train_log.jsonl"
-    for step in range(start, cfg.steps):
+    for step in range(start, min(cfg.steps, until or cfg.steps)):
         rng = np.random.default_rng([cfg.seed, step])
         index = np.sort(rng.choice(cfg.pool, cfg.batch_size, replace=False))
         which = rng.integers(cfg.captions_per_image, size=cfg.batch_size)
         for group in optimizer.param_groups:
-            group["lr"] = _lr(cfg, step)
+            group["lr"] = _lr(cfg, step) * group["lr_mult"]
         image = F.normalize(network.image_features(_pixels(data["images"][index], preprocess)), dim=-1)
         text = F.normalize(network.adapt_text(caption_emb[data["caption_ids"][index, which]]), dim=-1)
         compatible = compatibility(mentions_all[index, which], attrs_all[index])
@@ -218,11 +234,13 @@ def train(cfg: TrainConfig, out: str | Path, log=print) -> Path:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         if step % 10 == 0 or step == cfg.steps - 1:
-            record = {"step": step, "loss": round(float(loss.detach()), 4), "lr": _lr(cfg, step), "scale": round(float(scale), 2), "elapsed_s": round(time.perf_counter() - t0, 1)}
+            record = {"step": step, "loss": round(float(loss.detach()), 4), "lr": _lr(cfg, step), "scale": round(float(scale.detach()), 2), "elapsed_s": round(time.perf_counter() - t0, 1)}
             with log_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
             log(json.dumps(record))
-        if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, until):
             _save_checkpoint(checkpoint, network, optimizer, step + 1)
+    if until is not None and until < cfg.steps:
+        return None
     network.eval()
     return save_network(network, preprocess, out / "model")
