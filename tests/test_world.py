@@ -111,3 +111,14 @@ def test_spurious_parse_errors():
     for bad in ("target=shape,nuisance=shape", "target=smell", "p=2", "nonsense"):
         with pytest.raises(ValueError):
             w.Spurious.parse(bad)
+
+
+def test_hard_negative_changes_exactly_one_named_attribute():
+    from vlmkit.data.world_sample import caption_with_negative
+
+    for index in range(100):
+        image, rng = sample_image(index, seed=9)
+        (text, said), (negative, negative_said) = caption_with_negative(image, rng)
+        assert said.keys() == negative_said.keys() and text != negative
+        changed = [name for name in said if said[name] != negative_said[name]]
+        assert len(changed) == 1

@@ -25,10 +25,10 @@ def models_cmd() -> None:
     """List model names, their families and what each supports."""
     from vlmkit.models import list_models
 
-    rows = list_models()
-    width = max(len(r.name) for r in rows)
-    for row in rows:
-        typer.echo(f"{row.name:<{width}}  {row.family:<7}  {','.join(row.supports):<40}  {row.description}")
+    table = [(r.name, r.family, ",".join(r.supports), r.description) for r in list_models()]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths + [0], strict=True)).rstrip())
 
 
 @app.command("embed")

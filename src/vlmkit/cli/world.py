@@ -43,6 +43,7 @@ def train_cmd(
     steps: int | None = typer.Option(None, help="optimisation steps (default: the shipped model's)"),
     pool: int | None = typer.Option(None, help="images rendered for training (default: the shipped model's)"),
     seed: int = SeedOpt,
+    threads: int = typer.Option(2, help="CPU threads for torch"),
 ) -> None:
     """Train the embedded model LiT-style on the shapes world (resumes from OUT/work)."""
     from vlmkit.models.embedded_train import TrainConfig, biased_config, train
@@ -50,6 +51,7 @@ def train_cmd(
     cfg = biased_config(seed) if biased else TrainConfig(seed=seed)
     cfg.steps = steps or cfg.steps
     cfg.pool = pool or cfg.pool
+    cfg.threads = threads
     model_dir = train(cfg, out, log=typer.echo)
     typer.echo(f"wrote {model_dir}; evaluate it with: vlmkit world eval-model --model {model_dir} --out <dir>")
 

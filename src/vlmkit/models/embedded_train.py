@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from vlmkit.data import world as w
-from vlmkit.data.world_sample import CaptionStyle, caption, sample_image
+from vlmkit.data.world_sample import CaptionStyle, caption_with_negative, sample_image
 from vlmkit.models import preprocess as pp
 from vlmkit.models.embedded import EmbeddedNetwork, save_network
 from vlmkit.models.minilm import MiniLMEmbedder
@@ -84,39 +84,47 @@ def _codes(values: dict) -> list[int]:
     return [w.ATTRIBUTES[name].index(values[name]) if name in values else -1 for name in ATTRIBUTE_NAMES]
 
 
+POOL_VERSION = 2
+
+
 def prepare_pool(cfg: TrainConfig, work: Path) -> dict:
-    """Render the training pool and embed its captions once (resumable); returns arrays."""
+    """Render the training pool and embed its captions once (resumable); returns arrays.
+
+    Each image gets ``captions_per_image`` captions and, for each, a hard negative that gets
+    one named attribute wrong (:func:`~vlmkit.data.world_sample.counterfactual`).
+    """
     from vlmkit.runs.progress import track
 
     work.mkdir(parents=True, exist_ok=True)
     spurious = w.Spurious.parse(cfg.spurious) if cfg.spurious else None
     style = CaptionStyle(background=cfg.caption_background_p)
     done_path = work / "pool.json"
-    if not done_path.is_file():
+    stamp = {"version": POOL_VERSION, "pool": cfg.pool, "seed": cfg.seed, "side": cfg.side, "spurious": cfg.spurious,
+             "captions_per_image": cfg.captions_per_image, "caption_background_p": cfg.caption_background_p}
+    if not done_path.is_file() or json.loads(done_path.read_text()).get("stamp") != stamp:
         images = np.lib.format.open_memmap(work / "images.npy", mode="w+", dtype=np.uint8, shape=(cfg.pool, cfg.side, cfg.side, 3))
         attrs = np.zeros((cfg.pool, len(ATTRIBUTE_NAMES)), np.int16)
-        mentions = np.zeros((cfg.pool, cfg.captions_per_image, len(ATTRIBUTE_NAMES)), np.int16)
+        mentions = np.zeros((2, cfg.pool, cfg.captions_per_image, len(ATTRIBUTE_NAMES)), np.int16)
         captions: list[str] = []
         for i in track(range(cfg.pool), "rendering the training pool", total=cfg.pool):
             image, rng = sample_image(i, cfg.seed, spurious=spurious, style=style)
             images[i] = w.render(image, cfg.side, rng)
             attrs[i] = _codes(image.attributes())
-            texts = [(image.caption, image.extra["mentions"])]
-            texts += [caption(image, rng, style) for _ in range(cfg.captions_per_image - 1)]
-            for k, (text, said) in enumerate(texts):
-                captions.append(text)
-                mentions[i, k] = _codes(said)
+            for k in range(cfg.captions_per_image):
+                (text, said), (negative, negative_said) = caption_with_negative(image, rng, style)
+                captions += [text, negative]
+                mentions[0, i, k], mentions[1, i, k] = _codes(said), _codes(negative_said)
         images.flush()
         unique = sorted(set(captions))
         lookup = {t: j for j, t in enumerate(unique)}
-        caption_ids = np.asarray([lookup[t] for t in captions], np.int64).reshape(cfg.pool, cfg.captions_per_image)
+        ids = np.asarray([lookup[t] for t in captions], np.int64).reshape(cfg.pool, cfg.captions_per_image, 2)
         text = MiniLMEmbedder().encode(unique).numpy()
         np.save(work / "attrs.npy", attrs)
         np.save(work / "mentions.npy", mentions)
-        np.save(work / "caption_ids.npy", caption_ids)
+        np.save(work / "caption_ids.npy", np.moveaxis(ids, -1, 0))
         np.save(work / "caption_emb.npy", text)
         atomic_write_text(work / "captions.txt", "\n".join(unique) + "\n")
-        atomic_write_json(done_path, {"pool": cfg.pool, "unique_captions": len(unique)})
+        atomic_write_json(done_path, {"stamp": stamp, "unique_captions": len(unique)})
     return {
         "images": np.load(work / "images.npy", mmap_mode="r"), "attrs": np.load(work / "attrs.npy"),
         "mentions": np.load(work / "mentions.npy"), "caption_ids": np.load(work / "caption_ids.npy"),
@@ -125,7 +133,7 @@ def prepare_pool(cfg: TrainConfig, work: Path) -> dict:
 
 
 def compatibility(mentions: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-    """``(B, B)`` bool: caption ``j`` (mentions ``(B, A)``, -1 unsaid) is true of image ``i`` (attrs ``(B, A)``)."""
+    """``(B, T)`` bool: caption ``j`` (mentions ``(T, A)``, -1 unsaid) is true of image ``i`` (attrs ``(B, A)``)."""
     said = mentions[None, :, :]
     return ((said == -1) | (said == attrs[:, None, :])).all(-1)
 
@@ -133,11 +141,14 @@ def compatibility(mentions: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, compatible: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE with every compatible pair as a positive.
 
-    image, text: ``(B, D)`` unit vectors; compatible: ``(B, B)`` bool with a true diagonal.
+    image ``(B, D)`` and text ``(T, D)`` unit vectors, ``T >= B`` (captions, then hard negatives);
+    compatible ``(B, T)`` bool, true where caption ``j`` is true of image ``i`` (a true diagonal).
     """
     logits = scale * image @ text.T
     targets = compatible.float()
     image_to_text = -(targets / targets.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    fits = targets.sum(0) > 0  # a hard negative may be true of no image in the batch
+    targets, logits = targets[:, fits], logits[:, fits]
     text_to_image = -(targets / targets.sum(0, keepdim=True) * logits.log_softmax(0)).sum(0).mean()
     return (image_to_text + text_to_image) / 2
 
@@ -215,7 +226,7 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
     preprocess = cfg.preprocess()
     caption_emb = torch.from_numpy(data["caption_emb"])
     attrs_all = torch.from_numpy(data["attrs"].astype(np.int64))
-    mentions_all = torch.from_numpy(data["mentions"].astype(np.int64))
+    mentions_all = torch.from_numpy(data["mentions"].astype(np.int64))  # (2, pool, K, A): captions, negatives
     network.train()
     t0, log_path = time.perf_counter(), out / "train_log.jsonl"
     for step in range(start, min(cfg.steps, until or cfg.steps)):
@@ -225,8 +236,10 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step) * group["lr_mult"]
         image = F.normalize(network.image_features(_pixels(data["images"][index], preprocess)), dim=-1)
-        text = F.normalize(network.adapt_text(caption_emb[data["caption_ids"][index, which]]), dim=-1)
-        compatible = compatibility(mentions_all[index, which], attrs_all[index])
+        ids = np.concatenate([data["caption_ids"][0, index, which], data["caption_ids"][1, index, which]])
+        text = F.normalize(network.adapt_text(caption_emb[ids]), dim=-1)
+        said = torch.cat([mentions_all[0, index, which], mentions_all[1, index, which]])
+        compatible = compatibility(said, attrs_all[index])
         scale = network.logit_scale.clamp(max=math.log(100)).exp()
         loss = contrastive_loss(image, text, scale, compatible)
         optimizer.zero_grad(set_to_none=True)
