@@ -29,7 +29,6 @@ def main(name: str, train_dir: str, eval_dir: str) -> None:
     )
     groups = result["shape_groups"]
     worst = min(groups["groups"], key=groups["groups"].get)
-    vision = cfg["network_config"] if "network_config" in cfg else None
     card = f"""# {name}
 
 A small CLIP vision transformer trained on vlmkit's shapes world, aligned LiT-style to the

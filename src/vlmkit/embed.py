@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vlmkit.data.images import load_image
 from vlmkit.errors import DatasetError
@@ -96,7 +97,7 @@ def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, ca
             loaded = list(pool.map(load, chunk_paths))
         reasons = [reason for _, reason in loaded]
         pixels = [p for p, _ in loaded if p is not None]
-        out = [model.encode_images(_stack(pixels[i : i + batch_size])).numpy() for i in range(0, len(pixels), batch_size)]
+        out = [model.encode_images(torch.stack(pixels[i : i + batch_size])).numpy() for i in range(0, len(pixels), batch_size)]
         return (np.concatenate(out) if out else np.zeros((0, model.embed_dim), np.float32)), reasons
 
     return _run_chunks(paths, digests, _namespace(model, "image"), compute, cache, "embedding images")
@@ -112,9 +113,3 @@ def embed_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: Em
         return np.concatenate(out), [""] * len(chunk)
 
     return _run_chunks(texts, digests, _namespace(model, "text"), compute, cache, "embedding texts")
-
-
-def _stack(tensors):
-    import torch
-
-    return torch.stack(tensors)

@@ -10,6 +10,7 @@ from vlmkit.classify.zeroshot import check_classes, class_embeddings, zeroshot_c
 from vlmkit.data.datasets import load_dataset
 from vlmkit.data.templates import resolve_classes, resolve_templates, validate
 from vlmkit.embed import embed_images
+from vlmkit.errors import UserError
 from vlmkit.models import load_model
 from vlmkit.report import html
 from vlmkit.runs.options import RunOptions
@@ -31,8 +32,6 @@ def run_zeroshot(opts: ZeroShotOptions) -> Path:
     dataset = load_dataset(opts.dataset)
     what = f"attribute {opts.attribute!r}" if opts.attribute else "label"
     if opts.attribute and opts.attribute not in dataset.attribute_names():
-        from vlmkit.errors import UserError
-
         known = ", ".join(dataset.attribute_names()) or "none"
         raise UserError(f"the dataset has no attribute {opts.attribute!r}; its attributes are: {known}")
     targets = dataset.targets(opts.attribute)

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import typer
 
-from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, ModelOpt, OutOpt, SeedOpt, SkipBadOpt, done
+from vlmkit.cli.common import (
+    BatchOpt,
+    CacheDirOpt,
+    CacheOpt,
+    DeviceOpt,
+    ModelOpt,
+    OutOpt,
+    SeedOpt,
+    SkipBadOpt,
+    done,
+)
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
 

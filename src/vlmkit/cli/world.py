@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, ModelOpt, OutOpt, SeedOpt, done
+from vlmkit.cli.common import (
+    BatchOpt,
+    CacheDirOpt,
+    CacheOpt,
+    DeviceOpt,
+    ModelOpt,
+    OutOpt,
+    SeedOpt,
+    done,
+)
 from vlmkit.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, help="The shapes world: procedural images with known ground truth.")

@@ -43,7 +43,7 @@ SOURCES: dict[str, str] = {
 }
 
 #: The model every command uses when ``--model`` is not given.
-DEFAULT_MODEL = "random:clip-vit-b32"
+DEFAULT_MODEL = "embedded"
 
 
 def _resolve(target: str):
