@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from vlmkit.data.world import Spurious
 from vlmkit.models.embedded import shipped_dir
 
 TARGETS = {"color": 0.95, "shape": 0.90, "size": 0.95, "position": 0.85, "texture": 0.85}
@@ -29,6 +30,17 @@ def main(name: str, train_dir: str, eval_dir: str) -> None:
     )
     groups = result["shape_groups"]
     worst = min(groups["groups"], key=groups["groups"].get)
+    n_flag = f" --n {result['n']}" if result["n"] != 1000 else ""
+    bias = ""
+    if cfg["spurious"]:
+        knob = Spurious.parse(cfg["spurious"])
+        paired = [acc for group, acc in groups["groups"].items() if knob.paired(group.split("|")[0]) == group.split("|")[1]]
+        others = [acc for group, acc in groups["groups"].items() if knob.paired(group.split("|")[0]) != group.split("|")[1]]
+        bias = (
+            f"\n- The planted bias: on the {len(paired)} groups where the background is the one shape was tied to in training,"
+            f" shape accuracy is {sum(paired) / len(paired):.3f}; on the other {len(others)} groups it is {sum(others) / len(others):.3f}"
+            " on average. This gap is what debiasing and editing methods try to close."
+        )
     card = f"""# {name}
 
 A small CLIP vision transformer trained on vlmkit's shapes world, aligned LiT-style to the
@@ -57,7 +69,7 @@ after {log[-1]['elapsed_s'] / 60:.0f} minutes on 2 CPU cores.
 On a fresh balanced world split ({result['n']} images, world seed {run['config']['world_seed']}), measured by
 
 ```
-vlmkit world eval-model --model {name} --out runs/eval-{name}
+vlmkit world eval-model --model {name}{n_flag} --out runs/eval-{name}
 ```
 
 | attribute | zero-shot accuracy | target |
@@ -65,7 +77,7 @@ vlmkit world eval-model --model {name} --out runs/eval-{name}
 {rows}
 
 - Shape over the {len(groups['groups'])} shape x background groups: worst-group accuracy
-  **{groups['worst_group_accuracy']:.3f}** (group `{worst}`), mean group accuracy {groups['mean_group_accuracy']:.3f}.
+  **{groups['worst_group_accuracy']:.3f}** (group `{worst}`), mean group accuracy {groups['mean_group_accuracy']:.3f}.{bias}
 - Image-to-caption retrieval against {result['retrieval']['gallery']} canonical captions that name every attribute
   (e.g. "{result['retrieval']['caption_example']}"): recall@1 **{result['retrieval']['recall@1']:.3f}**, recall@5 **{result['retrieval']['recall@5']:.3f}**.
 

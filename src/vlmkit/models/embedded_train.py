@@ -40,7 +40,7 @@ ATTRIBUTE_NAMES = tuple(w.ATTRIBUTES)
 class TrainConfig:
     """Options of ``vlmkit world train-model`` (defaults: the shipped ``embedded`` model)."""
 
-    steps: int = 1600
+    steps: int = 1300
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -76,7 +76,7 @@ class TrainConfig:
 def biased_config(seed: int = 0) -> TrainConfig:
     """The ``embedded-biased`` twin: shape tied to background colour (p = 0.95), captions that
     rarely name the background, and a trainable text adapter so the bias can reach the text side."""
-    return TrainConfig(seed=seed, spurious="target=shape,nuisance=background,p=0.95", caption_background_p=0.05, text_adapter_hidden=256)
+    return TrainConfig(seed=seed, steps=1600, spurious="target=shape,nuisance=background,p=0.95", caption_background_p=0.05, text_adapter_hidden=256)
 
 
 def _codes(values: dict) -> list[int]:
@@ -179,7 +179,7 @@ def init_positions(network: EmbeddedNetwork, pixels: torch.Tensor) -> None:
 
 
 def _pixels(batch: np.ndarray, preprocess: pp.ImagePreprocessor) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(batch)).float().div_(255)
+    x = torch.from_numpy(np.array(batch)).float().div_(255)
     mean = torch.tensor(preprocess.mean).view(1, 1, 1, 3)
     std = torch.tensor(preprocess.std).view(1, 1, 1, 3)
     return ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
