@@ -114,6 +114,7 @@ class HFDualEncoder:
         self.fingerprint = f"{self.fingerprint.split('+')[0]}+{weights_digest(self._view.read())}"
 
     def hook_points(self):
+        """The named hook points of the vision tower (names usable with :meth:`trace_vision`)."""
         return self._view.hook_points()
 
     def trace_vision(self, pixels: Tensor, points: Sequence[str]) -> dict[str, Tensor]:

@@ -49,10 +49,6 @@ def section(title: str, *blocks: str) -> str:
     return f"<h2>{escape(title)}</h2>" + "".join(blocks)
 
 
-def paragraph(text: str, muted: bool = False) -> str:
-    return f"<p class='{'muted' if muted else ''}'>{escape(text)}</p>"
-
-
 def page(title: str, *blocks: str) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
