@@ -31,6 +31,12 @@ def test_generate_bad_input(tmp_path, capsys, args, message):
     assert not (tmp_path / "w" / "manifest.jsonl").exists()
 
 
+def test_train_model_bad_input(tmp_path, capsys):
+    assert run_cli("world", "train-model", "--out", tmp_path / "t", "--steps", -3) == 2
+    assert "--steps >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
 def test_eval_model_on_a_random_architecture(tmp_path):
     out = tmp_path / "eval"
     assert run_cli("world", "eval-model", "--model", "random:clip-tiny", "--n", 20, "--out", out) == 0

@@ -23,6 +23,7 @@ from vlmkit.metrics.classification import group_accuracies
 from vlmkit.metrics.retrieval import recall_at_k
 from vlmkit.models import load_model
 from vlmkit.report import html
+from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.record import Run
 
@@ -42,7 +43,7 @@ def world_split(out: Path, n: int, seed: int, spurious: str | None) -> Path:
     if not (stamp.is_file() and json.loads(stamp.read_text()) == params and (out / "manifest.jsonl").is_file()):
         knob = w.Spurious.parse(spurious) if spurious else None
         generate(out, n, seed, spurious=knob, group_by=("shape", "background"))
-        stamp.write_text(json.dumps(params))
+        atomic_write_json(stamp, params)
     return out / "manifest.jsonl"
 
 

@@ -57,6 +57,8 @@ def train_cmd(
     """Train the embedded model LiT-style on the shapes world (resumes from OUT/work)."""
     from vlmkit.models.embedded_train import TrainConfig, biased_config, train
 
+    if (steps is not None and steps < 1) or (pool is not None and pool < 16) or threads < 1:
+        raise UserError("need --steps >= 1, --pool >= 16 and --threads >= 1")
     cfg = biased_config(seed) if biased else TrainConfig(seed=seed)
     cfg.steps = steps or cfg.steps
     cfg.pool = pool or cfg.pool
