@@ -1,0 +1,67 @@
+"""Weight-space pieces of SITH (arXiv 2603.24653, §3 steps 1-3): per-head value-output
+matrices, their SVD with a deterministic sign, and the map of residual directions into the joint
+image-text space. Everything reads the canonical weight view only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vlmkit.models.base import AttentionLayerWeights, VisionWeights
+
+
+def value_output(layer: AttentionLayerWeights, fold_ln: bool = True, center: bool = True) -> Tensor:
+    """``(n_heads, d_model, d_model)`` value-output matrices ``W_V[h] @ W_O[h]``.
+
+    fold_ln: scale each input row of ``W_V`` by the ``ln1`` gain (its shift and the value bias
+        only move the output bias, so they never enter the matrix).
+    center: make writes orthogonal to the all-ones vector (each row of ``W_O`` minus its mean
+        over the output coordinates) and remove the mean component of the input (each column of
+        ``W_V`` minus its mean over the input coordinates, the TransformerLens convention, a
+        no-op after a LayerNorm).
+    """
+    W_V, W_O = layer.W_V.double(), layer.W_O.double()
+    if fold_ln:
+        W_V = W_V * layer.ln1.weight.double()[None, :, None]
+    if center:
+        W_V = W_V - W_V.mean(1, keepdim=True)
+        W_O = W_O - W_O.mean(2, keepdim=True)
+    return W_V @ W_O
+
+
+def head_svd(vo: Tensor, rank: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """SVD of value-output matrices ``(n_heads, d, d)`` at ``rank`` (default: full, d_head).
+
+    Returns ``U`` ``(n_heads, d, r)`` (read directions), ``S`` ``(n_heads, r)`` and ``Vt``
+    ``(n_heads, r, d)`` (write directions, SITH's default). Each pair ``(u_j, v_j)`` is flipped
+    together so that the largest-magnitude entry of ``u_j`` is positive.
+    """
+    U, S, Vt = torch.linalg.svd(vo.double(), full_matrices=False)
+    if rank is not None:
+        U, S, Vt = U[..., :rank], S[..., :rank], Vt[..., :rank, :]
+    peak = U.abs().argmax(1, keepdim=True)  # (h, 1, r)
+    sign = torch.sign(torch.gather(U, 1, peak)).squeeze(1)  # (h, r)
+    sign[sign == 0] = 1
+    return U * sign[:, None, :], S, Vt * sign[:, :, None]
+
+
+def to_joint_space(directions: Tensor, weights: VisionWeights, image_mean: Tensor | None = None, affine: bool = True) -> Tensor:
+    """Map residual directions ``(N, d_model)`` to unit vectors ``(N, d_embed)`` of the joint space.
+
+    ``p = ln_post(v) @ proj`` (with the LayerNorm's gain and shift when ``affine``, else
+    ``(gamma * centred v) @ proj``), normalised, minus ``image_mean`` (the mean unit image
+    embedding), normalised again.
+    """
+    if weights.proj is None:
+        raise ValueError("this tower has no linear readout (attention-pooling head)")
+    v = directions.float()
+    if affine:
+        p = weights.ln_post(v) @ weights.proj
+    else:
+        p = ((v - v.mean(-1, keepdim=True)) * weights.ln_post.weight) @ weights.proj
+    p = F.normalize(p, dim=-1)
+    if image_mean is not None:
+        p = F.normalize(p - image_mean, dim=-1)
+    return p
