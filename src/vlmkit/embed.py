@@ -66,8 +66,7 @@ def _run_chunks(items: list[str], digests: list[str | None], namespace: str, com
         vectors.append(chunk_vectors)
         indices.extend(start + i for i in ok)
         failed.extend((start + i, chunk_items[i], reason) for i, reason in enumerate(reasons) if reason)
-    dim = vectors[0].shape[1] if vectors and vectors[0].ndim == 2 else 0
-    stacked = np.concatenate([v.reshape(-1, dim) for v in vectors]) if vectors else np.zeros((0, dim), np.float32)
+    stacked = np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32)
     return Embeddings(stacked.astype(np.float32), np.asarray(indices, dtype=np.int64), failed, cached, computed)
 
 

@@ -178,13 +178,6 @@ def init_positions(network: EmbeddedNetwork, pixels: torch.Tensor) -> None:
     embeddings.position_embedding.weight[0] = 0
 
 
-def _pixels(batch: np.ndarray, preprocess: pp.ImagePreprocessor) -> torch.Tensor:
-    x = torch.from_numpy(np.array(batch)).float().div_(255)
-    mean = torch.tensor(preprocess.mean).view(1, 1, 1, 3)
-    std = torch.tensor(preprocess.std).view(1, 1, 1, 3)
-    return ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
-
-
 def _lr(cfg: TrainConfig, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -230,7 +223,7 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
     atomic_write_json(out / "train_config.json", asdict(cfg))
     torch.manual_seed(cfg.seed)
     network = EmbeddedNetwork(cfg.network_config())
-    init_positions(network, _pixels(data["images"][: cfg.batch_size], cfg.preprocess()))
+    init_positions(network, cfg.preprocess().normalize(data["images"][: cfg.batch_size]))
     named = [(n, p) for n, p in network.named_parameters() if not n.startswith("text_encoder.")]
     params = [p for _, p in named]
     decay = [p for n, p in named if p.dim() >= 2 and "position_embedding" not in n]
@@ -261,7 +254,7 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
         which = rng.integers(cfg.captions_per_image, size=cfg.batch_size)
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step) * group["lr_mult"]
-        image = F.normalize(network.image_features(_pixels(data["images"][index], preprocess)), dim=-1)
+        image = F.normalize(network.image_features(preprocess.normalize(data["images"][index])), dim=-1)
         ids = np.concatenate([data["caption_ids"][0, index, which], data["caption_ids"][1, index, which]])
         text = F.normalize(network.adapt_text(caption_emb[ids]), dim=-1)
         said = torch.cat([mentions_all[0, index, which], mentions_all[1, index, which]])

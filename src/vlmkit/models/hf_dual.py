@@ -111,7 +111,7 @@ class HFDualEncoder:
 
     def set_vision_weights(self, weights: VisionWeights) -> None:
         self._view.write(weights)
-        self.fingerprint = f"{self.fingerprint.split('+')[0]}+{weights_digest(self._view.read())}"
+        self.fingerprint = f"{self.fingerprint.split('+')[0]}+{weights_digest(weights)}"
 
     def hook_points(self):
         """The named hook points of the vision tower (names usable with :meth:`trace_vision`)."""

@@ -74,9 +74,13 @@ class ImagePreprocessor:
         image = self._resize(image)
         if self.crop is not None:
             image = self._center_crop(image)
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        return self.normalize(np.asarray(image))
+
+    def normalize(self, pixels: np.ndarray) -> Tensor:
+        """uint8 RGB ``(..., S, S, 3)`` already at the output size -> float32 ``(..., 3, S, S)``."""
+        array = pixels.astype(np.float32) / 255.0
         array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
-        return torch.from_numpy(array.transpose(2, 0, 1).copy())
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, -3)))
 
     def batch(self, images: list[Image.Image]) -> Tensor:
         """RGB PIL images -> ``(batch, 3, S, S)``."""
