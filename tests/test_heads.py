@@ -45,3 +45,16 @@ def test_joint_space_vectors_are_unit_and_centred(clip_tiny):
     assert torch.allclose(p.norm(dim=-1), torch.ones(6), atol=1e-5)
     q = to_joint_space(directions, weights, affine=False)
     assert q.shape == (6, clip_tiny.embed_dim)
+
+
+def test_factored_svd_equals_svd_of_the_product(clip_tiny):
+    from vlmkit.interpret.heads import factored_svd, head_factors
+
+    layer = clip_tiny.vision_weights().layers[1]
+    W_V, W_O = head_factors(layer)
+    U, S, Vt = factored_svd(W_V, W_O)
+    U2, S2, Vt2 = head_svd(W_V @ W_O, rank=layer.d_head)
+    assert torch.allclose(S, S2, atol=1e-10)
+    assert torch.allclose(U @ torch.diag_embed(S) @ Vt, W_V @ W_O, atol=1e-10)
+    # the sign rule makes the two computations agree vector by vector (distinct singular values)
+    assert torch.allclose(Vt, Vt2, atol=1e-6) and torch.allclose(U, U2, atol=1e-6)

@@ -40,7 +40,7 @@ class Embeddings:
     computed_chunks: int = 0
 
 
-def _namespace(model, kind: str) -> str:
+def cache_namespace(model, kind: str) -> str:
     extra = model.preprocess.key() if kind == "image" else ""
     return f"{kind}|{model.fingerprint}|{extra}"
 
@@ -99,7 +99,7 @@ def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, ca
         out = [model.encode_images(torch.stack(pixels[i : i + batch_size])).numpy() for i in range(0, len(pixels), batch_size)]
         return (np.concatenate(out) if out else np.zeros((0, model.embed_dim), np.float32)), reasons
 
-    return _run_chunks(paths, digests, _namespace(model, "image"), compute, cache, "embedding images")
+    return _run_chunks(paths, digests, cache_namespace(model, "image"), compute, cache, "embedding images")
 
 
 def embed_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: EmbeddingCache | None = None) -> Embeddings:
@@ -111,4 +111,4 @@ def embed_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: Em
         out = [model.encode_texts(chunk[i : i + batch_size]).numpy() for i in range(0, len(chunk), batch_size)]
         return np.concatenate(out), [""] * len(chunk)
 
-    return _run_chunks(texts, digests, _namespace(model, "text"), compute, cache, "embedding texts")
+    return _run_chunks(texts, digests, cache_namespace(model, "text"), compute, cache, "embedding texts")

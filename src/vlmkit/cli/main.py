@@ -22,12 +22,14 @@ from vlmkit.cli.common import (
     SkipBadOpt,
     done,
 )
+from vlmkit.cli.sith import app as sith_app
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.splitlines()[0])
 
 app.add_typer(world_app, name="world")
+app.add_typer(sith_app, name="sith")
 
 
 @app.command("models")

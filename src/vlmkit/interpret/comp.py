@@ -78,10 +78,10 @@ def sparse_code(targets: Tensor, dictionary: Tensor, k: int = 5, lam: float = 0.
     taken = torch.zeros(n, dictionary.shape[0], dtype=torch.bool)
     rows = torch.arange(n)
     for step in range(k):
-        score = residual @ dictionary.T
-        if step > 0 and lam:
-            score = score + lam * (dictionary[indices[:, :step]].mean(1) @ dictionary.T)
-        score = score.masked_fill(taken, float("-inf"))
+        query = residual
+        if step > 0 and lam:  # <rho, d_j> + lam <mean_S, d_j> = <rho + lam mean_S, d_j>: one product
+            query = residual + lam * dictionary[indices[:, :step]].mean(1)
+        score = (query @ dictionary.T).masked_fill(taken, float("-inf"))
         indices[:, step] = score.argmax(1)
         taken[rows, indices[:, step]] = True
         atoms = dictionary[indices[:, : step + 1]]  # (N, step+1, d)

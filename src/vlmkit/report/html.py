@@ -12,6 +12,8 @@ table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
 td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f5f5f5}
 td:first-child,th:first-child{text-align:left}.muted{color:#777;font-size:.85rem}
 .heat td{min-width:2rem;text-align:center}
+.grid td{vertical-align:top;text-align:left;font-size:.78rem;min-width:7rem}
+details{margin:.3rem 0}summary{cursor:pointer}
 """
 
 
@@ -43,6 +45,21 @@ def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_la
         rows.append(f"<tr><th>{escape(str(label))}</th>{cells}</tr>")
     cap = f"<caption class='muted'>{escape(caption)}</caption>" if caption else ""
     return f"<table class='heat'>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def sparkline(values: Sequence[float], width: int = 110, height: int = 28) -> str:
+    """An inline SVG polyline of ``values`` (e.g. a singular-value spectrum), scaled to its maximum."""
+    top = max(max(values, default=0.0), 1e-12)
+    step = width / max(len(values) - 1, 1)
+    points = " ".join(f"{i * step:.1f},{height - height * v / top:.1f}" for i, v in enumerate(values))
+    return (f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}'>"
+            f"<polyline fill='none' stroke='#1f77b4' stroke-width='1.2' points='{points}'/></svg>")
+
+
+def details(summary: str, *blocks: str, anchor: str = "") -> str:
+    """A collapsed block: ``summary`` shown, ``blocks`` revealed on click."""
+    ident = f" id='{escape(anchor)}'" if anchor else ""
+    return f"<details{ident}><summary>{escape(summary)}</summary>{''.join(blocks)}</details>"
 
 
 def section(title: str, *blocks: str) -> str:

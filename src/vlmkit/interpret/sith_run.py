@@ -1,0 +1,164 @@
+"""The ``vlmkit sith`` job: explain the heads of a model's vision tower; write result.json,
+arrays.npz (the per-layer ``indices``/``scores``/``sigma`` tensors under the official artefact
+keys) and a browsable report.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from vlmkit.errors import UnsupportedError, UserError
+from vlmkit.interpret.concepts import build_dictionary
+from vlmkit.interpret.image_mean import resolve_image_mean
+from vlmkit.interpret.sith import SithConfig, explain, parse_layers, sentence_coherence
+from vlmkit.interpret.vocab import load_vocabulary, vocabulary_name
+from vlmkit.models import load_model
+from vlmkit.report import html
+from vlmkit.runs.files import atomic_save_npz
+from vlmkit.runs.options import RunOptions
+from vlmkit.runs.progress import track
+from vlmkit.runs.record import Run
+
+REPORT_VECTORS = 16  # per head in report.html; result.json holds all
+
+
+class SithOptions(RunOptions):
+    layers: str = "last4"
+    vocab: str = "default"
+    k: int = Field(5, ge=1)
+    lam: float = Field(0.3, ge=0)
+    method: Literal["comp", "omp", "mp", "topk"] = "comp"
+    side: Literal["right", "left"] = "right"
+    fold_ln: bool = True
+    center: bool = True
+    ln_post: Literal["affine", "centred"] = "affine"
+    image_mean: str = "auto"
+    coherence: bool = True
+
+    def sith_config(self) -> SithConfig:
+        return SithConfig(k=self.k, lam=self.lam, method=self.method, side=self.side, fold_ln=self.fold_ln,
+                          center=self.center, affine_ln_post=self.ln_post == "affine")
+
+
+def prepare(opts: SithOptions, run: Run):
+    """Load the model, vocabulary, dictionary and image mean shared by ``sith`` and ``edit``."""
+    concepts = load_vocabulary(opts.vocab)
+    with run.timer("load_model"):
+        model = load_model(opts.model, device=opts.resolved_device())
+    weights = model.vision_weights()
+    if weights.proj is None:
+        raise UnsupportedError(f"{model.name} reads its image embedding through attention pooling, not a linear projection; SITH needs a CLIP-style tower")
+    try:
+        layers = parse_layers(opts.layers, weights.n_layers)
+    except ValueError as exc:
+        raise UserError(f"--layers: {exc}") from exc
+    if opts.k > len(concepts):
+        raise UserError(f"--k {opts.k} exceeds the vocabulary's {len(concepts)} concepts")
+    cache = opts.embedding_cache()
+    with run.timer("encode_vocabulary"):
+        dictionary = build_dictionary(model, concepts, cache=cache)
+    with run.timer("image_mean"):
+        image_mean, mean_info = resolve_image_mean(model, opts.image_mean, cache=cache, batch_size=opts.batch_size)
+    run.info["model_fingerprint"] = model.fingerprint
+    return model, weights, layers, dictionary, image_mean, mean_info
+
+
+def run_sith(opts: SithOptions) -> Path:
+    run = Run(opts.out, "sith", opts.model_dump(mode="json"), seed=opts.seed)
+    torch.manual_seed(opts.seed)
+    model, weights, layers, dictionary, image_mean, mean_info = prepare(opts, run)
+    cfg = opts.sith_config()
+    with run.timer("decompose"):
+        bar = iter(track(layers, "explaining layers"))
+        explanations = explain(weights, layers, dictionary, image_mean, cfg, progress=lambda: next(bar, None))
+    coherences = [None] * len(explanations)
+    if opts.coherence:
+        from vlmkit.models.minilm import MiniLMEmbedder
+
+        with run.timer("coherence"):
+            coherences = sentence_coherence(explanations, dictionary.concepts, MiniLMEmbedder())
+    vocab = vocabulary_name(opts.vocab)
+    arrays = {}
+    for e in explanations:
+        key = cfg.artefact_key(e.layer, vocab)
+        arrays |= {f"{key}.indices": e.indices.numpy(), f"{key}.scores": e.scores.numpy(), f"{key}.sigma": e.sigma.numpy()}
+    atomic_save_npz(Path(opts.out) / "arrays.npz", **arrays)
+    result = build_result(model.name, vocab, len(dictionary), cfg, mean_info, explanations, coherences, dictionary.concepts)
+    return run.finish(result, report(result))
+
+
+def _mean(values) -> float | None:
+    return None if values is None else round(float(values.mean()), 4)
+
+
+def build_result(model_name, vocab, n_concepts, cfg, mean_info, explanations, coherences, concepts) -> dict:
+    layers = []
+    for e, coh in zip(explanations, coherences, strict=True):
+        r = e.rank
+        heads = []
+        for h in range(e.n_heads):
+            rows = slice(h * r, (h + 1) * r)
+            vectors = [
+                {
+                    "j": j, "sigma": round(float(e.sigma[h, j]), 5), "fidelity": round(float(e.fidelity[h * r + j]), 4),
+                    "coherence": None if coh is None else round(float(coh[h * r + j]), 4),
+                    "concepts": [[concepts[i], round(float(c), 4)] for i, c in zip(e.indices[h * r + j].tolist(), e.scores[h * r + j].tolist(), strict=True)],
+                }
+                for j in range(r)
+            ]
+            heads.append({"head": h, "mean_fidelity": _mean(e.fidelity[rows]), "mean_coherence": None if coh is None else _mean(coh[rows]), "vectors": vectors})
+        layers.append({"layer": e.layer, "key": cfg.artefact_key(e.layer, vocab), "mean_fidelity": _mean(e.fidelity),
+                       "mean_coherence": None if coh is None else _mean(coh), "heads": heads})
+    all_fid = torch.cat([e.fidelity for e in explanations])
+    all_coh = None if coherences[0] is None else torch.cat(coherences)
+    return {
+        "model": model_name, "vocab": vocab, "n_concepts": n_concepts, "image_mean": mean_info,
+        "config": {"k": cfg.k, "lam": cfg.lam, "method": cfg.method, "side": cfg.side, "fold_ln": cfg.fold_ln,
+                   "center": cfg.center, "ln_post": "affine" if cfg.affine_ln_post else "centred"},
+        "summary": {"layers": [e.layer for e in explanations], "vectors": int(all_fid.numel()), "mean_fidelity": _mean(all_fid),
+                    "mean_coherence": _mean(all_coh), "coherence_space": "all-MiniLM-L6-v2" if all_coh is not None else None},
+        "layers": layers,
+    }
+
+
+def _label(vector: dict, n: int = 2) -> str:
+    return ", ".join(name for name, coef in vector["concepts"][:n] if coef > 0) or "-"
+
+
+def report(result: dict) -> str:
+    layers = result["layers"]
+    n_heads = max(len(layer["heads"]) for layer in layers)
+    grid_rows = []
+    for layer in layers:
+        cells = []
+        for head in layer["heads"]:
+            top = "<br>".join(html.fmt(_label(v)) for v in head["vectors"][:3])
+            spectrum = html.sparkline([v["sigma"] for v in head["vectors"]])
+            cells.append(f"<td><a href='#L{layer['layer']}H{head['head']}'>{spectrum}</a><br>{top}</td>")
+        grid_rows.append(f"<tr><th>layer {layer['layer']}</th>{''.join(cells)}</tr>")
+    head_cols = "".join(f"<th>head {h}</th>" for h in range(n_heads))
+    grid = f"<table class='grid'><thead><tr><th></th>{head_cols}</tr></thead><tbody>{''.join(grid_rows)}</tbody></table>"
+    per_layer = [(layer["layer"], layer["mean_fidelity"], "-" if layer["mean_coherence"] is None else layer["mean_coherence"]) for layer in layers]
+    detail = []
+    for layer in layers:
+        for head in layer["heads"]:
+            rows = [(v["j"], v["sigma"], v["fidelity"], "-" if v["coherence"] is None else v["coherence"],
+                     "; ".join(f"{name} {coef:.3f}" for name, coef in v["concepts"])) for v in head["vectors"][:REPORT_VECTORS]]
+            detail.append(html.details(
+                f"layer {layer['layer']} head {head['head']}: fidelity {head['mean_fidelity']}",
+                html.table(["j", "sigma", "fidelity", "coherence", "concepts (coefficient)"], rows), anchor=f"L{layer['layer']}H{head['head']}"))
+    cfg = result["config"]
+    return html.page(
+        f"SITH: {result['model']}",
+        html.key_values({"model": result["model"], "vocabulary": f"{result['vocab']} ({result['n_concepts']} concepts)",
+                         "method": f"{cfg['method']} (K={cfg['k']}, lambda={cfg['lam']})", "side": cfg["side"],
+                         "image mean": result["image_mean"]["source"], "vectors": result["summary"]["vectors"],
+                         "mean fidelity": result["summary"]["mean_fidelity"], "mean coherence": result["summary"]["mean_coherence"] or "-"}),
+        html.section("Heads", "<p class='muted'>Each cell: the singular-value spectrum and the two leading concepts of the top three singular vectors. Click a spectrum for the head's detail.</p>", grid),
+        html.section("Per layer", html.table(["layer", "mean fidelity", "mean coherence"], per_layer)),
+        html.section(f"Per head (top {REPORT_VECTORS} vectors; all in result.json)", *detail),
+    )
