@@ -1,8 +1,9 @@
-"""``make demo``: the main job, offline, in about a minute.
+"""``make demo``: the main job, offline, in seconds.
 
-Renders a fresh shapes-world split and measures how well the model sees it: zero-shot accuracy
-of every attribute, worst-group accuracy of shape, and caption retrieval (the
-``vlmkit world eval-model`` job on 300 images).
+Runs SITH on the model's vision tower: every attention head of every layer, each singular vector
+of its value-output matrix explained by COMP over the shapes-world vocabulary (the concepts the
+embedded model was trained on, plus distractors). ``vlmkit world eval-model`` measures how well
+the model sees the world.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def run_demo(out: Path, model: str, n: int = 300) -> Path:
-    from vlmkit.classify.world_eval import WorldEvalOptions, run_world_eval
+def run_demo(out: Path, model: str) -> Path:
+    from vlmkit.interpret.sith_run import SithOptions, run_sith
 
-    return run_world_eval(WorldEvalOptions(model=model, out=Path(out), n=n))
+    return run_sith(SithOptions(model=model, out=Path(out), layers="all", vocab="world"))

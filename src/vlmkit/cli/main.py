@@ -89,7 +89,7 @@ def zeroshot_cmd(
 
 @app.command("demo")
 def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o"), model: str = ModelOpt) -> None:
-    """The main job, offline: zero-shot accuracy of every shapes-world attribute, retrieval."""
+    """The main job, offline: SITH explains every attention head of the model from its weights."""
     from vlmkit.demo import run_demo
 
     done(run_demo(out, model))

@@ -1,0 +1,162 @@
+"""SITH end to end: planted concepts are recovered from the weights, and the CLI runs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vlmkit.interpret.concepts import ConceptDictionary
+from vlmkit.interpret.sith import SithConfig, coherence, explain, parse_layers
+from vlmkit.interpret.vocab import load_vocabulary, parse_vocabulary
+from vlmkit.models.base import LayerNormParams
+from vlmkit.models.random_models import build
+
+PLANTED_PER_HEAD = 8
+PLANTED_K = 3
+
+
+def _orthonormal_columns_orthogonal_to_ones(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
+    raw = torch.randn(rows, cols, generator=gen)
+    q, _ = torch.linalg.qr(raw - raw.mean(0, keepdim=True))
+    return q
+
+
+def planted_model(seed: int = 0):
+    """``random:clip-small`` whose last layer's heads write known concept combinations.
+
+    The final LayerNorm is made plain and the projection ``P`` an isometry onto the joint space
+    (columns orthonormal and orthogonal to the ones vector), so a joint-space target ``t`` has
+    the exact residual pre-image ``t @ P.T``. Each head of the last layer gets
+    ``W_VO = sum_j sigma_j u_j w_j^T`` with ``w_j`` the pre-image of ``sum_k c_k d_k`` over
+    ``PLANTED_K`` concepts of a 600-atom dictionary, disjoint between vectors.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    model = build("clip-small")
+    weights = model.vision_weights()
+    d, D = weights.d_model, model.embed_dim
+    weights.proj = _orthonormal_columns_orthogonal_to_ones(d, D, gen)
+    weights.ln_post = LayerNormParams(torch.ones(d), torch.zeros(d), weights.ln_post.eps)
+    planted_atoms = PLANTED_PER_HEAD * PLANTED_K
+    # each head's planted concepts are orthonormal, so its planted writes are exactly orthogonal and
+    # are the head's singular vectors; the other 600 - 4 * 24 atoms are random distractors
+    blocks = [torch.linalg.qr(torch.randn(D, planted_atoms, generator=gen))[0].T for _ in range(4)]
+    atoms = torch.cat([*blocks, F.normalize(torch.randn(600 - 4 * planted_atoms, D, generator=gen), dim=-1)])
+    order = torch.randperm(600, generator=gen)
+    dictionary = ConceptDictionary([f"concept{i}" for i in order.tolist()], atoms[order], torch.zeros(D))
+    position = torch.argsort(order)  # where atom i went
+    layer = weights.layers[-1]
+    layer.ln1 = LayerNormParams(torch.ones(d), layer.ln1.bias, layer.ln1.eps)
+    planted = {}
+    for h in range(layer.n_heads):
+        sets = position[h * planted_atoms : (h + 1) * planted_atoms].view(PLANTED_PER_HEAD, PLANTED_K)
+        coef = 0.5 + torch.rand(PLANTED_PER_HEAD, PLANTED_K, generator=gen)
+        targets = (coef.unsqueeze(-1) * dictionary.atoms[sets]).sum(1)
+        writes = F.normalize(targets @ weights.proj.T, dim=-1)  # (n, d), orthogonal to ones
+        reads = _orthonormal_columns_orthogonal_to_ones(d, layer.d_head, gen)  # (d, d_head)
+        peak = reads.abs().argmax(0)
+        reads = reads * torch.sign(reads[peak, torch.arange(layer.d_head)])  # SITH's sign rule keeps w_j, not -w_j
+        sigma = torch.zeros(layer.d_head)
+        sigma[:PLANTED_PER_HEAD] = 2.0 ** -torch.arange(PLANTED_PER_HEAD, dtype=torch.float32)
+        root = sigma.sqrt()
+        rows = torch.zeros(layer.d_head, d)
+        rows[:PLANTED_PER_HEAD] = writes
+        layer.W_V[h] = reads * root
+        layer.W_O[h] = root[:, None] * rows
+        planted[h] = sets
+    model.set_vision_weights(weights)
+    return model, dictionary, planted
+
+
+@pytest.mark.parametrize("method", ["comp", "omp"])
+def test_planted_concepts_are_recovered(method):
+    model, dictionary, planted = planted_model()
+    weights = model.vision_weights()  # read back through the model's weight view
+    [layer] = explain(weights, [weights.n_layers - 1], dictionary, None, SithConfig(k=PLANTED_K, method=method))
+    r = layer.rank
+    hits = []
+    for h, sets in planted.items():
+        for j in range(PLANTED_PER_HEAD):
+            found = set(layer.indices[h * r + j].tolist())
+            hits.append(len(found & set(sets[j].tolist())) / PLANTED_K)
+    precision = float(np.mean(hits))
+    assert precision >= 0.9, precision
+    planted_rows = torch.cat([torch.arange(PLANTED_PER_HEAD) + h * r for h in planted])
+    assert layer.fidelity[planted_rows].mean() > 0.9
+
+
+def test_topk_baseline_is_worse_than_comp_on_overlapping_concepts():
+    """Top-k ignores that concepts explain the same part of a vector; COMP's refit does not."""
+    gen = torch.Generator().manual_seed(1)
+    base = F.normalize(torch.randn(40, 64, generator=gen), dim=-1)
+    near = F.normalize(base[:10] + 0.35 * torch.randn(10, 64, generator=gen), dim=-1)  # near-duplicates of 0..9
+    atoms = torch.cat([base, near])
+    targets = F.normalize(atoms[[0, 11, 12]].sum(0, keepdim=True) + atoms[[20, 21]].sum(0, keepdim=True), dim=-1)
+    from vlmkit.interpret.comp import sparse_code
+
+    comp_idx, comp_coef = sparse_code(targets, atoms, k=5, method="omp")
+    top_idx, top_coef = sparse_code(targets, atoms, k=5, method="topk")
+    def residual(idx, coef):
+        return (targets - (coef.unsqueeze(-1) * atoms[idx]).sum(1)).norm()
+    assert residual(comp_idx, comp_coef) <= residual(top_idx, top_coef) + 1e-6
+
+
+def test_coherence_is_mean_pairwise_cosine():
+    vectors = F.normalize(torch.tensor([[1.0, 0, 0], [0.6, 0.8, 0], [0, 0, 1.0]]), dim=-1)
+    got = coherence(torch.tensor([[0, 1, 2], [0, 1, 1]]), vectors)
+    assert torch.allclose(got, torch.tensor([(0.6 + 0 + 0) / 3, (0.6 + 0.6 + 1.0) / 3]))
+
+
+def test_parse_layers():
+    assert parse_layers("last4", 24) == [20, 21, 22, 23]
+    assert parse_layers("all", 3) == [0, 1, 2]
+    assert parse_layers("0,2-3,-1", 6) == [0, 2, 3, 5]
+    for bad in ("last30", "7", "x"):
+        with pytest.raises(ValueError):
+            parse_layers(bad, 6)
+
+
+def test_shipped_vocabularies():
+    default = load_vocabulary("default")
+    assert len(default) >= 10_000 and len(set(default)) == len(default)
+    assert not any(ch.isdigit() for word in default for ch in word)
+    assert {"the", "and", "of", "with"}.isdisjoint(default)
+    world = load_vocabulary("world")
+    from vlmkit.data.world import ATTRIBUTES
+
+    assert {value for values in ATTRIBUTES.values() for value in values} <= set(world)
+    assert parse_vocabulary("# c\n a \n\nb\na\n") == ["a", "b"]
+
+
+def test_sith_cli_on_a_random_clip(tmp_path):
+    from vlmkit.cli.main import main
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(f"word{i}" for i in range(50)))
+    out = tmp_path / "sith"
+    main(["sith", "--model", "random:clip-tiny", "--layers", "all", "--vocab", str(vocab), "--k", "3", "--out", str(out), "--no-coherence"])
+    result = json.loads((out / "result.json").read_text())
+    assert result["summary"]["vectors"] == 2 * 4 * 16
+    vector = result["layers"][1]["heads"][3]["vectors"][0]
+    assert len(vector["concepts"]) == 3 and all(c >= 0 for _, c in vector["concepts"])
+    arrays = np.load(out / "arrays.npz")
+    key = result["layers"][0]["key"]
+    assert key == "layer0_right_foldln1_vocab_comp_k3"
+    assert arrays[f"{key}.indices"].shape == (4 * 16, 3)
+    assert "layer 1 head 3" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--layers", "9"], "layer 9 does not exist"),
+    (["--vocab", "nope.txt"], "neither a shipped one"),
+    (["--method", "lasso"], "method"),
+])
+def test_sith_cli_rejects_bad_input(tmp_path, capsys, args, message):
+    from vlmkit.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sith", "--model", "random:clip-tiny", "--out", str(tmp_path / "o"), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o" / "result.json").exists()
