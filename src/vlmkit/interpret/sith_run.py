@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 
