@@ -122,3 +122,13 @@ def test_console_script_exit_code(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: dataset not found") and "Traceback" not in proc.stderr
+
+
+def test_usage_errors_exit_2_without_traceback(capsys):
+    from vlmkit.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sith", "--no-such-option"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "No such option" in err and "Traceback" not in err

@@ -22,6 +22,7 @@ from vlmkit.cli.common import (
     SkipBadOpt,
     done,
 )
+from vlmkit.cli import sith as sith_cli
 from vlmkit.cli.sith import app as sith_app
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
@@ -87,6 +88,36 @@ def zeroshot_cmd(
     done(run_zeroshot(build_options(ZeroShotOptions, **values)))
 
 
+@app.command("edit")
+def edit_cmd(
+    out: Path = OutOpt,
+    model: str = ModelOpt,
+    suppress: str | None = typer.Option(None, help="comma-separated concepts whose directions to scale down (factor 0 by default)"),
+    amplify: str | None = typer.Option(None, help="comma-separated concepts whose directions to scale up (factor 1.5 by default)"),
+    factor: float | None = typer.Option(None, help="multiply the matching singular values by this"),
+    threshold: float = typer.Option(0.5, help="edit vectors whose explanation's relevance to the concepts is at least this (-1..1)"),
+    layers: str = sith_cli.LayersOpt,
+    vocab: str = sith_cli.VocabOpt,
+    k: int = sith_cli.KOpt,
+    lam: float = sith_cli.LamOpt,
+    method: str = sith_cli.MethodOpt,
+    side: str = sith_cli.SideOpt,
+    image_mean: str = sith_cli.ImageMeanOpt,
+    batch_size: int = BatchOpt,
+    cache: bool = CacheOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Edit a model by rescaling the singular values of heads whose SITH explanations match concepts."""
+    values = dict(locals())
+    from vlmkit.interpret.edit_run import EditOptions, run_edit
+    from vlmkit.runs.options import build_options
+
+    done(run_edit(build_options(EditOptions, **values)))
+    typer.echo(f"load the edited model with --model {out}")
+
+
 @app.command("demo")
 def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o"), model: str = ModelOpt) -> None:
     """The main job, offline: SITH explains every attention head of the model from its weights."""
@@ -109,16 +140,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors of click, or of the click that newer typers vendor
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             sys.exit(1)
         raise
-
 
 if __name__ == "__main__":
     main()

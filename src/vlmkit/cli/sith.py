@@ -16,6 +16,7 @@ VocabOpt = typer.Option("default", help="concept vocabulary: default, world, or 
 KOpt = typer.Option(5, "--k", help="concepts per singular vector")
 LamOpt = typer.Option(0.3, "--lam", help="COMP's coherence weight")
 MethodOpt = typer.Option("comp", help="comp, omp (non-negative OMP), mp (non-negative MP) or topk")
+SideOpt = typer.Option("right", help="right (write directions) or left (read directions) singular vectors")
 ImageMeanOpt = typer.Option("auto", help="image-embedding mean to subtract: auto, synthetic (dead leaves), world, none, or a dataset")
 
 
@@ -29,7 +30,7 @@ def sith_cmd(
     k: int = KOpt,
     lam: float = LamOpt,
     method: str = MethodOpt,
-    side: str = typer.Option("right", help="right (write directions) or left (read directions) singular vectors"),
+    side: str = SideOpt,
     fold_ln: bool = typer.Option(True, "--fold-ln/--no-fold-ln", help="fold the pre-attention LayerNorm gain into W_V"),
     center: bool = typer.Option(True, "--center/--no-center", help="centre the value-output matrices"),
     ln_post: str = typer.Option("affine", help="map directions through the full final LayerNorm (affine) or its gain only (centred)"),

@@ -1,0 +1,90 @@
+"""The ``vlmkit edit`` job: explain the chosen layers, rescale the singular values whose
+explanations match the given concepts, and save the edited model to ``--out`` (loadable with
+``--model DIR``), with result.json listing every edited vector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pydantic import Field, model_validator
+
+from vlmkit.interpret.edit import relevance, rescale_layer
+from vlmkit.interpret.sith import explain
+from vlmkit.interpret.sith_run import SithOptions, prepare
+from vlmkit.report import html
+from vlmkit.runs.record import Run
+
+DEFAULT_FACTOR = {"suppress": 0.0, "amplify": 1.5}
+
+
+class EditOptions(SithOptions):
+    suppress: str | None = None
+    amplify: str | None = None
+    factor: float | None = None
+    threshold: float = Field(0.5, ge=-1, le=1)
+    coherence: bool = False
+
+    @model_validator(mode="after")
+    def _one_direction(self):
+        if (self.suppress is None) == (self.amplify is None):
+            raise ValueError("give exactly one of --suppress or --amplify")
+        return self
+
+    @property
+    def mode(self) -> str:
+        return "suppress" if self.suppress is not None else "amplify"
+
+    @property
+    def targets(self) -> list[str]:
+        return [c.strip() for c in (self.suppress or self.amplify).split(",") if c.strip()]
+
+    @property
+    def alpha(self) -> float:
+        return DEFAULT_FACTOR[self.mode] if self.factor is None else self.factor
+
+
+def run_edit(opts: EditOptions) -> Path:
+    run = Run(opts.out, "edit", opts.model_dump(mode="json"), seed=opts.seed)
+    model, weights, layers, dictionary, image_mean, mean_info = prepare(opts, run)
+    cfg = opts.sith_config()
+    targets = dictionary.center(model.encode_texts(opts.targets))
+    with run.timer("decompose"):
+        explanations = explain(weights, layers, dictionary, image_mean, cfg)
+    edited = []
+    with run.timer("edit"):
+        for e in explanations:
+            score = relevance(e, dictionary, targets)
+            chosen = score >= opts.threshold
+            alphas = torch.where(chosen, torch.tensor(opts.alpha), torch.tensor(1.0)).view(e.n_heads, e.rank)
+            rescale_layer(weights, e.layer, alphas, cfg)
+            for row in chosen.nonzero().flatten().tolist():
+                h, j = divmod(row, e.rank)
+                edited.append({
+                    "layer": e.layer, "head": h, "j": j, "sigma": round(float(e.sigma[h, j]), 5),
+                    "new_sigma": round(float(opts.alpha * e.sigma[h, j]), 5), "relevance": round(float(score[row]), 4),
+                    "concepts": [[dictionary.concepts[i], round(float(c), 4)] for i, c in zip(e.indices[row].tolist(), e.scores[row].tolist(), strict=True)],
+                })
+    model.set_vision_weights(weights)
+    with run.timer("save_model"):
+        model.save(opts.out)
+    total = sum(e.n_heads * e.rank for e in explanations)
+    result = {
+        "model": model.name, "edited_model": str(opts.out), "mode": opts.mode, "targets": opts.targets, "factor": opts.alpha,
+        "threshold": opts.threshold, "layers": layers, "image_mean": mean_info, "vectors_examined": total,
+        "vectors_edited": len(edited), "edited": edited,
+    }
+    run.info["edited_fingerprint"] = model.fingerprint
+    return run.finish(result, _report(result))
+
+
+def _report(result: dict) -> str:
+    rows = [(e["layer"], e["head"], e["j"], e["sigma"], e["new_sigma"], e["relevance"], "; ".join(f"{n} {c:.3f}" for n, c in e["concepts"])) for e in result["edited"]]
+    return html.page(
+        f"SITH edit: {result['mode']} {', '.join(result['targets'])}",
+        html.key_values({"model": result["model"], "edited model": result["edited_model"], "factor": result["factor"],
+                         "threshold": result["threshold"], "layers": ", ".join(map(str, result["layers"])),
+                         "vectors edited": f"{result['vectors_edited']} of {result['vectors_examined']}"}),
+        html.section("Edited singular vectors", html.table(["layer", "head", "j", "sigma", "new sigma", "relevance", "explanation"], rows)),
+        "<p class='muted'>Load the edited model with <code>--model " + html.fmt(result["edited_model"]) + "</code>.</p>",
+    )
