@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from vlmkit.cli import sith as sith_cli
 from vlmkit.cli.common import (
     BatchOpt,
     CacheDirOpt,
@@ -22,7 +23,6 @@ from vlmkit.cli.common import (
     SkipBadOpt,
     done,
 )
-from vlmkit.cli import sith as sith_cli
 from vlmkit.cli.sith import app as sith_app
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
