@@ -52,3 +52,30 @@ def sith_cmd(
     from vlmkit.runs.options import build_options
 
     done(run_sith(build_options(SithOptions, **values)))
+
+
+@app.command("compare")
+def compare_cmd(
+    base: str = typer.Option(..., help="the base model"),
+    tuned: str = typer.Option(..., help="the fine-tuned model (same vision architecture)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output directory"),
+    layers: str = LayersOpt,
+    vocab: str = VocabOpt,
+    k: int = KOpt,
+    lam: float = LamOpt,
+    method: str = MethodOpt,
+    side: str = SideOpt,
+    image_mean: str = ImageMeanOpt,
+    batch_size: int = BatchOpt,
+    cache: bool = CacheOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Match each head's singular vectors between a base and a fine-tuned model (Hungarian on |cos|)."""
+    values = dict(locals())
+    values["model"] = values.pop("base")
+    from vlmkit.interpret.compare_run import CompareOptions, run_compare
+    from vlmkit.runs.options import build_options
+
+    done(run_compare(build_options(CompareOptions, **values)))

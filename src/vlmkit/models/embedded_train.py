@@ -60,6 +60,7 @@ class TrainConfig:
     logit_scale_lr_mult: float = 10.0
     checkpoint_every: int = 50
     threads: int = 2
+    init_from: str | None = None  # a checkpoint directory (or shipped name) to fine-tune instead of a fresh start
 
     def network_config(self) -> dict:
         vision = {
@@ -210,6 +211,18 @@ def _load_checkpoint(path: Path, network: EmbeddedNetwork, optimizer: torch.opti
         return int(handle.metadata()["step"])
 
 
+def _load_weights(network: EmbeddedNetwork, source: str) -> None:
+    """Start from the trainable weights of a checkpoint directory or a shipped model name."""
+    from vlmkit.models.embedded import shipped_dir
+
+    directory = shipped_dir(source) if source in ("embedded", "embedded-biased") else Path(source)
+    state = load_file(directory / "model.safetensors")
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("text_encoder.")]
+    if missing or unexpected:
+        raise ValueError(f"{source} does not match the training configuration (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
 def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None) -> Path | None:
     """Train (or resume) and write the checkpoint directory ``out/model``; returns it.
 
@@ -223,7 +236,10 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
     atomic_write_json(out / "train_config.json", asdict(cfg))
     torch.manual_seed(cfg.seed)
     network = EmbeddedNetwork(cfg.network_config())
-    init_positions(network, cfg.preprocess().normalize(data["images"][: cfg.batch_size]))
+    if cfg.init_from:
+        _load_weights(network, cfg.init_from)
+    else:
+        init_positions(network, cfg.preprocess().normalize(data["images"][: cfg.batch_size]))
     named = [(n, p) for n, p in network.named_parameters() if not n.startswith("text_encoder.")]
     params = [p for _, p in named]
     decay = [p for n, p in named if p.dim() >= 2 and "position_embedding" not in n]
