@@ -63,3 +63,23 @@ def rescale_layer(weights: VisionWeights, layer: int, alphas: Tensor, cfg: SithC
         attn.W_V[h] = new_V.to(attn.W_V.dtype)
         attn.W_O[h] = new_O.to(attn.W_O.dtype)
         attn.b_V[h] = -(shift @ new_V).to(attn.b_V.dtype)
+
+
+def edit_by_concepts(weights: VisionWeights, explanations: list[LayerExplanation], dictionary: ConceptDictionary,
+                     targets: Tensor, threshold: float, alpha: float, cfg: SithConfig) -> list[dict]:
+    """Scale by ``alpha`` every explained vector whose :func:`relevance` to ``targets`` is at least
+    ``threshold``; edits ``weights`` in place and returns one record per edited vector."""
+    edited = []
+    for e in explanations:
+        score = relevance(e, dictionary, targets)
+        chosen = score >= threshold
+        alphas = torch.where(chosen, torch.tensor(alpha), torch.tensor(1.0)).view(e.n_heads, e.rank)
+        rescale_layer(weights, e.layer, alphas, cfg)
+        for row in chosen.nonzero().flatten().tolist():
+            h, j = divmod(row, e.rank)
+            edited.append({
+                "layer": e.layer, "head": h, "j": j, "sigma": round(float(e.sigma[h, j]), 5),
+                "new_sigma": round(float(alpha * e.sigma[h, j]), 5), "relevance": round(float(score[row]), 4),
+                "concepts": [[dictionary.concepts[i], round(float(c), 4)] for i, c in zip(e.indices[row].tolist(), e.scores[row].tolist(), strict=True)],
+            })
+    return edited

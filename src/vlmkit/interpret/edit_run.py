@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from pydantic import Field, model_validator
 
-from vlmkit.interpret.edit import relevance, rescale_layer
+from vlmkit.interpret.edit import edit_by_concepts
 from vlmkit.interpret.sith import explain
 from vlmkit.interpret.sith_run import SithOptions, prepare
 from vlmkit.report import html
@@ -51,20 +50,8 @@ def run_edit(opts: EditOptions) -> Path:
     targets = dictionary.center(model.encode_texts(opts.targets))
     with run.timer("decompose"):
         explanations = explain(weights, layers, dictionary, image_mean, cfg)
-    edited = []
     with run.timer("edit"):
-        for e in explanations:
-            score = relevance(e, dictionary, targets)
-            chosen = score >= opts.threshold
-            alphas = torch.where(chosen, torch.tensor(opts.alpha), torch.tensor(1.0)).view(e.n_heads, e.rank)
-            rescale_layer(weights, e.layer, alphas, cfg)
-            for row in chosen.nonzero().flatten().tolist():
-                h, j = divmod(row, e.rank)
-                edited.append({
-                    "layer": e.layer, "head": h, "j": j, "sigma": round(float(e.sigma[h, j]), 5),
-                    "new_sigma": round(float(opts.alpha * e.sigma[h, j]), 5), "relevance": round(float(score[row]), 4),
-                    "concepts": [[dictionary.concepts[i], round(float(c), 4)] for i, c in zip(e.indices[row].tolist(), e.scores[row].tolist(), strict=True)],
-                })
+        edited = edit_by_concepts(weights, explanations, dictionary, targets, opts.threshold, opts.alpha, cfg)
     model.set_vision_weights(weights)
     with run.timer("save_model"):
         model.save(opts.out)

@@ -16,6 +16,13 @@ td:first-child,th:first-child{text-align:left}.muted{color:#777;font-size:.85rem
 details{margin:.3rem 0}summary{cursor:pointer}
 """
 
+# following a link to a collapsed <details> block opens it
+_OPEN_TARGET = (
+    "<script>function openTarget(){var e=document.getElementById(location.hash.slice(1));"
+    "if(e&&e.tagName==='DETAILS'){e.open=true;e.scrollIntoView();}}"
+    "window.addEventListener('hashchange',openTarget);openTarget();</script>"
+)
+
 
 def fmt(value) -> str:
     if isinstance(value, float):
@@ -69,5 +76,5 @@ def section(title: str, *blocks: str) -> str:
 def page(title: str, *blocks: str) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(blocks)}</body></html>\n"
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{''.join(blocks)}{_OPEN_TARGET}</body></html>\n"
     )
