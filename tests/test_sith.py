@@ -160,3 +160,25 @@ def test_sith_cli_rejects_bad_input(tmp_path, capsys, args, message):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o" / "result.json").exists()
+
+
+def test_sith_refuses_attention_pooled_towers(tmp_path, capsys):
+    from vlmkit.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sith", "--model", "random:siglip-tiny", "--vocab", "world", "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and "attention pooling" in capsys.readouterr().err
+
+
+def test_image_mean_from_a_dataset_is_the_mean_unit_embedding(clip_tiny, colour_folder):
+    from vlmkit.data.datasets import load_dataset
+    from vlmkit.embed import embed_images
+    from vlmkit.interpret.image_mean import resolve_image_mean
+    from vlmkit.runs.cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    mean, info = resolve_image_mean(clip_tiny, str(colour_folder), cache=cache)
+    vectors = embed_images(clip_tiny, load_dataset(str(colour_folder)).paths).vectors
+    assert info["images"] == 9 and torch.allclose(mean, torch.from_numpy(vectors).mean(0), atol=1e-6)
+    synthetic, info = resolve_image_mean(clip_tiny, "auto", cache=cache)
+    assert info["source"] == "synthetic" and torch.equal(resolve_image_mean(clip_tiny, "synthetic", cache=cache)[0], synthetic)
