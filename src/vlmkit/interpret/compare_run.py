@@ -11,6 +11,7 @@ from vlmkit.interpret.compare import jaccard, match_layer
 from vlmkit.interpret.sith import explain
 from vlmkit.interpret.sith_run import SithOptions, prepare
 from vlmkit.report import html
+from vlmkit.runs.progress import track
 from vlmkit.runs.record import Run
 
 
@@ -25,12 +26,12 @@ def run_compare(opts: CompareOptions) -> Path:
     base = prepare(opts, run)
     tuned = prepare(opts.model_copy(update={"model": opts.tuned}), run)
     base_model, base_weights, layers, base_dict, base_mean, _ = base
-    tuned_model, tuned_weights, tuned_layers, tuned_dict, tuned_mean, _ = tuned
+    tuned_model, tuned_weights, _, tuned_dict, tuned_mean, _ = tuned
     if (base_weights.n_layers, base_weights.n_heads, base_weights.d_model) != (tuned_weights.n_layers, tuned_weights.n_heads, tuned_weights.d_model):
         raise UserError(f"{opts.model} and {opts.tuned} have different vision towers; compare a model with its own fine-tune")
     with run.timer("decompose"):
-        base_expl = explain(base_weights, layers, base_dict, base_mean, cfg)
-        tuned_expl = explain(tuned_weights, layers, tuned_dict, tuned_mean, cfg)
+        base_expl = explain(base_weights, track(layers, "explaining the base"), base_dict, base_mean, cfg)
+        tuned_expl = explain(tuned_weights, track(layers, "explaining the fine-tune"), tuned_dict, tuned_mean, cfg)
     out_layers = []
     for b, t in zip(base_expl, tuned_expl, strict=True):
         r, d = b.rank, b.directions.shape[-1]

@@ -12,6 +12,7 @@ from vlmkit.interpret.edit import edit_by_concepts
 from vlmkit.interpret.sith import explain
 from vlmkit.interpret.sith_run import SithOptions, prepare
 from vlmkit.report import html
+from vlmkit.runs.progress import track
 from vlmkit.runs.record import Run
 
 DEFAULT_FACTOR = {"suppress": 0.0, "amplify": 1.5}
@@ -49,7 +50,7 @@ def run_edit(opts: EditOptions) -> Path:
     cfg = opts.sith_config()
     targets = dictionary.center(model.encode_texts(opts.targets))
     with run.timer("decompose"):
-        explanations = explain(weights, layers, dictionary, image_mean, cfg)
+        explanations = explain(weights, track(layers, "explaining layers"), dictionary, image_mean, cfg)
     with run.timer("edit"):
         edited = edit_by_concepts(weights, explanations, dictionary, targets, opts.threshold, opts.alpha, cfg)
     model.set_vision_weights(weights)

@@ -10,7 +10,7 @@ independent sentence space).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -120,15 +120,11 @@ def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDiction
     return LayerExplanation(layer, S.float(), directions, indices, scores, fidelity(directions, indices, scores, dictionary.atoms, weights, image_mean))
 
 
-def explain(weights: VisionWeights, layers: list[int], dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig, progress: Callable[[], None] | None = None) -> list[LayerExplanation]:
+def explain(weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig) -> list[LayerExplanation]:
+    """:func:`explain_layer` for each of ``layers`` (any iterable, e.g. wrapped in a progress bar)."""
     if cfg.side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {cfg.side!r}")
-    out = []
-    for layer in layers:
-        out.append(explain_layer(weights, layer, dictionary, image_mean, cfg))
-        if progress:
-            progress()
-    return out
+    return [explain_layer(weights, layer, dictionary, image_mean, cfg) for layer in layers]
 
 
 def coherence(indices: Tensor, concept_vectors: Tensor) -> Tensor:

@@ -72,8 +72,7 @@ def run_sith(opts: SithOptions) -> Path:
     model, weights, layers, dictionary, image_mean, mean_info = prepare(opts, run)
     cfg = opts.sith_config()
     with run.timer("decompose"):
-        bar = iter(track(layers, "explaining layers"))
-        explanations = explain(weights, layers, dictionary, image_mean, cfg, progress=lambda: next(bar, None))
+        explanations = explain(weights, track(layers, "explaining layers"), dictionary, image_mean, cfg)
     coherences = [None] * len(explanations)
     if opts.coherence:
         from vlmkit.models.minilm import MiniLMEmbedder
