@@ -101,9 +101,15 @@ def test_edit_cli_with_factor_one_saves_an_identical_model(tmp_path):
     assert torch.allclose(base.encode_images(pixels), reloaded.encode_images(pixels), atol=1e-6)
 
 
-def test_edit_needs_exactly_one_direction(tmp_path, capsys):
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "exactly one of --suppress or --amplify"),
+    (["--suppress", "a", "--amplify", "b"], "exactly one of --suppress or --amplify"),
+    (["--suppress", " , "], "needs at least one concept"),
+])
+def test_edit_rejects_bad_directions(tmp_path, capsys, args, message):
     from vlmkit.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["edit", "--model", "random:clip-tiny", "--out", str(tmp_path / "o")])
-    assert exit_info.value.code == 2 and "exactly one of --suppress or --amplify" in capsys.readouterr().err
+        main(["edit", "--model", "random:clip-tiny", "--out", str(tmp_path / "o"), *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -58,3 +58,19 @@ def test_factored_svd_equals_svd_of_the_product(clip_tiny):
     assert torch.allclose(U @ torch.diag_embed(S) @ Vt, W_V @ W_O, atol=1e-10)
     # the sign rule makes the two computations agree vector by vector (distinct singular values)
     assert torch.allclose(Vt, Vt2, atol=1e-6) and torch.allclose(U, U2, atol=1e-6)
+
+
+def test_way_back_inverts_the_map_and_an_empty_code_stays_empty(clip_tiny):
+    """Without an image mean, a direction in the projection's row space that ``ln_post`` only
+    rescales comes back onto itself; an empty code maps to zero (fidelity 0), mean or not."""
+    from vlmkit.interpret.heads import from_joint_space
+
+    weights = clip_tiny.vision_weights()
+    weights.ln_post.weight.fill_(1.0)
+    weights.ln_post.bias.zero_()
+    weights.proj = weights.proj - weights.proj.mean(0)  # columns orthogonal to ones
+    direction = torch.randn(3, clip_tiny.embed_dim) @ torch.linalg.pinv(weights.proj)  # mean-zero rows
+    back = from_joint_space(to_joint_space(direction, weights), weights)
+    assert torch.allclose(back, torch.nn.functional.normalize(direction, dim=-1), atol=1e-4)
+    mean = torch.nn.functional.normalize(torch.randn(clip_tiny.embed_dim), dim=0) * 0.5
+    assert torch.equal(from_joint_space(torch.zeros(2, clip_tiny.embed_dim), weights, image_mean=mean), torch.zeros(2, weights.d_model))

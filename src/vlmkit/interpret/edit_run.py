@@ -29,6 +29,8 @@ class EditOptions(SithOptions):
     def _one_direction(self):
         if (self.suppress is None) == (self.amplify is None):
             raise ValueError("give exactly one of --suppress or --amplify")
+        if not self.targets:
+            raise ValueError(f"--{self.mode} needs at least one concept, e.g. --{self.mode} water,forest")
         return self
 
     @property

@@ -97,7 +97,9 @@ def from_joint_space(points: Tensor, weights: VisionWeights, image_mean: Tensor 
     """SITH's way back for fidelity (§4): normalise, add ``image_mean``, normalise, apply
     ``pinv(proj)``, normalise. ``(N, d_embed)`` -> unit ``(N, d_model)``; ``ln_post`` is not inverted.
     Zero rows stay zero."""
-    y = F.normalize(points.float(), dim=-1)
+    points = points.float()
+    y = F.normalize(points, dim=-1)
     if image_mean is not None:
         y = F.normalize(y + image_mean, dim=-1)
-    return F.normalize(y @ torch.linalg.pinv(weights.proj.float()), dim=-1)
+    back = F.normalize(y @ torch.linalg.pinv(weights.proj.float()), dim=-1)
+    return back * (points.norm(dim=-1, keepdim=True) > 0)  # an empty code explains nothing
