@@ -1,0 +1,1 @@
+"""Debiasing in sparse-autoencoder latent spaces (SEM) and the sparse autoencoders themselves."""

@@ -1,0 +1,129 @@
+"""Train a :class:`~vlmkit.debias.sae.MatryoshkaSAE` on embeddings that need not fit in memory.
+
+The embeddings are an ``(N, d_in)`` array, typically a memory-mapped ``.npy``. Each epoch visits
+contiguous blocks of ``block_rows`` rows in a seeded random order and shuffles within a block, so
+only one block is in memory. A checkpoint (weights, Adam state, step) is written every
+``checkpoint_every`` steps; calling :func:`train_sae` again with the same arguments resumes from
+it and reaches the same weights as an uninterrupted run. Batches are drawn from
+``default_rng([seed, epoch])``, so a resumed run sees the same data in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from vlmkit.debias.sae import MatryoshkaSAE, SAEConfig
+
+
+@dataclass(frozen=True)
+class SAETrainConfig:
+    """Optimisation of the SAE; the paper's optimiser and schedule are not published (our choice:
+    Adam, linear warm-up then cosine decay, gradient clipping at 1)."""
+
+    steps: int = 2000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    warmup: int = 100
+    seed: int = 0
+    block_rows: int = 65536
+    checkpoint_every: int = 200
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(self.steps - self.warmup, 1)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def batches(data: np.ndarray, cfg: SAETrainConfig, start_step: int = 0) -> Iterator[torch.Tensor]:
+    """Endless ``(batch_size, d_in)`` float32 batches, deterministic in ``cfg.seed``, from ``start_step``."""
+    n = data.shape[0]
+    per_epoch = max(n // cfg.batch_size, 1)
+    step, epoch = 0, 0
+    while True:
+        rng = np.random.default_rng([cfg.seed, epoch])
+        starts = rng.permutation(np.arange(0, n, cfg.block_rows))
+        for start in starts:
+            rows = np.arange(start, min(start + cfg.block_rows, n))
+            order = rng.permutation(len(rows))
+            block = None
+            for first in range(0, len(rows) - cfg.batch_size + 1 if len(rows) >= cfg.batch_size else 1, cfg.batch_size):
+                if step >= start_step:
+                    if block is None:
+                        block = np.asarray(data[rows[0] : rows[-1] + 1], dtype=np.float32)
+                    yield torch.from_numpy(block[order[first : first + cfg.batch_size]])
+                step += 1
+                if step % per_epoch == 0:
+                    break
+        epoch += 1
+
+
+def _save_checkpoint(path: Path, sae: MatryoshkaSAE, optimizer: torch.optim.Optimizer, step: int) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in sae.state_dict().items()}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            tensors[f"opt.{index}.{name}"] = value.detach().contiguous() if torch.is_tensor(value) else torch.tensor(value)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, tmp, metadata={"step": str(step)})
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, sae: MatryoshkaSAE, optimizer: torch.optim.Optimizer) -> int:
+    tensors = load_file(path)
+    sae.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    with safe_open(path, "pt") as handle:
+        return int(handle.metadata()["step"])
+
+
+def train_sae(data: np.ndarray, sae_cfg: SAEConfig, cfg: SAETrainConfig, out: str | Path,
+              log: Callable[[dict], None] | None = None, until: int | None = None) -> MatryoshkaSAE:
+    """Train (or resume) on ``data`` ``(N, d_in)``; saves the SAE to ``out`` and returns it.
+
+    ``until`` stops after that many steps in all (with a checkpoint), for tests of resumption.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    sae = MatryoshkaSAE(sae_cfg)
+    with torch.no_grad():  # b_pre starts at the data mean (estimated on the first block)
+        sae.b_pre.copy_(torch.from_numpy(np.asarray(data[: cfg.block_rows], dtype=np.float64).mean(0)).float())
+    optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr)
+    checkpoint = out / "checkpoint.safetensors"
+    start = _load_checkpoint(checkpoint, sae, optimizer) if checkpoint.is_file() else 0
+    stop = min(cfg.steps, until or cfg.steps)
+    t0 = time.perf_counter()
+    stream = batches(data, cfg, start)
+    for step in range(start, stop):
+        x = next(stream)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr_at(step)
+        loss = sae.loss(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
+        optimizer.step()
+        if log and (step % 50 == 0 or step == cfg.steps - 1):
+            log({"step": step, "loss": round(float(loss), 6), "lr": cfg.lr_at(step), "elapsed_s": round(time.perf_counter() - t0, 2)})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
+            _save_checkpoint(checkpoint, sae, optimizer, step + 1)
+    sae.eval()
+    if stop == cfg.steps:
+        sae.save(out, extra={"training": asdict(cfg), "trained_on_rows": int(data.shape[0])})
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return sae

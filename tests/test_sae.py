@@ -1,0 +1,114 @@
+"""Sparse autoencoders: planted dictionaries are recovered, training resumes exactly, files round-trip."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vlmkit.debias.sae import MatryoshkaSAE, SAEConfig, load_official, quality
+from vlmkit.debias.sae_train import SAETrainConfig, batches, train_sae
+
+
+def planted_data(n=20000, d=32, atoms=48, active=3, seed=0):
+    """``x = offset + sum of `active` planted atoms with coefficients in [1, 2]``; returns (x, atoms)."""
+    gen = torch.Generator().manual_seed(seed)
+    dictionary = F.normalize(torch.randn(atoms, d, generator=gen), dim=-1)
+    support = torch.stack([torch.randperm(atoms, generator=gen)[:active] for _ in range(n)])
+    coef = 1 + torch.rand(n, active, generator=gen)
+    x = (coef.unsqueeze(-1) * dictionary[support]).sum(1) + 0.5 * torch.randn(d, generator=gen)
+    return x.numpy().astype(np.float32), dictionary
+
+
+def test_planted_dictionary_is_recovered(tmp_path):
+    data, dictionary = planted_data()
+    sae = train_sae(data, SAEConfig(32, 96, (3, 6)), SAETrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50, block_rows=8192), tmp_path / "sae")
+    learned = F.normalize(sae.atoms.detach(), dim=-1)
+    best = (dictionary @ learned.T).max(1).values
+    assert (best > 0.9).float().mean() >= 0.9, best
+    q = quality(sae, [torch.from_numpy(data[:4000])])
+    assert q.fvu < 0.1 and q.cosine > 0.95
+
+
+def test_matryoshka_weights_and_inference_has_no_topk():
+    cfg = SAEConfig(8, 16, (2, 4, 8))
+    assert cfg.weights() == [3.0, 2.0, 1.0]
+    assert SAEConfig(8, 16, (2, 4), "uniform").weights() == [1.0, 1.0]
+    sae = MatryoshkaSAE(cfg)
+    with torch.no_grad():
+        sae.encoder.bias.fill_(1.0)  # every latent active at inference
+    z = sae.encode(torch.zeros(3, 8))
+    assert (z > 0).sum(1).tolist() == [16, 16, 16]
+    for bad in ((4, 2), (0, 2), (2, 32)):
+        with pytest.raises(ValueError):
+            SAEConfig(8, 16, bad)
+
+
+def test_matryoshka_loss_matches_a_direct_computation():
+    torch.manual_seed(0)
+    sae = MatryoshkaSAE(SAEConfig(6, 10, (2, 5)))
+    x = torch.randn(4, 6)
+    h = sae.pre_activation(x)
+    expected = 0
+    for k, w in ((2, 2.0), (5, 1.0)):
+        keep = torch.zeros_like(h).scatter(1, h.topk(k, dim=1).indices, 1.0)
+        expected = expected + w * ((sae.decode(torch.relu(h * keep)) - x) ** 2).mean()
+    assert torch.allclose(sae.loss(x), expected)
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path):
+    data, _ = planted_data(n=3000, d=16, atoms=20)
+    cfg = SAETrainConfig(steps=60, batch_size=128, checkpoint_every=20, block_rows=1024)
+    sae_cfg = SAEConfig(16, 32, (2, 4))
+    straight = train_sae(data, sae_cfg, cfg, tmp_path / "a")
+    train_sae(data, sae_cfg, cfg, tmp_path / "b", until=30)
+    resumed = train_sae(data, sae_cfg, cfg, tmp_path / "b")
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_batches_cover_every_row_once_per_epoch():
+    data = np.arange(40, dtype=np.float32)[:, None]
+    cfg = SAETrainConfig(batch_size=4, block_rows=8)
+    stream = batches(data, cfg)
+    first_epoch = torch.cat([next(stream) for _ in range(10)]).flatten().sort().values
+    assert torch.equal(first_epoch, torch.arange(40, dtype=torch.float32))
+    resumed = batches(data, cfg, start_step=7)
+    again = batches(data, cfg)
+    for _ in range(7):
+        next(again)
+    assert torch.equal(next(resumed), next(again))
+
+
+def test_save_load_and_official_format(tmp_path):
+    torch.manual_seed(1)
+    sae = MatryoshkaSAE(SAEConfig(8, 16, (2, 4)))
+    x = torch.randn(5, 8)
+    loaded = MatryoshkaSAE.load(sae.save(tmp_path / "mine"))
+    assert torch.allclose(loaded(x), sae(x))
+    official = {"bpre": sae.b_pre.detach(), "encoder.weight": sae.encoder.weight.detach(),
+                "encoder.bias": sae.encoder.bias.detach(), "decoder.weight": sae.decoder.weight.detach()}
+    path = tmp_path / "sae_clip_8_16_2x4_reverse.pth"
+    torch.save(official, path)
+    theirs = load_official(path)
+    assert theirs.cfg == SAEConfig(8, 16, (2, 4), "reverse")
+    assert torch.allclose(theirs(x), sae(x))
+    with pytest.raises(ValueError, match="cannot read the SAE shape"):
+        bad = tmp_path / "weights.pth"
+        torch.save(official, bad)
+        load_official(bad)
+
+
+def test_quality_on_a_perfect_and_a_constant_reconstruction():
+    sae = MatryoshkaSAE(SAEConfig(4, 4, (4,)))
+    with torch.no_grad():
+        sae.encoder.weight.copy_(torch.eye(4))
+        sae.encoder.bias.zero_()
+        sae.decoder.weight.copy_(torch.eye(4))
+        sae.b_pre.zero_()
+    x = torch.rand(10, 4) + 0.1  # positive, so ReLU keeps everything
+    q = quality(sae, [x[:6], x[6:]])
+    assert q.fvu < 1e-10 and abs(q.cosine - 1) < 1e-6 and q.l0 == 4 and q.dead == 0
+    with torch.no_grad():
+        sae.encoder.bias.fill_(-10.0)  # nothing active: x_hat = b_pre = 0
+    q = quality(sae, [x])
+    assert q.l0 == 0 and q.dead == 4 and q.fvu > 1
