@@ -35,7 +35,7 @@ def test_ndkl_by_hand():
     ranked = np.array(["a", "b", "a", "b"])
     kls = [math.log(2), 0.0]  # KL@1 = log 2, KL@2 = 0
     weights = [1 / math.log2(2), 1 / math.log2(3)]
-    assert ndkl(ranked, POOL, 2) == pytest.approx(sum(w * k for w, k in zip(weights, kls)) / sum(weights))
+    assert ndkl(ranked, POOL, 2) == pytest.approx(sum(w * k for w, k in zip(weights, kls, strict=True)) / sum(weights))
 
 
 def test_precision_and_retrieval_fairness():
