@@ -112,3 +112,41 @@ def test_quality_on_a_perfect_and_a_constant_reconstruction():
         sae.encoder.bias.fill_(-10.0)  # nothing active: x_hat = b_pre = 0
     q = quality(sae, [x])
     assert q.l0 == 0 and q.dead == 4 and q.fvu > 1
+
+
+def test_sae_cli_trains_evaluates_and_resumes(tmp_path):
+    import json
+
+    from vlmkit.cli.main import main
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"a photo of thing number {i}" for i in range(120)))
+    out = tmp_path / "sae"
+    args = ["sae", "train", "--model", "random:clip-tiny", "--texts", str(texts), "--latents", "64", "--k", "4,8", "--steps", "40", "--train-batch", "32", "--out", str(out)]
+    main(args)
+    result = json.loads((out / "result.json").read_text())
+    assert result["rows"] == {"train": 114, "heldout": 6} and result["sae"]["d_in"] == 32
+    first = MatryoshkaSAE.load(out).state_dict()
+    main(args)  # a finished run resumes at its last step: nothing changes
+    assert all(torch.equal(first[k], v) for k, v in MatryoshkaSAE.load(out).state_dict().items())
+    main(["sae", "eval", "--sae", str(out), "--model", "random:clip-tiny", "--texts", str(texts), "--out", str(tmp_path / "eval")])
+    quality_ = json.loads((tmp_path / "eval" / "result.json").read_text())["quality"]
+    assert 0 <= quality_["sparsity"] <= 1 and quality_["fvu"] >= 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ([], "exactly one of --texts FILE or --dataset D"),
+    (["--texts", "missing.txt"], "text file not found"),
+    (["--texts", "TEXTS", "--k", "8,4"], "distinct and increasing"),
+])
+def test_sae_cli_rejects_bad_input(tmp_path, capsys, extra, message):
+    from vlmkit.cli.main import main
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("a\nb\nc\n")
+    extra = [str(texts) if e == "TEXTS" else e for e in extra]
+    levels = [] if "--k" in extra else ["--k", "2,4"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sae", "train", "--model", "random:clip-tiny", "--latents", "16", *levels, *extra, "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o" / "result.json").exists()

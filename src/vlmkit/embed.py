@@ -40,9 +40,9 @@ class Embeddings:
     computed_chunks: int = 0
 
 
-def cache_namespace(model, kind: str) -> str:
+def cache_namespace(model, kind: str, normalize: bool = True) -> str:
     extra = model.preprocess.key() if kind == "image" else ""
-    return f"{kind}|{model.fingerprint}|{extra}"
+    return f"{kind}{'' if normalize else '-raw'}|{model.fingerprint}|{extra}"
 
 
 def _run_chunks(items: list[str], digests: list[str | None], namespace: str, compute, cache: EmbeddingCache | None, description: str) -> Embeddings:
@@ -70,8 +70,8 @@ def _run_chunks(items: list[str], digests: list[str | None], namespace: str, com
     return Embeddings(stacked.astype(np.float32), np.asarray(indices, dtype=np.int64), failed, cached, computed)
 
 
-def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, cache: EmbeddingCache | None = None, skip_bad: bool = False, workers: int = 4) -> Embeddings:
-    """Encode image files with ``model`` (normalised embeddings).
+def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, cache: EmbeddingCache | None = None, skip_bad: bool = False, workers: int = 4, normalize: bool = True) -> Embeddings:
+    """Encode image files with ``model`` (L2-normalised embeddings unless ``normalize`` is false).
 
     Raises:
         DatasetError: an image is missing or unreadable and ``skip_bad`` is false.
@@ -96,19 +96,19 @@ def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, ca
             loaded = list(pool.map(load, chunk_paths))
         reasons = [reason for _, reason in loaded]
         pixels = [p for p, _ in loaded if p is not None]
-        out = [model.encode_images(torch.stack(pixels[i : i + batch_size])).numpy() for i in range(0, len(pixels), batch_size)]
+        out = [model.encode_images(torch.stack(pixels[i : i + batch_size]), normalize=normalize).numpy() for i in range(0, len(pixels), batch_size)]
         return (np.concatenate(out) if out else np.zeros((0, model.embed_dim), np.float32)), reasons
 
-    return _run_chunks(paths, digests, cache_namespace(model, "image"), compute, cache, "embedding images")
+    return _run_chunks(paths, digests, cache_namespace(model, "image", normalize), compute, cache, "embedding images")
 
 
-def embed_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: EmbeddingCache | None = None) -> Embeddings:
-    """Encode strings with ``model`` (normalised embeddings)."""
+def embed_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: EmbeddingCache | None = None, normalize: bool = True) -> Embeddings:
+    """Encode strings with ``model`` (L2-normalised embeddings unless ``normalize`` is false)."""
     texts = list(texts)
     digests = [sha256_bytes(t.encode("utf-8")) for t in texts]
 
     def compute(chunk: list[str], _digests) -> tuple[np.ndarray, list[str]]:
-        out = [model.encode_texts(chunk[i : i + batch_size]).numpy() for i in range(0, len(chunk), batch_size)]
+        out = [model.encode_texts(chunk[i : i + batch_size], normalize=normalize).numpy() for i in range(0, len(chunk), batch_size)]
         return np.concatenate(out), [""] * len(chunk)
 
-    return _run_chunks(texts, digests, cache_namespace(model, "text"), compute, cache, "embedding texts")
+    return _run_chunks(texts, digests, cache_namespace(model, "text", normalize), compute, cache, "embedding texts")

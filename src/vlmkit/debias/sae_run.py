@@ -1,0 +1,157 @@
+"""``vlmkit sae train`` and ``vlmkit sae eval``: sparse autoencoders on a model's embeddings.
+
+Training embeds the inputs (texts or a dataset's images) *unnormalised*, through the embedding
+cache, into a memory-mapped ``work/train.npy`` (and a held-out 5% in ``work/heldout.npy``), then
+streams them through :func:`~vlmkit.debias.sae_train.train_sae`, which resumes after an
+interruption. The SAE is saved to ``--out`` (``sae.safetensors``, ``sae.json``) beside
+result.json, report.html and the training log.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from vlmkit.debias.sae import MatryoshkaSAE, SAEConfig, quality
+from vlmkit.debias.sae_train import SAETrainConfig, train_sae
+from vlmkit.embed import embed_images, embed_texts
+from vlmkit.errors import UserError
+from vlmkit.models import load_model
+from vlmkit.report import html
+from vlmkit.runs.files import atomic_write_json
+from vlmkit.runs.options import RunOptions
+from vlmkit.runs.record import Run
+
+HELDOUT = 0.05
+
+
+class SAEDataOptions(RunOptions):
+    texts: Path | None = None
+    dataset: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.texts is None) == (self.dataset is None):
+            raise ValueError("give exactly one of --texts FILE or --dataset D")
+        return self
+
+
+class SAETrainOptions(SAEDataOptions):
+    latents: int = Field(16384, ge=2)
+    k: str = "256,512"
+    weighting: str = "reverse"
+    steps: int = Field(2000, ge=1)
+    train_batch: int = Field(1024, ge=1)
+    lr: float = Field(1e-3, gt=0)
+
+    def sae_config(self, d_in: int) -> SAEConfig:
+        try:
+            levels = tuple(int(v) for v in self.k.split(","))
+            return SAEConfig(d_in, self.latents, levels, self.weighting)
+        except ValueError as exc:
+            raise UserError(f"--k/--latents/--weighting: {exc}") from exc
+
+
+class SAEEvalOptions(SAEDataOptions):
+    sae: Path
+
+
+def read_texts(path: Path) -> list[str]:
+    if not path.is_file():
+        raise UserError(f"text file not found: {path}")
+    texts = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    if not texts:
+        raise UserError(f"{path} has no text; write one text per line")
+    return texts
+
+
+def raw_embeddings(model, opts: SAEDataOptions) -> np.ndarray:
+    """Unnormalised embeddings ``(n, d)`` of the texts or the dataset's images."""
+    cache = opts.embedding_cache()
+    if opts.texts is not None:
+        return embed_texts(model, read_texts(opts.texts), cache=cache, normalize=False).vectors
+    from vlmkit.data.datasets import load_dataset
+
+    dataset = load_dataset(opts.dataset)
+    return embed_images(model, dataset.paths, batch_size=opts.batch_size, cache=cache, skip_bad=True, normalize=False).vectors
+
+
+def _split_to_disk(vectors: np.ndarray, work: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Write a seeded train / held-out split as memory-mapped ``.npy`` files; reuse a matching one."""
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "seed": seed, "digest": float(np.float64(vectors.sum()))}
+    stamp_path = work / "split.json"
+    if not (stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp):
+        order = np.random.default_rng(seed).permutation(len(vectors))
+        n_held = max(1, int(round(HELDOUT * len(vectors)))) if len(vectors) > 20 else 0
+        for name, rows in (("heldout", order[:n_held]), ("train", order[n_held:])):
+            out = np.lib.format.open_memmap(work / f"{name}.npy", mode="w+", dtype=np.float32, shape=(len(rows), vectors.shape[1]))
+            out[:] = vectors[rows]
+            out.flush()
+        atomic_write_json(stamp_path, stamp)
+    return np.load(work / "train.npy", mmap_mode="r"), np.load(work / "heldout.npy", mmap_mode="r")
+
+
+def _quality(sae: MatryoshkaSAE, data: np.ndarray) -> dict | None:
+    if len(data) == 0:
+        return None
+    chunks = (torch.from_numpy(np.array(data[i : i + 8192])) for i in range(0, len(data), 8192))
+    return {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(quality(sae, chunks)).items()}
+
+
+def run_sae_train(opts: SAETrainOptions) -> Path:
+    run = Run(opts.out, "sae train", opts.model_dump(mode="json"), seed=opts.seed)
+    with run.timer("load_model"):
+        model = load_model(opts.model, device=opts.resolved_device())
+    with run.timer("embed"):
+        vectors = raw_embeddings(model, opts)
+    sae_cfg = opts.sae_config(vectors.shape[1])
+    if len(vectors) < 2:
+        raise UserError("an SAE needs at least 2 embeddings to train on")
+    train, heldout = _split_to_disk(vectors, Path(opts.out) / "work", opts.seed)
+    cfg = SAETrainConfig(steps=opts.steps, batch_size=min(opts.train_batch, len(train)), lr=opts.lr, seed=opts.seed)
+    log_path = Path(opts.out) / "train_log.jsonl"
+    losses: list[float] = []
+
+    def log(record: dict) -> None:
+        losses.append(record["loss"])
+        with log_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    with run.timer("train"):
+        sae = train_sae(train, sae_cfg, cfg, opts.out, log=log)
+    result = {
+        "model": model.name, "source": str(opts.texts or opts.dataset), "rows": {"train": len(train), "heldout": len(heldout)},
+        "sae": {"d_in": sae_cfg.d_in, "latents": sae_cfg.latents, "k_levels": list(sae_cfg.k_levels), "weighting": sae_cfg.weighting},
+        "quality": {"train": _quality(sae, train[: 50_000]), "heldout": _quality(sae, heldout)},
+    }
+    run.info["model_fingerprint"] = model.fingerprint
+    return run.finish(result, _report(result, losses))
+
+
+def run_sae_eval(opts: SAEEvalOptions) -> Path:
+    run = Run(opts.out, "sae eval", opts.model_dump(mode="json"), seed=opts.seed)
+    try:
+        sae = MatryoshkaSAE.load(opts.sae)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"cannot load an SAE from {opts.sae}: {exc}") from exc
+    model = load_model(opts.model, device=opts.resolved_device())
+    vectors = raw_embeddings(model, opts)
+    if vectors.shape[1] != sae.cfg.d_in:
+        raise UserError(f"the SAE reads {sae.cfg.d_in}-d embeddings but {model.name} gives {vectors.shape[1]}-d ones; use the SAE trained for this model")
+    result = {"model": model.name, "sae": str(opts.sae), "source": str(opts.texts or opts.dataset), "rows": len(vectors), "quality": _quality(sae, vectors)}
+    return run.finish(result, _report(result, []))
+
+
+def _report(result: dict, losses: list[float]) -> str:
+    quality_rows = result["quality"].items() if "train" in result["quality"] else [("data", result["quality"])]
+    rows = [(name, q["fvu"], q["cosine"], q["l0"], q["dead"], q["sparsity"]) for name, q in quality_rows if q]
+    blocks = [html.key_values({k: v for k, v in result.items() if k not in ("quality",)}),
+              html.section("Reconstruction quality (ReLU latents, as at inference)", html.table(["split", "FVU", "cosine", "L0", "dead latents", "sparsity"], rows))]
+    if losses:
+        blocks.append(html.section("Training loss", html.sparkline(losses, width=400, height=80)))
+    return html.page(f"Sparse autoencoder: {result['model']}", *blocks)
