@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, ModelOpt, OutOpt, SeedOpt, done
+from vlmkit.cli.common import (
+    BatchOpt,
+    CacheDirOpt,
+    CacheOpt,
+    DeviceOpt,
+    ModelOpt,
+    OutOpt,
+    SeedOpt,
+    done,
+)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
