@@ -82,3 +82,23 @@ def test_variants_need_their_inputs():
         sem.steer("sem_i", None, None, None)
     with pytest.raises(ValueError, match="variant"):
         sem.steer("sem_x", None, None, None)
+
+
+def test_text_debiaser_runs_every_method_on_a_random_clip(clip_tiny):
+    from vlmkit.debias.methods import METHODS, TextDebiaser, candidates
+    from vlmkit.debias.prompt_sets import bias_prompts, neutral_prompts
+
+    sae = MatryoshkaSAE(SAEConfig(clip_tiny.embed_dim, 64, (4, 8)))
+    bias = bias_prompts(["gender"])
+    debiaser = TextDebiaser(clip_tiny, bias, sae, neutral_prompts()[:40])
+    queries = ["a photo of a doctor.", "a photo of a nurse."]
+    paraphrases = [["an image of a doctor.", "a doctor at work."], ["an image of a nurse.", "a nurse at work."]]
+    for method in METHODS:
+        out = debiaser.encode(method, queries, paraphrases)
+        assert out.shape == (2, clip_tiny.embed_dim) and torch.allclose(out.norm(dim=-1), torch.ones(2), atol=1e-5)
+    none = debiaser.encode("none", queries)
+    assert torch.allclose(none, clip_tiny.encode_texts(queries), atol=1e-6)
+    texts, pairs = candidates(["a photo of a doctor."], bias)
+    assert texts == ["a photo of a doctor, female.", "a photo of a doctor, male."] and pairs == [(0, 1)]
+    with pytest.raises(ValueError, match="needs bias prompts"):
+        TextDebiaser(clip_tiny).encode("orth_proj", queries)

@@ -1,0 +1,72 @@
+"""The prompt sets SEM and the projection baselines need, shipped as data (``debias/prompts/``).
+
+- neutral reference prompts: ``neutral.txt`` (310 generic prompts) or any text file;
+- bias prompts: ``bias.json``, attribute -> class -> 20 prompts, for ``gender``, ``race``, ``age``
+  and the shapes world's nuisances ``world-background``, ``world-color``, ``world-texture``,
+  ``world-position``, ``world-size``; or a JSON file of the same shape;
+- paraphrases of the queries: a JSON file ``{query: [paraphrase, ...]}`` supplied by the user.
+
+Rebuilt by ``scripts/build_prompt_sets.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from vlmkit.errors import UserError
+from vlmkit.interpret.vocab import parse_vocabulary
+
+
+def _read(name: str) -> str:
+    return resources.files("vlmkit.debias").joinpath(f"prompts/{name}").read_text()
+
+
+def neutral_prompts(path: str | Path | None = None) -> list[str]:
+    text = _read("neutral.txt") if path is None else Path(path).read_text(encoding="utf-8")
+    prompts = parse_vocabulary(text)
+    if len(prompts) < 10:
+        raise UserError(f"the neutral reference needs at least 10 prompts, got {len(prompts)}")
+    return prompts
+
+
+@cache
+def _shipped_bias() -> dict:
+    return {k: v for k, v in json.loads(_read("bias.json")).items() if not k.startswith("_")}
+
+
+def bias_attributes() -> list[str]:
+    return list(_shipped_bias())
+
+
+def bias_prompts(attributes: list[str], path: str | Path | None = None) -> dict[str, dict[str, list[str]]]:
+    """The bias prompts of ``attributes`` (from ``path`` or the shipped set)."""
+    if path is None:
+        source = _shipped_bias()
+    else:
+        try:
+            source = {k: v for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items() if not k.startswith("_")}
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read bias prompts from {path}: {exc}") from exc
+    unknown = [a for a in attributes if a not in source]
+    if unknown:
+        raise UserError(f"no bias prompts for {', '.join(unknown)}; known attributes: {', '.join(source)}")
+    out = {a: source[a] for a in attributes}
+    for attribute, classes in out.items():
+        if len(classes) < 2 or not all(isinstance(p, list) and p for p in classes.values()):
+            raise UserError(f"bias attribute {attribute!r} needs at least two classes, each with a list of prompts")
+    return out
+
+
+def paraphrases(path: str | Path, queries: list[str]) -> list[list[str]]:
+    """One list of paraphrases per query from a JSON ``{query: [paraphrase, ...]}`` file."""
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read paraphrases from {path}: {exc}") from exc
+    missing = [q for q in queries if not table.get(q)]
+    if missing:
+        raise UserError(f"{path} has no paraphrases for {missing[0]!r} ({len(missing)} queries in all); map each query to a list of paraphrases")
+    return [list(table[q]) for q in queries]
