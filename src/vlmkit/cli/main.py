@@ -23,6 +23,7 @@ from vlmkit.cli.common import (
     SkipBadOpt,
     done,
 )
+from vlmkit.cli.debias import app as debias_app
 from vlmkit.cli.sae import app as sae_app
 from vlmkit.cli.sith import app as sith_app
 from vlmkit.cli.world import app as world_app
@@ -33,6 +34,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(world_app, name="world")
 app.add_typer(sith_app, name="sith")
 app.add_typer(sae_app, name="sae")
+app.add_typer(debias_app, name="debias")
 
 
 @app.command("models")

@@ -54,5 +54,6 @@ def build_options(cls: type[BaseModel], **values) -> BaseModel:
         return cls(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise UserError(f"invalid --{where.replace('_', '-')}: {first['msg']}") from exc
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise UserError(f"invalid --{where.replace('_', '-')}: {message}" if where else message) from exc
