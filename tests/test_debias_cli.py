@@ -46,3 +46,34 @@ def test_encode_rejects_bad_input(tmp_path, queries, capsys, args, message):
         main(["debias", "encode", "--model", "random:clip-tiny", "--texts", str(queries), *args, "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o" / "result.json").exists()
+
+
+@pytest.fixture
+def world_split(tmp_path):
+    from vlmkit.data.world_sample import generate
+
+    return generate(tmp_path / "world", 48, seed=3, group_by=("shape", "background"))
+
+
+@pytest.mark.parametrize("task", ["zeroshot", "retrieval"])
+def test_debias_eval_table(tmp_path, world_split, clip_tiny, task):
+    sae_dir = MatryoshkaSAE(SAEConfig(clip_tiny.embed_dim, 48, (4, 8))).save(tmp_path / "sae")
+    out = tmp_path / task
+    main(["debias", "eval", "--model", "random:clip-tiny", "--dataset", str(world_split), "--attribute", "shape", "--sensitive", "background",
+          "--task", task, "--methods", "none,orth_proj,sem_b,sem_bi", "--bias", "world-background", "--sae", str(sae_dir), "--splits", "3", "--k", "10", "--out", str(out)])
+    result = json.loads((out / "result.json").read_text())
+    assert list(result["table"]) == ["none", "orth_proj", "sem_b", "sem_bi"]
+    metrics = {"zeroshot": {"accuracy", "worst_group", "mean_group"}, "retrieval": {"kl@k", "max_skew@k", "ndkl", "precision@k"}}[task]
+    for row in result["table"].values():
+        assert set(row) == metrics and all(cell["ci95"] >= 0 for cell in row.values())
+    if task == "zeroshot":
+        none = result["table"]["none"]
+        assert none["worst_group"]["mean"] <= none["mean_group"]["mean"] <= 1
+    assert "<svg" in (out / "report.html").read_text()
+
+
+def test_debias_eval_needs_an_sae_for_sem_off_the_embedded_models(tmp_path, world_split, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["debias", "eval", "--model", "random:clip-tiny", "--dataset", str(world_split), "--attribute", "shape", "--sensitive", "background",
+              "--methods", "none,sem_b", "--bias", "world-background", "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and "need --sae" in capsys.readouterr().err

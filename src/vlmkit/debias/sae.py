@@ -85,11 +85,13 @@ class MatryoshkaSAE(nn.Module):
         return self.decoder.weight.T
 
     # ---- persistence ---------------------------------------------------------------------
-    def save(self, directory: str | Path, extra: dict | None = None) -> Path:
-        """``sae.safetensors`` + ``sae.json`` (the config and anything in ``extra``)."""
+    def save(self, directory: str | Path, extra: dict | None = None, half: bool = False) -> Path:
+        """``sae.safetensors`` + ``sae.json`` (the config and anything in ``extra``); ``half``
+        stores float16 weights (loading always returns float32)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, directory / "sae.safetensors")
+        dtype = torch.float16 if half else torch.float32
+        save_file({k: v.detach().cpu().to(dtype).contiguous() for k, v in self.state_dict().items()}, directory / "sae.safetensors")
         (directory / "sae.json").write_text(json.dumps({**asdict(self.cfg), **(extra or {})}, indent=2))
         return directory
 
@@ -102,7 +104,7 @@ class MatryoshkaSAE(nn.Module):
         meta = json.loads((path / "sae.json").read_text())
         cfg = SAEConfig(meta["d_in"], meta["latents"], tuple(meta["k_levels"]), meta["weighting"])
         sae = cls(cfg)
-        sae.load_state_dict(load_file(path / "sae.safetensors"))
+        sae.load_state_dict({k: v.float() for k, v in load_file(path / "sae.safetensors").items()})
         return sae.eval()
 
 

@@ -63,6 +63,24 @@ def sparkline(values: Sequence[float], width: int = 110, height: int = 28) -> st
             f"<polyline fill='none' stroke='#1f77b4' stroke-width='1.2' points='{points}'/></svg>")
 
 
+def bars(labels: Sequence[str], values: Sequence[float], errors: Sequence[float] | None = None, width: int = 360, caption: str = "") -> str:
+    """A horizontal SVG bar chart with optional error bars (e.g. mean and 95% interval per method)."""
+    top = max([v + (e if errors else 0) for v, e in zip(values, errors or [0] * len(values), strict=True)] + [1e-12])
+    row, label_w = 22, 110
+    parts = []
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y, w = i * row + 4, (width - label_w - 60) * max(value, 0) / top
+        parts.append(f"<text x='0' y='{y + 13}' font-size='12'>{escape(str(label))}</text>"
+                     f"<rect x='{label_w}' y='{y}' width='{w:.1f}' height='14' fill='#1f77b4'/>"
+                     f"<text x='{label_w + w + 4:.1f}' y='{y + 12}' font-size='11'>{value:.3f}</text>")
+        if errors:
+            scale = (width - label_w - 60) / top
+            lo, hi = label_w + (value - errors[i]) * scale, label_w + (value + errors[i]) * scale
+            parts.append(f"<line x1='{lo:.1f}' x2='{hi:.1f}' y1='{y + 7}' y2='{y + 7}' stroke='#333'/>")
+    cap = f"<div class='muted'>{escape(caption)}</div>" if caption else ""
+    return f"{cap}<svg width='{width}' height='{len(labels) * row + 8}'>{''.join(parts)}</svg>"
+
+
 def details(summary: str, *blocks: str, anchor: str = "") -> str:
     """A collapsed block: ``summary`` shown, ``blocks`` revealed on click."""
     ident = f" id='{escape(anchor)}'" if anchor else ""
