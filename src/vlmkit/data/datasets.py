@@ -164,11 +164,19 @@ def read_image_folder(root: str | Path) -> ImageDataset:
 
 
 def load_dataset(source: str | Path) -> ImageDataset:
-    """Load a manifest file, a folder holding ``manifest.jsonl``, or a class-per-folder tree.
+    """Load a manifest file, a folder holding ``manifest.jsonl``, a class-per-folder tree, or a
+    published dataset as ``<format>:<folder>[@<split>]`` (:mod:`vlmkit.data.published`).
 
     Raises:
         DatasetError: the source is missing, malformed, or holds no images.
     """
+    from vlmkit.data.published import load_published
+
+    published = load_published(str(source))
+    if published is not None:
+        if not published.samples:
+            raise DatasetError(f"{source} holds no images for that split")
+        return published
     source = Path(source).expanduser()
     if source.is_file():
         dataset = read_manifest(source)
