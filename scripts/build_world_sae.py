@@ -48,12 +48,24 @@ def corpus() -> list[str]:
     return list(dict.fromkeys(texts))
 
 
+def heldout_captions() -> list[str]:
+    """Two captions each of scenes 0-999 of world seed 8 (the corpus uses seed 7)."""
+    texts = []
+    for i in range(1000):
+        scene, rng = sample_image(i, 8)
+        texts += [caption(scene, rng)[0] for _ in range(2)]
+    return list(dict.fromkeys(texts))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="embedded,embedded-biased")
     parser.add_argument("--corpus", type=Path, default=Path("runs/sae-corpus.txt"))
     parser.add_argument("--work", type=Path, default=Path("runs/sae-work"))
+    parser.add_argument("--heldout", type=Path, default=Path("runs/sae-heldout.txt"), help="also write held-out captions here")
     args = parser.parse_args()
+    args.heldout.parent.mkdir(parents=True, exist_ok=True)
+    args.heldout.write_text("\n".join(heldout_captions()) + "\n")
     if not args.corpus.is_file():
         args.corpus.parent.mkdir(parents=True, exist_ok=True)
         args.corpus.write_text("\n".join(corpus()) + "\n")

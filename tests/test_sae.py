@@ -150,3 +150,21 @@ def test_sae_cli_rejects_bad_input(tmp_path, capsys, extra, message):
         main(["sae", "train", "--model", "random:clip-tiny", "--latents", "16", *levels, *extra, "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o" / "result.json").exists()
+
+
+@pytest.mark.parametrize("name", ["embedded", "embedded-biased"])
+def test_shipped_sae_reconstructs_world_captions(name):
+    from vlmkit.data.world_sample import caption, sample_image
+    from vlmkit.debias.eval_run import default_sae
+    from vlmkit.models import load_model
+
+    model = load_model(name)
+    path = default_sae(model)
+    assert path is not None
+    sae = MatryoshkaSAE.load(path)
+    texts = []
+    for i in range(40):  # scenes of a seed the SAE corpus did not use
+        scene, rng = sample_image(i, 11)
+        texts.append(caption(scene, rng)[0])
+    q = quality(sae, [model.encode_texts(texts, normalize=False)])
+    assert sae.cfg.d_in == model.embed_dim and q.cosine > 0.95 and q.sparsity > 0.9
