@@ -168,3 +168,20 @@ def test_shipped_sae_reconstructs_world_captions(name):
         texts.append(caption(scene, rng)[0])
     q = quality(sae, [model.encode_texts(texts, normalize=False)])
     assert sae.cfg.d_in == model.embed_dim and q.cosine > 0.95 and q.sparsity > 0.9
+
+
+def test_embeddings_stream_to_disk_in_slices_and_split_into_a_permutation(tmp_path, monkeypatch, clip_tiny):
+    from vlmkit.debias import sae_run
+    from vlmkit.embed import embed_texts
+
+    texts = tmp_path / "t.txt"
+    lines = [f"text {i}" for i in range(100)]
+    texts.write_text("\n".join(lines))
+    monkeypatch.setattr(sae_run, "SLICE", 32)
+    opts = sae_run.SAETrainOptions(model="random:clip-tiny", texts=texts, out=tmp_path / "o", latents=8, k="2")
+    raw, checksum = sae_run.raw_embeddings_to_disk(clip_tiny, opts, tmp_path / "raw.npy")
+    expected = embed_texts(clip_tiny, lines, normalize=False).vectors
+    assert np.allclose(raw, expected, atol=1e-6)
+    train, held = sae_run._split_to_disk(raw, checksum, tmp_path, seed=0)
+    both = np.concatenate([held, train])
+    assert len(held) == 5 and np.allclose(np.sort(both, axis=0), np.sort(expected, axis=0), atol=1e-6)

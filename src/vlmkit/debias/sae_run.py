@@ -1,8 +1,9 @@
 """``vlmkit sae train`` and ``vlmkit sae eval``: sparse autoencoders on a model's embeddings.
 
 Training embeds the inputs (texts or a dataset's images) *unnormalised*, through the embedding
-cache, into a memory-mapped ``work/train.npy`` (and a held-out 5% in ``work/heldout.npy``), then
-streams them through :func:`~vlmkit.debias.sae_train.train_sae`, which resumes after an
+cache and a slice at a time, into memory-mapped files (``work/raw.npy``, then a seeded split into
+``work/train.npy`` and a held-out 5% in ``work/heldout.npy``), so the embeddings need not fit in
+memory, then streams them through :func:`~vlmkit.debias.sae_train.train_sae`, which resumes after an
 interruption. The SAE is saved to ``--out`` (``sae.safetensors``, ``sae.json``) beside
 result.json, report.html and the training log.
 """
@@ -10,6 +11,7 @@ result.json, report.html and the training log.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from pydantic import Field, model_validator
 
 from vlmkit.debias.sae import MatryoshkaSAE, SAEConfig, quality
 from vlmkit.debias.sae_train import SAETrainConfig, train_sae
-from vlmkit.embed import embed_images, embed_texts
+from vlmkit.embed import CHUNK, embed_images, embed_texts
 from vlmkit.errors import UserError
 from vlmkit.models import load_model
 from vlmkit.report import html
@@ -69,28 +71,57 @@ def read_texts(path: Path) -> list[str]:
     return texts
 
 
-def raw_embeddings(model, opts: SAEDataOptions) -> np.ndarray:
-    """Unnormalised embeddings ``(n, d)`` of the texts or the dataset's images."""
+SLICE = 64 * CHUNK  # items per embedding call: a multiple of the cache chunk, so cache keys line up
+
+
+def _items(opts: SAEDataOptions) -> tuple[list, object]:
     cache = opts.embedding_cache()
     if opts.texts is not None:
-        return embed_texts(model, read_texts(opts.texts), cache=cache, normalize=False).vectors
+        return read_texts(opts.texts), lambda model, part: embed_texts(model, part, cache=cache, normalize=False).vectors
     from vlmkit.data.datasets import load_dataset
 
-    dataset = load_dataset(opts.dataset)
-    return embed_images(model, dataset.paths, batch_size=opts.batch_size, cache=cache, skip_bad=True, normalize=False).vectors
+    paths = load_dataset(opts.dataset).paths
+    return paths, lambda model, part: embed_images(model, part, batch_size=opts.batch_size, cache=cache, skip_bad=True, normalize=False).vectors
 
 
-def _split_to_disk(vectors: np.ndarray, work: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def iter_raw_embeddings(model, opts: SAEDataOptions) -> Iterator[np.ndarray]:
+    """Unnormalised embeddings of the texts or the dataset's images, ``SLICE`` items at a time
+    (unreadable images are skipped), so no more than one slice is in memory."""
+    items, embed = _items(opts)
+    for start in range(0, len(items), SLICE):
+        yield embed(model, items[start : start + SLICE])
+
+
+def raw_embeddings_to_disk(model, opts: SAEDataOptions, path: Path) -> tuple[np.ndarray, float]:
+    """Stream the embeddings into a memory-mapped ``.npy`` at ``path``; returns the filled rows and
+    a checksum of them."""
+    items, _ = _items(opts)
+    out, filled, checksum = None, 0, 0.0
+    for part in iter_raw_embeddings(model, opts):
+        if out is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(items), part.shape[1]))
+        out[filled : filled + len(part)] = part
+        filled += len(part)
+        checksum += float(np.float64(part.sum()))
+    if out is None:
+        raise UserError("nothing to embed")
+    out.flush()
+    return out[:filled], checksum
+
+
+def _split_to_disk(vectors: np.ndarray, checksum: float, work: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Write a seeded train / held-out split as memory-mapped ``.npy`` files; reuse a matching one."""
-    work.mkdir(parents=True, exist_ok=True)
-    stamp = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "seed": seed, "digest": float(np.float64(vectors.sum()))}
+    stamp = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "seed": seed, "checksum": checksum}
     stamp_path = work / "split.json"
     if not (stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp):
         order = np.random.default_rng(seed).permutation(len(vectors))
         n_held = max(1, int(round(HELDOUT * len(vectors)))) if len(vectors) > 20 else 0
         for name, rows in (("heldout", order[:n_held]), ("train", order[n_held:])):
             out = np.lib.format.open_memmap(work / f"{name}.npy", mode="w+", dtype=np.float32, shape=(len(rows), vectors.shape[1]))
-            out[:] = vectors[rows]
+            for first in range(0, len(rows), 65536):
+                block = rows[first : first + 65536]
+                out[first : first + len(block)] = vectors[np.sort(block)][np.argsort(np.argsort(block))]
             out.flush()
         atomic_write_json(stamp_path, stamp)
     return np.load(work / "train.npy", mmap_mode="r"), np.load(work / "heldout.npy", mmap_mode="r")
@@ -107,12 +138,13 @@ def run_sae_train(opts: SAETrainOptions) -> Path:
     run = Run(opts.out, "sae train", opts.model_dump(mode="json"), seed=opts.seed)
     with run.timer("load_model"):
         model = load_model(opts.model, device=opts.resolved_device())
+    work = Path(opts.out) / "work"
     with run.timer("embed"):
-        vectors = raw_embeddings(model, opts)
+        vectors, checksum = raw_embeddings_to_disk(model, opts, work / "raw.npy")
     sae_cfg = opts.sae_config(vectors.shape[1])
     if len(vectors) < 2:
         raise UserError("an SAE needs at least 2 embeddings to train on")
-    train, heldout = _split_to_disk(vectors, Path(opts.out) / "work", opts.seed)
+    train, heldout = _split_to_disk(vectors, checksum, work, opts.seed)
     cfg = SAETrainConfig(steps=opts.steps, batch_size=min(opts.train_batch, len(train)), lr=opts.lr, seed=opts.seed)
     log_path = Path(opts.out) / "train_log.jsonl"
     losses: list[float] = []
@@ -140,10 +172,19 @@ def run_sae_eval(opts: SAEEvalOptions) -> Path:
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"cannot load an SAE from {opts.sae}: {exc}") from exc
     model = load_model(opts.model, device=opts.resolved_device())
-    vectors = raw_embeddings(model, opts)
-    if vectors.shape[1] != sae.cfg.d_in:
-        raise UserError(f"the SAE reads {sae.cfg.d_in}-d embeddings but {model.name} gives {vectors.shape[1]}-d ones; use the SAE trained for this model")
-    result = {"model": model.name, "sae": str(opts.sae), "source": str(opts.texts or opts.dataset), "rows": len(vectors), "quality": _quality(sae, vectors)}
+    if model.embed_dim != sae.cfg.d_in:
+        raise UserError(f"the SAE reads {sae.cfg.d_in}-d embeddings but {model.name} gives {model.embed_dim}-d ones; use the SAE trained for this model")
+    rows = 0
+
+    def parts():
+        nonlocal rows
+        for part in iter_raw_embeddings(model, opts):
+            rows += len(part)
+            yield torch.from_numpy(part)
+
+    measured = quality(sae, parts())
+    result = {"model": model.name, "sae": str(opts.sae), "source": str(opts.texts or opts.dataset), "rows": rows,
+              "quality": {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(measured).items()}}
     return run.finish(result, _report(result, []))
 
 

@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from vlmkit.debias.sae import MatryoshkaSAE, SAEConfig
+from vlmkit.runs.progress import track
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def train_sae(data: np.ndarray, sae_cfg: SAEConfig, cfg: SAETrainConfig, out: st
     stop = min(cfg.steps, until or cfg.steps)
     t0 = time.perf_counter()
     stream = batches(data, cfg, start)
-    for step in range(start, stop):
+    for step in track(range(start, stop), "training the SAE", total=stop - start):
         x = next(stream)
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr_at(step)
