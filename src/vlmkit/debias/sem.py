@@ -78,9 +78,8 @@ class SEM:
     sae: MatryoshkaSAE
     reference: Tensor
 
-    @property
-    def reference_median(self) -> Tensor:
-        return median(self.reference)
+    def __post_init__(self):
+        self.reference_median = median(self.reference)  # m~, computed once
 
     @torch.no_grad()
     def latents(self, raw_embeddings: Tensor) -> Tensor:
