@@ -24,6 +24,7 @@ from vlmkit.cli.common import (
     done,
 )
 from vlmkit.cli.debias import app as debias_app
+from vlmkit.cli.index import app as index_app
 from vlmkit.cli.sae import app as sae_app
 from vlmkit.cli.sith import app as sith_app
 from vlmkit.cli.world import app as world_app
@@ -35,6 +36,7 @@ app.add_typer(world_app, name="world")
 app.add_typer(sith_app, name="sith")
 app.add_typer(sae_app, name="sae")
 app.add_typer(debias_app, name="debias")
+app.add_typer(index_app, name="index")
 
 
 @app.command("models")

@@ -1,0 +1,1 @@
+"""Image collections indexed for nearest-neighbour search (FAISS), shared by ComCa and C2B."""
