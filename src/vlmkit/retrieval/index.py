@@ -6,7 +6,7 @@ Vectors are the model's unit image embeddings, so inner product is cosine simila
   about 0.4 GB at 200,000 x 512);
 - above: a compressed ``IVF<nlist>,SQ8`` index (``nlist = 4 sqrt(n)`` cells, probed
   ``nprobe = 32`` at a time; one byte per dimension, 4x smaller than float32: about 0.5 GB for
-  10^6 x 512), trained on up to 256 vectors per cell. Its results are approximate: see
+  10^6 x 512), trained on up to 64 vectors per cell. Its results are approximate: see
   ``benchmarks/index_bench.py`` for recall against exact search. (Product quantisation would
   compress 8x further but lost half the true neighbours in our tests.)
 
@@ -68,7 +68,7 @@ def make_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0):
         nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
         index = faiss.index_factory(d, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
-        sample = vectors[np.sort(rng.choice(n, min(n, 256 * nlist), replace=False))]
+        sample = vectors[np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         index.nprobe = min(NPROBE, nlist)
     for start in range(0, n, 65536):

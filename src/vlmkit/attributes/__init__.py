@@ -1,0 +1,1 @@
+"""Open-vocabulary attribute detection (ComCa) and its pieces."""
