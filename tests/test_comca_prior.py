@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from vlmkit.attributes.prior import Term, compatibility_from_file, cooccurrence, parse_terms, prior, sample_all, sample_objects
+from vlmkit.attributes.prior import (
+    Term,
+    compatibility_from_file,
+    cooccurrence,
+    parse_terms,
+    prior,
+    sample_all,
+    sample_objects,
+)
 
 ATTRS = parse_terms(["red", "striped:striped/stripy", "wooden:wooden/made of wood"])
 OBJECTS = parse_terms(["car", "zebra", "chair:chair/stool"])
