@@ -41,3 +41,27 @@ def test_inference_formula_by_hand():
     assert np.allclose(comca_scores(x, z, cache, cfg)[0], expected)
     assert np.allclose(comca_scores(x, z, None, cfg), normalise_scores(z))
     assert normalise_scores(np.array([[1.0, 1.0]])) == pytest.approx(np.array([[0.5, 0.5]]))
+
+
+def test_build_cache_retrieves_unique_images_per_attribute(tmp_path, clip_tiny):
+    from vlmkit.attributes.comca import build_cache
+    from vlmkit.attributes.prior import parse_terms
+    from vlmkit.data.datasets import load_dataset
+    from vlmkit.data.world_sample import generate
+    from vlmkit.retrieval.index import build_index
+
+    dataset = load_dataset(generate(tmp_path / "pool", 60, seed=5))
+    index = build_index(clip_tiny, dataset, model_spec="random:clip-tiny")
+    attributes = parse_terms(["red", "striped:striped/stripy"])
+    objects = parse_terms(["circle", "square", "star"])
+    pi = np.array([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # the second attribute falls back to uniform sampling
+    cfg = ComCaConfig(k=4, overfetch=20)
+    cache = build_cache(index, clip_tiny, clip_tiny, attributes, objects, pi, cfg)
+    assert cache.keys.shape == (8, clip_tiny.embed_dim) and cache.values.shape == (8, 2)
+    assert cache.source.tolist() == [0] * 4 + [1] * 4 and len(set(cache.paths)) == 8
+    assert all(q.startswith("a photo of circle that is red") or q.startswith("a photo of square that is red") for q in cache.queries[:4])
+    assert cache.paths == build_cache(index, clip_tiny, clip_tiny, attributes, objects, pi, cfg).paths  # seeded
+    plain = build_cache(index, clip_tiny, clip_tiny, attributes, None, None, cfg)
+    assert plain.queries[0] == "a photo of something that is red" and len(set(plain.paths)) == 8
+    tiny = build_cache(index, clip_tiny, clip_tiny, attributes, objects, pi, ComCaConfig(k=40, overfetch=40))
+    assert tiny.log and "over-fetch exhausted" in tiny.log[0]

@@ -99,3 +99,41 @@ def comca_scores(images: np.ndarray, z: np.ndarray, cache: Cache | None, cfg: Co
         affinity = np.exp(-cfg.beta * (1 - np.asarray(images, np.float64) @ cache.keys.T))
         g = z + cfg.lam * affinity @ cache.values
     return normalise_scores(g)
+
+
+def build_cache(index, retrieval_model, inference_model, attributes: list[Term], objects: list[Term] | None, pi: np.ndarray | None,
+                cfg: ComCaConfig, embedding_cache=None) -> Cache:
+    """Retrieve ``cfg.k`` unique images per attribute from ``index`` and label them (module docstring).
+
+    With ``objects``/``pi`` set to ``None`` this is the plain-retrieval baseline: the queries are
+    the zero-shot prompts ``"a photo of something that is <syn>"`` without objects, and each
+    query keeps its ``k`` best unseen images.
+    """
+    from vlmkit.attributes.prior import sample_all
+    from vlmkit.embed import embed_images
+
+    sampled = sample_all(pi, cfg.k, cfg.nucleus, cfg.seed) if pi is not None else None
+    taken: set[int] = set()
+    positions, source, queries, log = [], [], [], []
+    for a, attribute in enumerate(attributes):
+        if sampled is not None:
+            texts = [retrieval_query(objects[o], attribute) for o in sampled[a]]
+            per_query = 1
+        else:
+            texts = [ZERO_SHOT_TEMPLATE.format(" or ".join(attribute.synonyms))]
+            per_query = cfg.k
+        hits = index.search(retrieval_model.encode_texts(texts).numpy(), k=max(cfg.overfetch, per_query))
+        for text, row in zip(texts, hits, strict=True):
+            fresh = [h for h in row if h.position not in taken][:per_query]
+            if len(fresh) < per_query:
+                log.append(f"over-fetch exhausted for {text!r}: {len(fresh)} of {per_query} unseen images")
+            for hit in fresh:
+                taken.add(hit.position)
+                positions.append(hit.position)
+                source.append(a)
+                queries.append(text)
+    paths = [index.items[p].path for p in positions]
+    keys = embed_images(inference_model, paths, cache=embedding_cache).vectors.astype(np.float64)
+    t_a = value_text(inference_model, attributes).numpy().astype(np.float64)
+    source_arr = np.asarray(source, dtype=np.int64)
+    return Cache(keys, soft_labels(keys, source_arr, t_a, cfg), source_arr, paths, queries, log)
