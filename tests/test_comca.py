@@ -65,3 +65,23 @@ def test_build_cache_retrieves_unique_images_per_attribute(tmp_path, clip_tiny):
     assert plain.queries[0] == "a photo of something that is red" and len(set(plain.paths)) == 8
     tiny = build_cache(index, clip_tiny, clip_tiny, attributes, objects, pi, ComCaConfig(k=40, overfetch=40))
     assert tiny.log and "over-fetch exhausted" in tiny.log[0]
+
+
+def test_world_rules_hold_and_the_bench_runs(tmp_path):
+    import json
+    from collections import Counter
+
+    from vlmkit.attributes.world_bench import GROUPS, IMPOSSIBLE, compatibility, scenes
+    from vlmkit.cli.main import main
+
+    drawn = scenes(600, 3)
+    combos = Counter((s.objects[0].shape, getattr(s.objects[0], g)) for s, _ in drawn for g in GROUPS)
+    assert not any(combos[c] for c in IMPOSSIBLE)
+    assert combos[("triangle", "red")] < combos[("triangle", "blue")] / 3  # rare
+    assert (compatibility() == 0).sum() == len(IMPOSSIBLE)
+    out = tmp_path / "bench"
+    main(["comca", "bench", "--model", "random:clip-tiny", "--pool", "60", "--n", "30", "--k", "2", "--out", str(out)])
+    result = json.loads((out / "result.json").read_text())
+    assert set(result["table"]) == {"zero-shot", "retrieval cache", "ComCa", "ComCa (co-occurrence only)", "ComCa (compatibility only)"}
+    assert all(0 <= row["mAP"] <= 1 for row in result["table"].values())
+    assert result["cooccurrence"]["blue"]["star"] == 0  # no caption pairs an impossible combination

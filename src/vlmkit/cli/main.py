@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from vlmkit.cli import sith as sith_cli
+from vlmkit.cli.comca import app as comca_app
 from vlmkit.cli.common import (
     BatchOpt,
     CacheDirOpt,
@@ -37,6 +38,7 @@ app.add_typer(sith_app, name="sith")
 app.add_typer(sae_app, name="sae")
 app.add_typer(debias_app, name="debias")
 app.add_typer(index_app, name="index")
+app.add_typer(comca_app, name="comca")
 
 
 @app.command("models")

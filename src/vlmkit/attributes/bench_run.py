@@ -1,0 +1,106 @@
+"""``vlmkit comca bench``: the shapes-world attribute benchmark end to end (pool, index, caches,
+every method, mAP table). See :mod:`vlmkit.attributes.world_bench`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field
+
+from vlmkit.attributes.comca import (
+    ComCaConfig,
+    build_cache,
+    comca_scores,
+    zero_shot_logits,
+    zero_shot_text,
+)
+from vlmkit.attributes.prior import cooccurrence, prior
+from vlmkit.attributes.world_bench import (
+    attribute_terms,
+    compatibility,
+    labels,
+    object_terms,
+    write_split,
+)
+from vlmkit.data.datasets import load_dataset
+from vlmkit.embed import embed_images
+from vlmkit.metrics.attributes import attribute_map
+from vlmkit.models import load_model
+from vlmkit.report import html
+from vlmkit.retrieval.index import build_index
+from vlmkit.runs.files import atomic_write_json
+from vlmkit.runs.options import RunOptions
+from vlmkit.runs.record import Run
+
+METHODS = ("zero-shot", "retrieval cache", "ComCa", "ComCa (co-occurrence only)", "ComCa (compatibility only)")
+
+
+class ComCaBenchOptions(RunOptions):
+    pool: int = Field(3000, ge=50)
+    n: int = Field(1000, ge=20)
+    k: int = Field(16, ge=1)
+
+
+def _split(out: Path, n: int, seed: int, labelled: bool) -> Path:
+    stamp = out / "split.json"
+    params = {"n": n, "seed": seed, "labelled": labelled, "version": 1}
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == params and (out / "manifest.jsonl").is_file()):
+        write_split(out, n, seed, labelled)
+        atomic_write_json(stamp, params)
+    return out / "manifest.jsonl"
+
+
+def run_comca_bench(opts: ComCaBenchOptions) -> Path:
+    run = Run(opts.out, "comca bench", opts.model_dump(mode="json"), seed=opts.seed)
+    out = Path(opts.out)
+    with run.timer("render"):
+        pool = load_dataset(_split(out / "pool", opts.pool, opts.seed, labelled=False))
+        evaluation = load_dataset(_split(out / "eval", opts.n, opts.seed + 1, labelled=True))
+    model = load_model(opts.model, device=opts.resolved_device())
+    cache = opts.embedding_cache()
+    with run.timer("index"):
+        index = build_index(model, pool, model_spec=opts.model, cache=cache, batch_size=opts.batch_size)
+    attributes, objects = attribute_terms(), object_terms()
+    cooc = cooccurrence([s.caption or "" for s in pool.samples], attributes, objects)
+    compat = compatibility()
+    priors = {"ComCa": prior(cooc, compat), "ComCa (co-occurrence only)": prior(cooc, None), "ComCa (compatibility only)": prior(None, compat)}
+    images = embed_images(model, evaluation.paths, batch_size=opts.batch_size, cache=cache).vectors
+    y = labels(evaluation)
+    z = zero_shot_logits(images, zero_shot_text(model, attributes))
+    cfg = ComCaConfig(k=opts.k, seed=opts.seed)
+    names = [a.name for a in attributes]
+    table, logs = {}, {}
+    with run.timer("methods"):
+        for method in METHODS:
+            if method == "zero-shot":
+                built = None
+            elif method == "retrieval cache":
+                built = build_cache(index, model, model, attributes, None, None, cfg, cache)
+            else:
+                built = build_cache(index, model, model, attributes, objects, priors[method], cfg, cache)
+            scores = comca_scores(images, z, built, cfg)
+            table[method] = attribute_map(scores, y, names)
+            logs[method] = built.log if built is not None else []
+    result = {
+        "model": model.name, "pool": len(pool), "images": len(y), "k": opts.k, "seed": opts.seed,
+        "table": {m: {k: v for k, v in r.items() if k in ("mAP", "head", "medium", "tail")} for m, r in table.items()},
+        "ap": {m: r["ap"] for m, r in table.items()}, "bins": table["zero-shot"]["bins"],
+        "cooccurrence": {a: dict(zip([o.name for o in objects], map(int, row), strict=True)) for a, row in zip(names, cooc, strict=True)},
+        "cache_log": logs,
+    }
+    run.info["model_fingerprint"] = model.fingerprint
+    return run.finish(result, _report(result))
+
+
+def _report(result: dict) -> str:
+    methods = list(result["table"])
+    rows = [[m, *(result["table"][m][k] if result["table"][m][k] is not None else "-" for k in ("mAP", "head", "medium", "tail"))] for m in methods]
+    names = list(result["ap"][methods[0]])
+    per_attribute = [html.bars(names, [result["ap"][m][a] or 0.0 for a in names], caption=f"AP per attribute: {m}") for m in methods]
+    return html.page(
+        f"ComCa shapes-world benchmark: {result['model']}",
+        html.key_values({k: result[k] for k in ("model", "pool", "images", "k", "seed")}),
+        html.section("mAP", html.table(["method", "mAP", "head", "medium", "tail"], rows)),
+        html.section("Per attribute", *per_attribute),
+    )
