@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field
 
 from vlmkit.attributes.comca import (
@@ -51,6 +52,13 @@ def _split(out: Path, n: int, seed: int, labelled: bool) -> Path:
     return out / "manifest.jsonl"
 
 
+def pool_truth(n: int, seed: int) -> dict[str, set[str]]:
+    """The attributes of each pool image's object, by file stem (the pool itself is unlabelled)."""
+    from vlmkit.attributes.world_bench import GROUPS, scenes
+
+    return {f"{scene.index:06d}": {getattr(scene.objects[0], g) for g in GROUPS} for scene, _ in scenes(n, seed)}
+
+
 def run_comca_bench(opts: ComCaBenchOptions) -> Path:
     run = Run(opts.out, "comca bench", opts.model_dump(mode="json"), seed=opts.seed)
     out = Path(opts.out)
@@ -70,7 +78,8 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
     z = zero_shot_logits(images, zero_shot_text(model, attributes))
     cfg = ComCaConfig(k=opts.k, seed=opts.seed)
     names = [a.name for a in attributes]
-    table, logs = {}, {}
+    truth = pool_truth(opts.pool, opts.seed)
+    table, logs, diagnostics = {}, {}, {"zero_shot_logit_spread": round(float(z.std(1).mean()), 4)}
     with run.timer("methods"):
         for method in METHODS:
             if method == "zero-shot":
@@ -82,12 +91,18 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
             scores = comca_scores(images, z, built, cfg)
             table[method] = attribute_map(scores, y, names)
             logs[method] = built.log if built is not None else []
+            if built is not None:
+                logits = np.exp(-cfg.beta * (1 - images.astype(np.float64) @ built.keys.T)) @ built.values
+                diagnostics[method] = {
+                    "label_precision": round(float(np.mean([names[a] in truth[Path(p).stem] for p, a in zip(built.paths, built.source, strict=True)])), 4),
+                    "cache_logit_mean": round(float(logits.mean()), 3), "cache_logit_spread": round(float(logits.std(1).mean()), 4),
+                }
     result = {
         "model": model.name, "pool": len(pool), "images": len(y), "k": opts.k, "seed": opts.seed,
         "table": {m: {k: v for k, v in r.items() if k in ("mAP", "head", "medium", "tail")} for m, r in table.items()},
         "ap": {m: r["ap"] for m, r in table.items()}, "bins": table["zero-shot"]["bins"],
         "cooccurrence": {a: dict(zip([o.name for o in objects], map(int, row), strict=True)) for a, row in zip(names, cooc, strict=True)},
-        "cache_log": logs,
+        "cache_log": logs, "diagnostics": diagnostics,
     }
     run.info["model_fingerprint"] = model.fingerprint
     return run.finish(result, _report(result))
