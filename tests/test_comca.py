@@ -85,3 +85,30 @@ def test_world_rules_hold_and_the_bench_runs(tmp_path):
     assert set(result["table"]) == {"zero-shot", "retrieval cache", "ComCa", "ComCa (co-occurrence only)", "ComCa (compatibility only)"}
     assert all(0 <= row["mAP"] <= 1 for row in result["table"].values())
     assert result["cooccurrence"]["blue"]["star"] == 0  # no caption pairs an impossible combination
+
+
+def test_build_cache_and_eval_cli(tmp_path, clip_tiny):
+    import json
+
+    from vlmkit.attributes.world_bench import GROUPS, attribute_terms, write_split
+    from vlmkit.cli.main import main
+
+    pool = write_split(tmp_path / "pool", 60, 2, labelled=False)
+    labelled = write_split(tmp_path / "eval", 30, 3, labelled=True)
+    names = [t.name for t in attribute_terms()]
+    rows = [json.loads(line) for line in labelled.read_text().splitlines()]
+    eval_manifest = tmp_path / "eval" / "labels.jsonl"
+    eval_manifest.write_text("".join(json.dumps({"path": r["path"], "attributes": {n: int(n in {r["attributes"][g] for g in GROUPS}) for n in names}}) + "\n" for r in rows))
+    (tmp_path / "attrs.txt").write_text("\n".join(["red", "blue", "striped", "small:small/little"]))
+    (tmp_path / "objs.txt").write_text("\n".join(["circle:circle/disc", "square", "star"]))
+    (tmp_path / "compat.csv").write_text("attribute,object,score\nblue,star,0\n")
+    main(["index", "build", "--model", "random:clip-tiny", "--dataset", str(pool), "--out", str(tmp_path / "idx")])
+    main(["comca", "build-cache", "--model", "random:clip-tiny", "--attributes", str(tmp_path / "attrs.txt"), "--objects", str(tmp_path / "objs.txt"),
+          "--compatibility", str(tmp_path / "compat.csv"), "--index", str(tmp_path / "idx"), "--k", "3", "--out", str(tmp_path / "cache")])
+    record = json.loads((tmp_path / "cache" / "cache.json").read_text())
+    paths = record["paths"]
+    assert len(set(paths)) == len(paths) and len(paths) + len(record["log"]) == 12  # a shortfall is logged per query
+    assert not any("star that is blue" in q for q in record["queries"])  # compatibility 0 excludes the pair
+    main(["comca", "eval", "--model", "random:clip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(eval_manifest), "--out", str(tmp_path / "ev")])
+    result = json.loads((tmp_path / "ev" / "result.json").read_text())
+    assert set(result["table"]) == {"zero-shot", "comca"} and 0 <= result["table"]["comca"]["mAP"] <= 1

@@ -137,3 +137,32 @@ def build_cache(index, retrieval_model, inference_model, attributes: list[Term],
     t_a = value_text(inference_model, attributes).numpy().astype(np.float64)
     source_arr = np.asarray(source, dtype=np.int64)
     return Cache(keys, soft_labels(keys, source_arr, t_a, cfg), source_arr, paths, queries, log)
+
+
+def save_cache(cache: Cache, directory, attributes: list[Term], meta: dict) -> None:
+    """``cache.npz`` (keys, values, source) and ``cache.json`` (attributes, provenance, ``meta``)."""
+    import json
+    from pathlib import Path
+
+    from vlmkit.runs.files import atomic_save_npz, atomic_write_text
+
+    directory = Path(directory)
+    atomic_save_npz(directory / "cache.npz", keys=cache.keys, values=cache.values, source=cache.source)
+    record = {"attributes": [f"{t.name}:{'/'.join(t.synonyms)}" for t in attributes], "paths": cache.paths, "queries": cache.queries, "log": cache.log, **meta}
+    atomic_write_text(directory / "cache.json", json.dumps(record, indent=1) + "\n")
+
+
+def load_cache(directory) -> tuple[Cache, list[Term], dict]:
+    import json
+    from pathlib import Path
+
+    from vlmkit.attributes.prior import parse_terms
+    from vlmkit.errors import UserError
+
+    directory = Path(directory)
+    if not (directory / "cache.npz").is_file():
+        raise UserError(f"no ComCa cache at {directory}; build one with vlmkit comca build-cache")
+    record = json.loads((directory / "cache.json").read_text())
+    with np.load(directory / "cache.npz") as arrays:
+        cache = Cache(arrays["keys"], arrays["values"], arrays["source"], record["paths"], record["queries"], record["log"])
+    return cache, parse_terms(record["attributes"]), record

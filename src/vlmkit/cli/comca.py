@@ -39,3 +39,47 @@ def bench_cmd(
     from vlmkit.runs.options import build_options
 
     done(run_comca_bench(build_options(ComCaBenchOptions, **values)))
+
+
+@app.command("build-cache")
+def build_cache_cmd(
+    attributes: Path = typer.Option(..., help="one attribute per line: name or name:syn1/syn2"),
+    index: Path = typer.Option(..., help="image index to retrieve from (vlmkit index build)"),
+    out: Path = OutOpt,
+    model: str = ModelOpt,
+    objects: Path | None = typer.Option(None, help="one object per line; without it the cache is plain retrieval (no prior)"),
+    compatibility: Path | None = typer.Option(None, help="attribute-object compatibility scores (CSV attribute,object,score or JSON)"),
+    cooccurrence: bool = typer.Option(True, "--cooccurrence/--no-cooccurrence", help="weigh objects by co-occurrence in the index's captions"),
+    k: int = typer.Option(16, "--k", help="images per attribute"),
+    overfetch: int = typer.Option(117, help="neighbours fetched per query to find an unseen image"),
+    batch_size: int = BatchOpt,
+    cache: bool = CacheOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Build a compositional cache: prior-sampled objects, retrieved images, soft labels."""
+    values = dict(locals())
+    from vlmkit.attributes.comca_run import BuildCacheOptions, run_build_cache
+    from vlmkit.runs.options import build_options
+
+    done(run_build_cache(build_options(BuildCacheOptions, **values)))
+
+
+@app.command("eval")
+def eval_cmd(
+    comca_cache: Path = typer.Option(..., "--cache", help="a cache from vlmkit comca build-cache"),
+    dataset: str = typer.Option(..., help="manifest whose attributes map attribute names to 1, 0 or -1"),
+    out: Path = OutOpt,
+    model: str = ModelOpt,
+    batch_size: int = BatchOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Zero-shot vs cache: mAP overall and per head/medium/tail, AP per attribute."""
+    values = dict(locals())
+    from vlmkit.attributes.comca_run import ComCaEvalOptions, run_comca_eval
+    from vlmkit.runs.options import build_options
+
+    done(run_comca_eval(build_options(ComCaEvalOptions, **values)))

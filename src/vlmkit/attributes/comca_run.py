@@ -1,0 +1,119 @@
+"""``vlmkit comca build-cache`` and ``vlmkit comca eval``.
+
+Attribute and object files list one term per line, ``name`` or ``name:syn1/syn2``. The evaluated
+dataset is a manifest whose ``attributes`` map each attribute name to 1 (positive), 0 (negative)
+or -1 (unknown); an attribute a row does not mention is unknown for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from vlmkit.attributes.comca import (
+    ComCaConfig,
+    build_cache,
+    comca_scores,
+    load_cache,
+    save_cache,
+    zero_shot_logits,
+    zero_shot_text,
+)
+from vlmkit.attributes.prior import compatibility_from_file, cooccurrence, parse_terms, prior
+from vlmkit.data.datasets import load_dataset
+from vlmkit.embed import embed_images
+from vlmkit.errors import UserError
+from vlmkit.metrics.attributes import attribute_map
+from vlmkit.models import load_model
+from vlmkit.report import html
+from vlmkit.retrieval.index import ImageIndex
+from vlmkit.runs.options import RunOptions
+from vlmkit.runs.record import Run
+
+
+def read_terms(path: Path, what: str):
+    if not Path(path).is_file():
+        raise UserError(f"{what} file not found: {path}; write one {what[:-1]} per line as name or name:syn1/syn2")
+    terms = parse_terms(Path(path).read_text(encoding="utf-8").splitlines())
+    if not terms:
+        raise UserError(f"{path} lists no {what}")
+    return terms
+
+
+class BuildCacheOptions(RunOptions):
+    attributes: Path
+    objects: Path | None = None
+    index: Path
+    compatibility: Path | None = None
+    cooccurrence: bool = True
+    k: int = Field(16, ge=1)
+    overfetch: int = Field(117, ge=1)
+
+
+def run_build_cache(opts: BuildCacheOptions) -> Path:
+    run = Run(opts.out, "comca build-cache", opts.model_dump(mode="json"), seed=opts.seed)
+    attributes = read_terms(opts.attributes, "attributes")
+    objects = read_terms(opts.objects, "objects") if opts.objects else None
+    index = ImageIndex.load(opts.index)
+    model = load_model(opts.model, device=opts.resolved_device())
+    retrieval = model if model.fingerprint == index.meta["fingerprint"] else load_model(index.meta["model"], device=opts.resolved_device())
+    missing: list[str] = []
+    pi = None
+    if objects is not None:
+        cooc = cooccurrence([item.caption or "" for item in index.items], attributes, objects) if opts.cooccurrence else None
+        compat = None
+        if opts.compatibility:
+            compat, missing = compatibility_from_file(opts.compatibility, attributes, objects)
+        if cooc is None and compat is None:
+            raise UserError("with --objects, use caption co-occurrence (the default) and/or --compatibility FILE")
+        pi = prior(cooc, compat)
+    cfg = ComCaConfig(k=opts.k, overfetch=opts.overfetch, seed=opts.seed)
+    with run.timer("build"):
+        cache = build_cache(index, retrieval, model, attributes, objects, pi, cfg, opts.embedding_cache())
+    meta = {"model": opts.model, "fingerprint": model.fingerprint, "index": str(opts.index), "kind": "comca" if objects else "retrieval",
+            "k": opts.k, "compatibility_log": missing[:200]}
+    save_cache(cache, opts.out, attributes, meta)
+    result = {k: v for k, v in meta.items() if k != "compatibility_log"} | {"keys": len(cache.keys), "attributes": len(attributes), "log": cache.log}
+    return run.finish(result, html.page("ComCa cache", html.key_values({k: v for k, v in result.items() if k != "log"}),
+                                        html.section("Queries (first 50)", html.table(["query", "image"], list(zip(cache.queries, cache.paths, strict=True))[:50]))))
+
+
+class ComCaEvalOptions(RunOptions):
+    comca_cache: Path
+    dataset: str
+
+
+def eval_labels(dataset, names: list[str]) -> np.ndarray:
+    out = np.full((len(dataset.samples), len(names)), -1, np.int64)
+    for i, sample in enumerate(dataset.samples):
+        for a, name in enumerate(names):
+            value = sample.attributes.get(name)
+            if value is not None:
+                out[i, a] = int(value)
+    return out
+
+
+def run_comca_eval(opts: ComCaEvalOptions) -> Path:
+    run = Run(opts.out, "comca eval", opts.model_dump(mode="json"), seed=opts.seed)
+    cache, attributes, record = load_cache(opts.comca_cache)
+    dataset = load_dataset(opts.dataset)
+    model = load_model(opts.model, device=opts.resolved_device())
+    if model.fingerprint != record["fingerprint"]:
+        raise UserError(f"the cache's keys come from {record['model']}; evaluate with --model {record['model']}")
+    names = [a.name for a in attributes]
+    y = eval_labels(dataset, names)
+    if not (y >= 0).any():
+        raise UserError(f"no row of {opts.dataset} labels any of the cache's attributes ({', '.join(names[:5])}, ...)")
+    images = embed_images(model, dataset.paths, batch_size=opts.batch_size, cache=opts.embedding_cache()).vectors
+    z = zero_shot_logits(images, zero_shot_text(model, attributes))
+    cfg = ComCaConfig()
+    table = {"zero-shot": attribute_map(comca_scores(images, z, None, cfg), y, names), record.get("kind", "cache"): attribute_map(comca_scores(images, z, cache, cfg), y, names)}
+    result = {"model": model.name, "dataset": str(opts.dataset), "cache": str(opts.comca_cache), "images": len(y),
+              "table": {m: {k: r[k] for k in ("mAP", "head", "medium", "tail")} for m, r in table.items()},
+              "ap": {m: r["ap"] for m, r in table.items()}, "bins": table["zero-shot"]["bins"]}
+    methods = list(result["table"])
+    rows = [[m, *("-" if result["table"][m][k] is None else result["table"][m][k] for k in ("mAP", "head", "medium", "tail"))] for m in methods]
+    bars = [html.bars(names, [result["ap"][m][a] or 0.0 for a in names], caption=f"AP per attribute: {m}") for m in methods]
+    return run.finish(result, html.page(f"ComCa evaluation: {model.name}", html.section("mAP", html.table(["method", "mAP", "head", "medium", "tail"], rows)), html.section("Per attribute", *bars)))
