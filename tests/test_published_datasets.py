@@ -45,3 +45,48 @@ def test_waterbirds(tmp_path):
     assert len(data) == 1 and data.samples[0].attributes == {"bird": "waterbird", "place": "land"} and data.samples[0].group == "waterbird|land"
     with pytest.raises(DatasetError, match="metadata.csv"):
         load_dataset(f"waterbirds:{tmp_path / 'missing'}")
+
+
+def test_ovad_crops_boxes_and_reads_att_vec(tmp_path):
+    import json
+
+    from PIL import Image
+
+    (tmp_path / "val2017").mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "val2017" / "000000000001.jpg")
+    (tmp_path / "ovad2000.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "000000000001.jpg"}],
+        "attributes": [{"id": 0, "name": "color:red"}, {"id": 1, "name": "texture:striped/stripy"}],
+        "annotations": [{"id": 7, "image_id": 1, "bbox": [5, 5, 20, 10], "area": 200, "category_id": 3, "att_vec": [1, -1]},
+                        {"id": 8, "image_id": 1, "bbox": [0, 0, 5, 5], "area": 25, "category_id": 3, "att_vec": [0, 0]}],
+    }))
+    data = load_dataset(f"ovad:{tmp_path}")
+    assert len(data) == 1 and data.samples[0].attributes == {"color:red": 1, "texture:striped/stripy": -1}
+    from PIL import Image as I
+
+    with I.open(data.samples[0].path) as crop:
+        assert crop.size == (20, 10)
+
+
+def test_vaw_labels_positive_negative_unknown(tmp_path):
+    import json
+
+    write_image(tmp_path / "VG_100K_2" / "11.jpg", (1, 2, 3), size=(50, 50))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.json").write_text(json.dumps([
+        {"image_id": "11", "instance_id": "a", "instance_bbox": [1, 1, 10, 20], "object_name": "cup", "positive_attributes": ["white"], "negative_attributes": ["red"]},
+        {"image_id": "11", "instance_id": "b", "instance_bbox": [5, 5, 10, 10], "object_name": "plate", "positive_attributes": ["round"], "negative_attributes": []},
+    ]))
+    data = load_dataset(f"vaw:{tmp_path}")
+    assert data.samples[0].attributes == {"red": 0, "round": -1, "white": 1} and data.samples[1].label == "plate"
+
+
+def test_ovad_attribute_terms_match_the_dataset_keys(tmp_path):
+    import json
+
+    from vlmkit.attributes.comca_run import read_terms
+
+    (tmp_path / "ovad2000.json").write_text(json.dumps({"images": [], "annotations": [], "attributes": [
+        {"id": 1, "name": "texture:striped/stripy"}, {"id": 0, "name": "color:red"}]}))
+    terms = read_terms(f"ovad:{tmp_path}", "attributes")
+    assert [(t.name, t.synonyms) for t in terms] == [("color:red", ("red",)), ("texture:striped/stripy", ("striped", "stripy"))]

@@ -1,6 +1,7 @@
 """``vlmkit comca build-cache`` and ``vlmkit comca eval``.
 
-Attribute and object files list one term per line, ``name`` or ``name:syn1/syn2``. The evaluated
+Attribute and object files list one term per line, ``name`` or ``name:syn1/syn2``
+(``--attributes ovad:<folder>`` takes OVAD's 117 attributes from its annotation file). The evaluated
 dataset is a manifest whose ``attributes`` map each attribute name to 1 (positive), 0 (negative)
 or -1 (unknown); an attribute a row does not mention is unknown for it.
 """
@@ -34,6 +35,11 @@ from vlmkit.runs.record import Run
 
 
 def read_terms(path: Path, what: str):
+    """Terms from a file, or OVAD's attribute list given as ``ovad:<folder>``."""
+    if str(path).startswith("ovad:") and what == "attributes":
+        from vlmkit.data.attribute_datasets import ovad_attribute_terms
+
+        return ovad_attribute_terms(Path(str(path)[5:]))
     if not Path(path).is_file():
         raise UserError(f"{what} file not found: {path}; write one {what[:-1]} per line as name or name:syn1/syn2")
     terms = parse_terms(Path(path).read_text(encoding="utf-8").splitlines())

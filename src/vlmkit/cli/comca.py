@@ -43,7 +43,7 @@ def bench_cmd(
 
 @app.command("build-cache")
 def build_cache_cmd(
-    attributes: Path = typer.Option(..., help="one attribute per line: name or name:syn1/syn2"),
+    attributes: Path = typer.Option(..., help="one attribute per line (name or name:syn1/syn2), or ovad:<folder>"),
     index: Path = typer.Option(..., help="image index to retrieve from (vlmkit index build)"),
     out: Path = OutOpt,
     model: str = ModelOpt,

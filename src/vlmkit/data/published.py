@@ -8,7 +8,8 @@ layouts. Name them as ``<format>:<folder>[@<split>]``, e.g. ``waterbirds:/data/w
 | ``celeba`` | ``img_align_celeba/``, ``list_attr_celeba.txt`` (40 attributes, +-1), ``list_eval_partition.txt`` | ``train``, ``val``, ``test`` (test) | the 40 attributes (true/false), gender, hair (blond/dark) |
 | ``waterbirds`` | ``metadata.csv`` (img_filename, y, split, place) beside the species folders | ``train``, ``val``, ``test`` (test) | bird (landbird/waterbird), place (land/water); group bird\\|place |
 
-Prompts follow the papers that use them: Waterbirds ``"This is a picture of a {}."`` (bird),
+``ovad:<folder>`` and ``vaw:<folder>[@test|val]`` are the attribute benchmarks
+(:mod:`vlmkit.data.attribute_datasets`). Prompts follow the papers that use them: Waterbirds ``"This is a picture of a {}."`` (bird),
 CelebA ``"A photo of a celebrity with {} hair."`` (hair).
 """
 
@@ -21,9 +22,10 @@ from pathlib import Path
 from vlmkit.data.datasets import ImageDataset, Sample
 from vlmkit.errors import DatasetError
 
-FORMATS = ("fairface", "utkface", "celeba", "waterbirds")
-SPLITS = {"fairface": ("train", "val"), "celeba": ("train", "val", "test"), "waterbirds": ("train", "val", "test"), "utkface": ("all",)}
-DEFAULT_SPLIT = {"fairface": "val", "celeba": "test", "waterbirds": "test", "utkface": "all"}
+FORMATS = ("fairface", "utkface", "celeba", "waterbirds", "ovad", "vaw")
+SPLITS = {"fairface": ("train", "val"), "celeba": ("train", "val", "test"), "waterbirds": ("train", "val", "test"), "utkface": ("all",),
+          "ovad": ("all",), "vaw": ("test", "val")}
+DEFAULT_SPLIT = {"fairface": "val", "celeba": "test", "waterbirds": "test", "utkface": "all", "ovad": "all", "vaw": "test"}
 UTK_RACES = ("White", "Black", "Asian", "Indian", "Others")
 UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_\d+")
 
@@ -94,7 +96,19 @@ def waterbirds(root: Path, split: str) -> ImageDataset:
     return ImageDataset(f"waterbirds-{split}", root, samples, prompts={"bird": ["This is a picture of a {}."]})
 
 
-LOADERS = {"fairface": fairface, "utkface": utkface, "celeba": celeba, "waterbirds": waterbirds}
+def _ovad(root: Path, split: str) -> ImageDataset:
+    from vlmkit.data.attribute_datasets import ovad
+
+    return ovad(root)
+
+
+def _vaw(root: Path, split: str) -> ImageDataset:
+    from vlmkit.data.attribute_datasets import vaw
+
+    return vaw(root, split)
+
+
+LOADERS = {"fairface": fairface, "utkface": utkface, "celeba": celeba, "waterbirds": waterbirds, "ovad": _ovad, "vaw": _vaw}
 
 
 def load_published(spec: str) -> ImageDataset | None:
