@@ -112,3 +112,13 @@ def test_build_cache_and_eval_cli(tmp_path, clip_tiny):
     main(["comca", "eval", "--model", "random:clip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(eval_manifest), "--out", str(tmp_path / "ev")])
     result = json.loads((tmp_path / "ev" / "result.json").read_text())
     assert set(result["table"]) == {"zero-shot", "comca"} and 0 <= result["table"]["comca"]["mAP"] <= 1
+
+
+def test_vaw_values_are_a_row_softmax_after_standardising():
+    keys = np.array([[1.0, 0.0], [0.0, 1.0]])
+    t_a = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    cfg = ComCaConfig.vaw()
+    standard = soft_labels(keys, np.array([0, 2]), t_a, ComCaConfig())
+    values = soft_labels(keys, np.array([0, 2]), t_a, cfg)
+    expected = np.exp(7 * standard) / np.exp(7 * standard).sum(1, keepdims=True)
+    assert cfg.overfetch == 256 and np.allclose(values, expected) and np.allclose(values.sum(1), 1)

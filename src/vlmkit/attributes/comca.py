@@ -7,7 +7,8 @@ its highest-ranked image not yet in the cache (over-fetching ``overfetch`` neigh
 Keys are the *inference* model's unit embeddings of those images; values are soft labels
 ``V = alpha K T_A^T + (1 - alpha) Y`` (``T_A``: each attribute's unit text embedding averaged
 over synonyms x value templates ``"a <syn> object"``; ``Y``: one-hot source attribute), each row
-standardised to mean 0.2064 and std 0.0438 (the official constants).
+standardised to mean 0.2064 and std 0.0438 (the official constants; VAW then takes a row
+softmax at temperature 7, :meth:`ComCaConfig.vaw`).
 
 Inference (per unit image embedding ``x``): zero-shot logits ``z_a = max_s <x, t_{a,s}>`` with
 ``"a photo of something that is <s>"``; cache logits ``c = exp(-beta (1 - x K^T)) V`` over the
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vlmkit.attributes.prior import Term
 
@@ -41,6 +41,14 @@ class ComCaConfig:
     lam: float = 1.17
     row_mean: float = ROW_MEAN
     row_std: float = ROW_STD
+    scalings: tuple[str, ...] = ("standardise",)  # VAW: ("standardise", "softmax")
+    softmax_temp: float = 7.0
+
+    @classmethod
+    def vaw(cls, **kwargs) -> ComCaConfig:
+        """The official VAW setting: over-fetch 256, and a row softmax (temperature 7, exact zeros
+        masked) after the standardisation, in the official code's order."""
+        return cls(overfetch=256, scalings=("standardise", "softmax"), **kwargs)
 
 
 @dataclass
@@ -65,17 +73,28 @@ def zero_shot_text(model, attributes: list[Term]) -> list[torch.Tensor]:
 
 
 def value_text(model, attributes: list[Term], templates: tuple[str, ...] = VALUE_TEMPLATES) -> torch.Tensor:
-    """``T_A`` ``(A, d)``: unit text embeddings averaged over synonyms x templates, renormalised."""
-    rows = [model.encode_texts([t.format(s) for s in a.synonyms for t in templates]).float().mean(0) for a in attributes]
-    return F.normalize(torch.stack(rows), dim=-1)
+    """``T_A`` ``(A, d)``: unit text embeddings averaged over synonyms x templates (not
+    renormalised, as in the official code)."""
+    return torch.stack([model.encode_texts([t.format(s) for s in a.synonyms for t in templates]).float().mean(0) for a in attributes])
 
 
 def soft_labels(keys: np.ndarray, source: np.ndarray, t_a: np.ndarray, cfg: ComCaConfig) -> np.ndarray:
-    """``V`` ``(N, A)``: ``alpha K T_A^T + (1 - alpha) Y``, rows standardised to the official mean/std."""
+    """``V`` ``(N, A)``: ``alpha K T_A^T + (1 - alpha) Y``, then ``cfg.scalings`` in order:
+    ``standardise`` (each row to the official mean and std) and ``softmax`` (exact zeros set to
+    -inf, times ``softmax_temp``, row softmax)."""
     onehot = np.eye(t_a.shape[0])[source]
     values = cfg.alpha * keys @ t_a.T + (1 - cfg.alpha) * onehot
-    mean, std = values.mean(1, keepdims=True), values.std(1, keepdims=True)
-    return (values - mean) / np.maximum(std, 1e-12) * cfg.row_std + cfg.row_mean
+    for scaling in cfg.scalings:
+        if scaling == "standardise":
+            mean, std = values.mean(1, keepdims=True), values.std(1, keepdims=True)
+            values = (values - mean) / np.maximum(std, 1e-12) * cfg.row_std + cfg.row_mean
+        elif scaling == "softmax":
+            logits = np.where(values == 0.0, -np.inf, values) * cfg.softmax_temp
+            logits = logits - logits.max(1, keepdims=True)
+            values = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        else:
+            raise ValueError(f"unknown value scaling {scaling!r}")
+    return values
 
 
 def zero_shot_logits(images: np.ndarray, text: list[torch.Tensor]) -> np.ndarray:
