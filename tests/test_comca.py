@@ -122,3 +122,38 @@ def test_vaw_values_are_a_row_softmax_after_standardising():
     values = soft_labels(keys, np.array([0, 2]), t_a, cfg)
     expected = np.exp(7 * standard) / np.exp(7 * standard).sum(1, keepdims=True)
     assert cfg.overfetch == 256 and np.allclose(values, expected) and np.allclose(values.sum(1), 1)
+
+
+def test_sigmoid_branch_by_hand():
+    import torch
+
+    from vlmkit.attributes.comca import sigmoid_scores
+
+    x = np.array([[1.0, 0.0]])
+    text = [torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 1.0]])]  # attribute 0 averages two synonyms
+    cache = Cache(keys=np.array([[1.0, 0.0]]), values=np.array([[0.3, 0.1]]), source=np.array([0]))
+    b = np.array([1 / np.sqrt(2), 0.0])
+    assert np.allclose(sigmoid_scores(x, text, None, ComCaConfig(), 10.0, -5.0)[0], 1 / (1 + np.exp(-(b * 10 - 5))))
+    c = (1 / (1 + np.exp(-1.0))) * np.array([0.3, 0.1])
+    logits = (b + 1.17 * c) * 10 - 5
+    assert np.allclose(sigmoid_scores(x, text, cache, ComCaConfig(), 10.0, -5.0)[0], np.exp(logits) / np.exp(logits).sum())
+
+
+def test_comca_eval_takes_the_sigmoid_branch_for_siglip(tmp_path):
+    import json
+
+    from vlmkit.attributes.world_bench import GROUPS, attribute_terms, write_split
+    from vlmkit.cli.main import main
+
+    pool = write_split(tmp_path / "pool", 40, 2, labelled=False)
+    labelled = write_split(tmp_path / "eval", 20, 3, labelled=True)
+    names = [t.name for t in attribute_terms()]
+    rows = [json.loads(line) for line in labelled.read_text().splitlines()]
+    manifest = tmp_path / "labels.jsonl"
+    manifest.write_text("".join(json.dumps({"path": str(labelled.parent / r["path"]), "attributes": {n: int(n in {r["attributes"][g] for g in GROUPS}) for n in names}}) + "\n" for r in rows))
+    (tmp_path / "attrs.txt").write_text("red\nblue\nsmall\n")
+    main(["index", "build", "--model", "random:siglip-tiny", "--dataset", str(pool), "--out", str(tmp_path / "idx")])
+    main(["comca", "build-cache", "--model", "random:siglip-tiny", "--attributes", str(tmp_path / "attrs.txt"), "--index", str(tmp_path / "idx"), "--k", "2", "--out", str(tmp_path / "cache")])
+    main(["comca", "eval", "--model", "random:siglip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(manifest), "--out", str(tmp_path / "ev")])
+    table = json.loads((tmp_path / "ev" / "result.json").read_text())["table"]
+    assert set(table) == {"zero-shot", "retrieval"}

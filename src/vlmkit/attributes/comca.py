@@ -13,7 +13,7 @@ softmax at temperature 7, :meth:`ComCaConfig.vaw`).
 Inference (per unit image embedding ``x``): zero-shot logits ``z_a = max_s <x, t_{a,s}>`` with
 ``"a photo of something that is <s>"``; cache logits ``c = exp(-beta (1 - x K^T)) V`` over the
 *whole* cache; ``f = softmax_A(g / max_A g)`` with ``g = z + lambda c``. Defaults ``k = 16``,
-``alpha = 0.6``, ``beta = 1``, ``lambda = 1.17``.
+``alpha = 0.6``, ``beta = 1``, ``lambda = 1.17``. SigLIP models take a separate sigmoid branch (:func:`sigmoid_scores`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vlmkit.attributes.prior import Term
 
@@ -109,6 +110,23 @@ def normalise_scores(g: np.ndarray) -> np.ndarray:
     scaled = scaled - scaled.max(1, keepdims=True)
     e = np.exp(scaled)
     return e / e.sum(1, keepdims=True)
+
+
+def sigmoid_scores(images: np.ndarray, text: list[torch.Tensor], cache: Cache | None, cfg: ComCaConfig, logit_scale: float, logit_bias: float) -> np.ndarray:
+    """The SigLIP branch of the official code, as vlmkit reads it (the paper does not give it):
+    each attribute's synonym embeddings are averaged and renormalised, ``b = x t^T``, the cache
+    term uses a sigmoid kernel ``c = sigmoid(x K^T) V``, and ``softmax_A((b + lambda c) s + bias)``
+    with SigLIP's logit scale ``s`` and bias. Without a cache: ``sigmoid(b s + bias)``, SigLIP's
+    own zero-shot probabilities."""
+    t = F.normalize(torch.stack([e.mean(0) for e in text]), dim=-1).numpy().astype(np.float64)
+    x = np.asarray(images, np.float64)
+    base = x @ t.T
+    if cache is None:
+        return 1 / (1 + np.exp(-(base * logit_scale + logit_bias)))
+    c = (1 / (1 + np.exp(-(x @ cache.keys.T)))) @ cache.values
+    logits = (base + cfg.lam * c) * logit_scale + logit_bias
+    logits = logits - logits.max(1, keepdims=True)
+    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
 
 
 def comca_scores(images: np.ndarray, z: np.ndarray, cache: Cache | None, cfg: ComCaConfig) -> np.ndarray:

@@ -19,6 +19,7 @@ from vlmkit.attributes.comca import (
     comca_scores,
     load_cache,
     save_cache,
+    sigmoid_scores,
     zero_shot_logits,
     zero_shot_text,
 )
@@ -113,9 +114,17 @@ def run_comca_eval(opts: ComCaEvalOptions) -> Path:
     if not (y >= 0).any():
         raise UserError(f"no row of {opts.dataset} labels any of the cache's attributes ({', '.join(names[:5])}, ...)")
     images = embed_images(model, dataset.paths, batch_size=opts.batch_size, cache=opts.embedding_cache()).vectors
-    z = zero_shot_logits(images, zero_shot_text(model, attributes))
+    text = zero_shot_text(model, attributes)
     cfg = ComCaConfig()
-    table = {"zero-shot": attribute_map(comca_scores(images, z, None, cfg), y, names), record.get("kind", "cache"): attribute_map(comca_scores(images, z, cache, cfg), y, names)}
+    if getattr(model, "family", "") == "siglip":
+        def score(c):
+            return sigmoid_scores(images, text, c, cfg, model.logit_scale, model.logit_bias)
+    else:
+        z = zero_shot_logits(images, text)
+
+        def score(c):
+            return comca_scores(images, z, c, cfg)
+    table = {"zero-shot": attribute_map(score(None), y, names), record.get("kind", "cache"): attribute_map(score(cache), y, names)}
     result = {"model": model.name, "dataset": str(opts.dataset), "cache": str(opts.comca_cache), "images": len(y),
               "table": {m: {k: r[k] for k in ("mAP", "head", "medium", "tail")} for m, r in table.items()},
               "ap": {m: r["ap"] for m, r in table.items()}, "bins": table["zero-shot"]["bins"]}
