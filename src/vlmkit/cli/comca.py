@@ -14,7 +14,7 @@ from vlmkit.cli.common import (
     ModelOpt,
     OutOpt,
     SeedOpt,
-    done,
+    run_job,
 )
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
@@ -34,11 +34,7 @@ def bench_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """The shapes-world attribute benchmark: pool, index, caches, every method, mAP table."""
-    values = dict(locals())
-    from vlmkit.attributes.bench_run import ComCaBenchOptions, run_comca_bench
-    from vlmkit.runs.options import build_options
-
-    done(run_comca_bench(build_options(ComCaBenchOptions, **values)))
+    run_job("vlmkit.attributes.bench_run", "ComCaBenchOptions", "run_comca_bench", dict(locals()))
 
 
 @app.command("build-cache")
@@ -59,11 +55,7 @@ def build_cache_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Build a compositional cache: prior-sampled objects, retrieved images, soft labels."""
-    values = dict(locals())
-    from vlmkit.attributes.comca_run import BuildCacheOptions, run_build_cache
-    from vlmkit.runs.options import build_options
-
-    done(run_build_cache(build_options(BuildCacheOptions, **values)))
+    run_job("vlmkit.attributes.comca_run", "BuildCacheOptions", "run_build_cache", dict(locals()))
 
 
 @app.command("eval")
@@ -78,8 +70,4 @@ def eval_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Zero-shot vs cache: mAP overall and per head/medium/tail, AP per attribute."""
-    values = dict(locals())
-    from vlmkit.attributes.comca_run import ComCaEvalOptions, run_comca_eval
-    from vlmkit.runs.options import build_options
-
-    done(run_comca_eval(build_options(ComCaEvalOptions, **values)))
+    run_job("vlmkit.attributes.comca_run", "ComCaEvalOptions", "run_comca_eval", dict(locals()))

@@ -20,3 +20,14 @@ SkipBadOpt = typer.Option(False, "--skip-bad-images/--fail-on-bad-images", help=
 
 def done(out: Path) -> None:
     typer.echo(f"wrote {out / 'result.json'} and {out / 'report.html'}")
+
+
+def run_job(module: str, options: str, runner: str, values: dict) -> None:
+    """Import ``module`` lazily (the CLI starts fast), validate ``values`` into its ``options``
+    class (errors become one line), run ``runner`` and say where the results are."""
+    from importlib import import_module
+
+    from vlmkit.runs.options import build_options
+
+    job = import_module(module)
+    done(getattr(job, runner)(build_options(getattr(job, options), **values)))

@@ -14,7 +14,7 @@ from vlmkit.cli.common import (
     ModelOpt,
     OutOpt,
     SeedOpt,
-    done,
+    run_job,
 )
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
@@ -37,11 +37,7 @@ def encode_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Write debiased, unit-norm text embeddings of the queries to embeddings.npy."""
-    values = dict(locals())
-    from vlmkit.debias.encode_run import DebiasEncodeOptions, run_debias_encode
-    from vlmkit.runs.options import build_options
-
-    done(run_debias_encode(build_options(DebiasEncodeOptions, **values)))
+    run_job("vlmkit.debias.encode_run", "DebiasEncodeOptions", "run_debias_encode", dict(locals()))
 
 
 @app.command("eval")
@@ -67,8 +63,4 @@ def eval_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Compare debiasing methods: one table of methods x metrics (mean ± 95% interval)."""
-    values = dict(locals())
-    from vlmkit.debias.eval_run import DebiasEvalOptions, run_debias_eval
-    from vlmkit.runs.options import build_options
-
-    done(run_debias_eval(build_options(DebiasEvalOptions, **values)))
+    run_job("vlmkit.debias.eval_run", "DebiasEvalOptions", "run_debias_eval", dict(locals()))

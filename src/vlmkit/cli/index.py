@@ -16,7 +16,7 @@ from vlmkit.cli.common import (
     OutOpt,
     SeedOpt,
     SkipBadOpt,
-    done,
+    run_job,
 )
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
@@ -36,11 +36,7 @@ def build_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Embed a collection's images and write a searchable index to --out."""
-    values = dict(locals())
-    from vlmkit.retrieval.index_run import IndexBuildOptions, run_index_build
-    from vlmkit.runs.options import build_options
-
-    done(run_index_build(build_options(IndexBuildOptions, **values)))
+    run_job("vlmkit.retrieval.index_run", "IndexBuildOptions", "run_index_build", dict(locals()))
 
 
 @app.command("search")

@@ -23,6 +23,7 @@ from vlmkit.cli.common import (
     SeedOpt,
     SkipBadOpt,
     done,
+    run_job,
 )
 from vlmkit.cli.debias import app as debias_app
 from vlmkit.cli.index import app as index_app
@@ -66,11 +67,7 @@ def embed_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Embed images or texts into embeddings.npy plus index.jsonl."""
-    values = dict(locals())
-    from vlmkit.embed_run import EmbedOptions, run_embed
-    from vlmkit.runs.options import build_options
-
-    done(run_embed(build_options(EmbedOptions, **values)))
+    run_job("vlmkit.embed_run", "EmbedOptions", "run_embed", dict(locals()))
 
 
 @app.command("zeroshot")
@@ -89,11 +86,7 @@ def zeroshot_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Zero-shot classification: accuracy, per-class accuracy and confusion matrix."""
-    values = dict(locals())
-    from vlmkit.classify.zeroshot_run import ZeroShotOptions, run_zeroshot
-    from vlmkit.runs.options import build_options
-
-    done(run_zeroshot(build_options(ZeroShotOptions, **values)))
+    run_job("vlmkit.classify.zeroshot_run", "ZeroShotOptions", "run_zeroshot", dict(locals()))
 
 
 @app.command("edit")
@@ -118,11 +111,7 @@ def edit_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Edit a model by rescaling the singular values of heads whose SITH explanations match concepts."""
-    values = dict(locals())
-    from vlmkit.interpret.edit_run import EditOptions, run_edit
-    from vlmkit.runs.options import build_options
-
-    done(run_edit(build_options(EditOptions, **values)))
+    run_job("vlmkit.interpret.edit_run", "EditOptions", "run_edit", dict(locals()))
     typer.echo(f"load the edited model with --model {out}")
 
 

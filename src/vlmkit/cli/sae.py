@@ -14,7 +14,7 @@ from vlmkit.cli.common import (
     ModelOpt,
     OutOpt,
     SeedOpt,
-    done,
+    run_job,
 )
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
@@ -42,11 +42,7 @@ def train_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Train a Matryoshka TopK SAE; rerun the same command to resume."""
-    values = dict(locals())
-    from vlmkit.debias.sae_run import SAETrainOptions, run_sae_train
-    from vlmkit.runs.options import build_options
-
-    done(run_sae_train(build_options(SAETrainOptions, **values)))
+    run_job("vlmkit.debias.sae_run", "SAETrainOptions", "run_sae_train", dict(locals()))
 
 
 @app.command("eval")
@@ -63,8 +59,4 @@ def eval_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Reconstruction quality of an SAE: FVU, cosine, L0, dead latents."""
-    values = dict(locals())
-    from vlmkit.debias.sae_run import SAEEvalOptions, run_sae_eval
-    from vlmkit.runs.options import build_options
-
-    done(run_sae_eval(build_options(SAEEvalOptions, **values)))
+    run_job("vlmkit.debias.sae_run", "SAEEvalOptions", "run_sae_eval", dict(locals()))

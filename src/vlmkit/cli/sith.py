@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, ModelOpt, SeedOpt, done
+from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, ModelOpt, SeedOpt, run_job
 from vlmkit.errors import UserError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, invoke_without_command=True)
@@ -48,10 +48,7 @@ def sith_cmd(
     if out is None:
         raise UserError("give --out DIR for the result (or a subcommand: vlmkit sith compare --help)")
     values = {name: value for name, value in locals().items() if name != "ctx"}
-    from vlmkit.interpret.sith_run import SithOptions, run_sith
-    from vlmkit.runs.options import build_options
-
-    done(run_sith(build_options(SithOptions, **values)))
+    run_job("vlmkit.interpret.sith_run", "SithOptions", "run_sith", values)
 
 
 @app.command("compare")
@@ -75,7 +72,4 @@ def compare_cmd(
     """Match each head's singular vectors between a base and a fine-tuned model (Hungarian on |cos|)."""
     values = dict(locals())
     values["model"] = values.pop("base")
-    from vlmkit.interpret.compare_run import CompareOptions, run_compare
-    from vlmkit.runs.options import build_options
-
-    done(run_compare(build_options(CompareOptions, **values)))
+    run_job("vlmkit.interpret.compare_run", "CompareOptions", "run_compare", values)

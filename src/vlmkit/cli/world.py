@@ -14,7 +14,7 @@ from vlmkit.cli.common import (
     ModelOpt,
     OutOpt,
     SeedOpt,
-    done,
+    run_job,
 )
 from vlmkit.errors import UserError
 
@@ -81,8 +81,4 @@ def eval_cmd(
     seed: int = SeedOpt,
 ) -> None:
     """Zero-shot accuracy of every attribute, worst-group accuracy and caption retrieval."""
-    values = dict(locals())
-    from vlmkit.classify.world_eval import WorldEvalOptions, run_world_eval
-    from vlmkit.runs.options import build_options
-
-    done(run_world_eval(build_options(WorldEvalOptions, **values)))
+    run_job("vlmkit.classify.world_eval", "WorldEvalOptions", "run_world_eval", dict(locals()))

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from vlmkit.debias.sae import MatryoshkaSAE, SAEConfig
+from vlmkit.runs.checkpoint import load_training_state, save_training_state
 from vlmkit.runs.progress import track
 
 
@@ -69,29 +68,6 @@ def batches(data: np.ndarray, cfg: SAETrainConfig, start_step: int = 0) -> Itera
         epoch += 1
 
 
-def _save_checkpoint(path: Path, sae: MatryoshkaSAE, optimizer: torch.optim.Optimizer, step: int) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in sae.state_dict().items()}
-    for index, state in optimizer.state_dict()["state"].items():
-        for name, value in state.items():
-            tensors[f"opt.{index}.{name}"] = value.detach().contiguous() if torch.is_tensor(value) else torch.tensor(value)
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, tmp, metadata={"step": str(step)})
-    tmp.replace(path)
-
-
-def _load_checkpoint(path: Path, sae: MatryoshkaSAE, optimizer: torch.optim.Optimizer) -> int:
-    tensors = load_file(path)
-    sae.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
-    with safe_open(path, "pt") as handle:
-        return int(handle.metadata()["step"])
-
-
 def train_sae(data: np.ndarray, sae_cfg: SAEConfig, cfg: SAETrainConfig, out: str | Path,
               log: Callable[[dict], None] | None = None, until: int | None = None) -> MatryoshkaSAE:
     """Train (or resume) on ``data`` ``(N, d_in)``; saves the SAE to ``out`` and returns it.
@@ -106,7 +82,10 @@ def train_sae(data: np.ndarray, sae_cfg: SAEConfig, cfg: SAETrainConfig, out: st
         sae.b_pre.copy_(torch.from_numpy(np.asarray(data[: cfg.block_rows], dtype=np.float64).mean(0)).float())
     optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr)
     checkpoint = out / "checkpoint.safetensors"
-    start = _load_checkpoint(checkpoint, sae, optimizer) if checkpoint.is_file() else 0
+    start = 0
+    if checkpoint.is_file():
+        state, start = load_training_state(checkpoint, optimizer)
+        sae.load_state_dict(state)
     stop = min(cfg.steps, until or cfg.steps)
     t0 = time.perf_counter()
     stream = batches(data, cfg, start)
@@ -122,7 +101,7 @@ def train_sae(data: np.ndarray, sae_cfg: SAEConfig, cfg: SAETrainConfig, out: st
         if log and (step % 50 == 0 or step == cfg.steps - 1):
             log({"step": step, "loss": round(float(loss.detach()), 6), "lr": cfg.lr_at(step), "elapsed_s": round(time.perf_counter() - t0, 2)})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
-            _save_checkpoint(checkpoint, sae, optimizer, step + 1)
+            save_training_state(checkpoint, sae.state_dict(), optimizer, step + 1)
     sae.eval()
     if stop == cfg.steps:
         sae.save(out, extra={"training": asdict(cfg), "trained_on_rows": int(data.shape[0])})

@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from vlmkit.data import world as w
 from vlmkit.data.world_sample import CaptionStyle, caption_with_negative, sample_image
 from vlmkit.models import preprocess as pp
 from vlmkit.models.embedded import EmbeddedNetwork, save_network
 from vlmkit.models.minilm import MiniLMEmbedder
+from vlmkit.runs.checkpoint import load_training_state, save_training_state
 from vlmkit.runs.files import atomic_write_json, atomic_write_text
 
 ATTRIBUTE_NAMES = tuple(w.ATTRIBUTES)
@@ -186,31 +187,6 @@ def _lr(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _save_checkpoint(path: Path, network: EmbeddedNetwork, optimizer: torch.optim.Optimizer, step: int) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in network.trainable_state().items()}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).contiguous()
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, tmp, metadata={"step": str(step)})
-    tmp.replace(path)
-
-
-def _load_checkpoint(path: Path, network: EmbeddedNetwork, optimizer: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
-
-    tensors = load_file(path)
-    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
-    with safe_open(path, "pt") as handle:
-        return int(handle.metadata()["step"])
-
-
 def _load_weights(network: EmbeddedNetwork, source: str) -> None:
     """Start from the trainable weights of a checkpoint directory or a shipped model name."""
     from vlmkit.models.embedded import shipped_dir
@@ -255,7 +231,10 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
         lr=cfg.lr,
     )
     checkpoint = work / "checkpoint.safetensors"
-    start = _load_checkpoint(checkpoint, network, optimizer) if checkpoint.is_file() else 0
+    start = 0
+    if checkpoint.is_file():
+        state, start = load_training_state(checkpoint, optimizer)
+        network.load_state_dict(state, strict=False)
     if start:
         log(f"resuming from step {start}")
     preprocess = cfg.preprocess()
@@ -287,7 +266,7 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
                 handle.write(json.dumps(record) + "\n")
             log(json.dumps(record))
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, until):
-            _save_checkpoint(checkpoint, network, optimizer, step + 1)
+            save_training_state(checkpoint, network.trainable_state(), optimizer, step + 1)
     if until is not None and until < cfg.steps:
         return None
     network.eval()
