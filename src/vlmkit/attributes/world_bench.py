@@ -44,12 +44,12 @@ def object_terms() -> list[Term]:
 
 def compatibility() -> np.ndarray:
     """``(A, O)`` rule scores: 0 impossible, 2 rare, 10 otherwise."""
-    attributes, objects = attribute_terms(), object_terms()
-    scores = np.full((len(attributes), len(objects)), 10.0)
-    for (shape, value) in IMPOSSIBLE:
-        scores[[a.name for a in attributes].index(value), [o.name for o in objects].index(shape)] = 0
-    for (shape, value) in RARE:
-        scores[[a.name for a in attributes].index(value), [o.name for o in objects].index(shape)] = 2
+    attribute = {t.name: i for i, t in enumerate(attribute_terms())}
+    shape = {t.name: j for j, t in enumerate(object_terms())}
+    scores = np.full((len(attribute), len(shape)), 10.0)
+    for pairs, score in ((IMPOSSIBLE, 0.0), (RARE, 2.0)):
+        for name, value in pairs:
+            scores[attribute[value], shape[name]] = score
     return scores
 
 

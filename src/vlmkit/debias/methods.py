@@ -20,7 +20,7 @@ from torch import Tensor
 
 from vlmkit.debias.orth import apply, orth_cali_matrix, orth_proj_matrix
 from vlmkit.debias.sae import MatryoshkaSAE
-from vlmkit.debias.sem import SEM
+from vlmkit.debias.sem import SEM, bias_score
 
 METHODS = ("none", "orth_proj", "orth_cali", "sem_i", "sem_b", "sem_bi")
 NEEDS_BIAS = {"orth_proj", "orth_cali", "sem_b", "sem_bi"}
@@ -50,6 +50,7 @@ class TextDebiaser:
     sae: MatryoshkaSAE | None = None
     neutral: list[str] | None = None
     _sem: SEM | None = field(default=None, init=False, repr=False)
+    _bias_score: Tensor | None = field(default=None, init=False, repr=False)
 
     def raw(self, texts: list[str]) -> Tensor:
         return self.model.encode_texts(texts, normalize=False).float()
@@ -79,9 +80,14 @@ class TextDebiaser:
                 texts, pairs = candidates(queries, self.bias)
                 matrix = orth_cali_matrix(spurious, self.raw(texts), pairs)
             return apply(matrix, self.raw(queries))
-        bias = None
-        if method in ("sem_b", "sem_bi"):
-            bias = {a: {c: self.raw(list(p)) for c, p in classes.items()} for a, classes in self.bias.items()}
         para = [self.raw(list(p)) for p in paraphrases] if paraphrases is not None else None
         with torch.no_grad():
-            return self.sem().debias(method, self.raw(queries), para, bias)
+            return self.sem().debias(method, self.raw(queries), para, self.bias_score() if method in ("sem_b", "sem_bi") else None)
+
+    def bias_score(self) -> Tensor:
+        """SEM's ``s_b`` for this debiaser's bias prompts, computed once (it does not depend on the query)."""
+        if self._bias_score is None:
+            sem = self.sem()
+            latents = {a: {c: sem.latents(self.raw(list(p))) for c, p in classes.items()} for a, classes in self.bias.items()}
+            self._bias_score = bias_score(sem.reference, latents)
+        return self._bias_score

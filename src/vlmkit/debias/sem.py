@@ -86,32 +86,34 @@ class SEM:
         return self.sae.encode(raw_embeddings.float())
 
     @torch.no_grad()
-    def steer(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None, bias: dict[str, dict[str, Tensor]] | None) -> Tensor:
+    def steer(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None, bias: dict[str, dict[str, Tensor]] | Tensor | None) -> Tensor:
         """Modulated latents ``(q, m)`` from latents: ``query`` ``(q, m)``, one ``(n_i, m)`` block of
-        paraphrase latents per query, and bias-prompt latents by attribute and class."""
+        paraphrase latents per query, and bias-prompt latents by attribute and class (or their
+        :func:`bias_score` ``(m,)``, which does not depend on the query, computed once)."""
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         uses_paraphrases, uses_bias = variant in ("sem_i", "sem_bi"), variant in ("sem_b", "sem_bi")
         if uses_paraphrases and not paraphrases:
             raise ValueError(f"{variant} needs paraphrases")
-        if uses_bias and (query is None or not bias):
+        if uses_bias and (query is None or bias is None or (isinstance(bias, dict) and not bias)):
             raise ValueError(f"{variant} needs the query and bias prompts")
         h_bar = torch.stack([median(p) for p in paraphrases]) if uses_paraphrases else None
         content = percentile(self.reference, h_bar if h_bar is not None else query)
-        s_b = bias_score(self.reference, bias) if uses_bias else None
+        s_b = None
+        if uses_bias:
+            s_b = bias if isinstance(bias, Tensor) else bias_score(self.reference, bias)
         M = modulation(variant, content, s_b)
         h = h_bar if variant == "sem_i" else query
         return M * h + (1 - M) * self.reference_median
 
     @torch.no_grad()
-    def debias(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None = None, bias: dict[str, dict[str, Tensor]] | None = None) -> Tensor:
+    def debias(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None = None, bias: dict[str, dict[str, Tensor]] | Tensor | None = None) -> Tensor:
         """Debiased unit text embeddings ``(q, D)`` from *raw* embeddings (same arguments as
-        :meth:`steer`, in embedding space)."""
+        :meth:`steer`, in embedding space; a precomputed bias score passes through)."""
         enc = self.latents
-        steered = self.steer(
-            variant, None if query is None else enc(query), None if paraphrases is None else [enc(p) for p in paraphrases],
-            None if bias is None else {a: {c: enc(z) for c, z in classes.items()} for a, classes in bias.items()},
-        )
+        if isinstance(bias, dict):
+            bias = {a: {c: enc(z) for c, z in classes.items()} for a, classes in bias.items()}
+        steered = self.steer(variant, None if query is None else enc(query), None if paraphrases is None else [enc(p) for p in paraphrases], bias)
         return F.normalize(self.sae.decode(steered), dim=-1)
 
 
