@@ -157,3 +157,13 @@ def test_comca_eval_takes_the_sigmoid_branch_for_siglip(tmp_path):
     main(["comca", "eval", "--model", "random:siglip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(manifest), "--out", str(tmp_path / "ev")])
     table = json.loads((tmp_path / "ev" / "result.json").read_text())["table"]
     assert set(table) == {"zero-shot", "retrieval"}
+
+
+def test_bench_refuses_attributes_that_rename_the_world(tmp_path, capsys):
+    from vlmkit.cli.main import main
+
+    bad = tmp_path / "attrs.txt"
+    bad.write_text("scarlet:crimson\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["comca", "bench", "--model", "random:clip-tiny", "--pool", "50", "--n", "20", "--attributes", str(bad), "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and "must name the 14 world attributes" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from vlmkit.attributes.world_bench import (
 )
 from vlmkit.data.datasets import load_dataset
 from vlmkit.embed import embed_images
+from vlmkit.errors import UserError
 from vlmkit.metrics.attributes import attribute_map
 from vlmkit.models import load_model
 from vlmkit.report import html
@@ -41,6 +42,7 @@ class ComCaBenchOptions(RunOptions):
     pool: int = Field(3000, ge=50)
     n: int = Field(1000, ge=20)
     k: int = Field(16, ge=1)
+    attributes: Path | None = None  # other synonyms for the 14 world attributes (names must stay)
 
 
 def _split(out: Path, n: int, seed: int, labelled: bool) -> Path:
@@ -70,6 +72,14 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
     with run.timer("index"):
         index = build_index(model, pool, model_spec=opts.model, cache=cache, batch_size=opts.batch_size)
     attributes, objects = attribute_terms(), object_terms()
+    if opts.attributes is not None:
+        from vlmkit.attributes.comca_run import read_terms
+
+        custom = read_terms(opts.attributes, "attributes")
+        if sorted(t.name for t in custom) != sorted(t.name for t in attributes):
+            raise UserError(f"--attributes must name the 14 world attributes ({', '.join(t.name for t in attributes)}), with any synonyms")
+        by_name = {t.name: t for t in custom}
+        attributes = [by_name[t.name] for t in attributes]
     cooc = cooccurrence([s.caption or "" for s in pool.samples], attributes, objects)
     compat = compatibility()
     priors = {"ComCa": prior(cooc, compat), "ComCa (co-occurrence only)": prior(cooc, None), "ComCa (compatibility only)": prior(None, compat)}
@@ -99,6 +109,7 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
                 }
     result = {
         "model": model.name, "pool": len(pool), "images": len(y), "k": opts.k, "seed": opts.seed,
+        "attributes": [f"{a.name}:{'/'.join(a.synonyms)}" for a in attributes],
         "table": {m: {k: v for k, v in r.items() if k in ("mAP", "head", "medium", "tail")} for m, r in table.items()},
         "ap": {m: r["ap"] for m, r in table.items()}, "bins": table["zero-shot"]["bins"],
         "cooccurrence": {a: dict(zip([o.name for o in objects], map(int, row), strict=True)) for a, row in zip(names, cooc, strict=True)},

@@ -27,6 +27,7 @@ def bench_cmd(
     pool: int = typer.Option(3000, help="captioned, unlabelled images in the retrieval pool"),
     n: int = typer.Option(1000, help="labelled images evaluated"),
     k: int = typer.Option(16, "--k", help="cache images per attribute"),
+    attributes: Path | None = typer.Option(None, help="other synonyms for the 14 world attributes, e.g. red:crimson (names unchanged)"),
     batch_size: int = BatchOpt,
     cache: bool = CacheOpt,
     cache_dir: Path | None = CacheDirOpt,
