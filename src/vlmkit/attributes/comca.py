@@ -18,13 +18,18 @@ Inference (per unit image embedding ``x``): zero-shot logits ``z_a = max_s <x, t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vlmkit.attributes.prior import Term
+from vlmkit.attributes.prior import Term, parse_terms, sample_all
+from vlmkit.embed import embed_images
+from vlmkit.errors import UserError
+from vlmkit.runs.files import atomic_save_npz, atomic_write_text
 
 ZERO_SHOT_TEMPLATE = "a photo of something that is {}"
 VALUE_TEMPLATES = ("a {} object",)
@@ -146,9 +151,6 @@ def build_cache(index, retrieval_model, inference_model, attributes: list[Term],
     the zero-shot prompts ``"a photo of something that is <syn>"`` without objects, and each
     query keeps its ``k`` best unseen images.
     """
-    from vlmkit.attributes.prior import sample_all
-    from vlmkit.embed import embed_images
-
     sampled = sample_all(pi, cfg.k, cfg.nucleus, cfg.seed) if pi is not None else None
     taken: set[int] = set()
     positions, source, queries, log = [], [], [], []
@@ -178,11 +180,6 @@ def build_cache(index, retrieval_model, inference_model, attributes: list[Term],
 
 def save_cache(cache: Cache, directory, attributes: list[Term], meta: dict) -> None:
     """``cache.npz`` (keys, values, source) and ``cache.json`` (attributes, provenance, ``meta``)."""
-    import json
-    from pathlib import Path
-
-    from vlmkit.runs.files import atomic_save_npz, atomic_write_text
-
     directory = Path(directory)
     atomic_save_npz(directory / "cache.npz", keys=cache.keys, values=cache.values, source=cache.source)
     record = {"attributes": [f"{t.name}:{'/'.join(t.synonyms)}" for t in attributes], "paths": cache.paths, "queries": cache.queries, "log": cache.log, **meta}
@@ -190,12 +187,6 @@ def save_cache(cache: Cache, directory, attributes: list[Term], meta: dict) -> N
 
 
 def load_cache(directory) -> tuple[Cache, list[Term], dict]:
-    import json
-    from pathlib import Path
-
-    from vlmkit.attributes.prior import parse_terms
-    from vlmkit.errors import UserError
-
     directory = Path(directory)
     if not (directory / "cache.npz").is_file():
         raise UserError(f"no ComCa cache at {directory}; build one with vlmkit comca build-cache")

@@ -28,14 +28,13 @@ from vlmkit.cli.common import (
 from vlmkit.cli.debias import app as debias_app
 from vlmkit.cli.index import app as index_app
 from vlmkit.cli.sae import app as sae_app
-from vlmkit.cli.sith import app as sith_app
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.splitlines()[0])
 
 app.add_typer(world_app, name="world")
-app.add_typer(sith_app, name="sith")
+app.add_typer(sith_cli.app, name="sith")
 app.add_typer(sae_app, name="sae")
 app.add_typer(debias_app, name="debias")
 app.add_typer(index_app, name="index")

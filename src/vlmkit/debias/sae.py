@@ -14,7 +14,7 @@ Shapes: ``x`` ``(n, d_in)``, ``z`` ``(n, latents)``; ``W_enc`` ``(latents, d_in)
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -141,13 +141,13 @@ class SAEQuality:
     cosine: float
     l0: float
     dead: int
-    sparsity: float = field(default=0.0)  # fraction of latents inactive per input, on average
+    sparsity: float  # fraction of latents inactive per input, on average
 
 
 @torch.no_grad()
 def quality(sae: MatryoshkaSAE, batches) -> SAEQuality:
     """Accumulate :class:`SAEQuality` over an iterable of ``(n, d_in)`` batches."""
-    err = var_sum = cos_sum = active_sum = 0.0
+    err = cos_sum = active_sum = 0.0
     n = 0
     total = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
     total_sq = 0.0

@@ -131,7 +131,11 @@ def _quality(sae: MatryoshkaSAE, data: np.ndarray) -> dict | None:
     if len(data) == 0:
         return None
     chunks = (torch.from_numpy(np.array(data[i : i + 8192])) for i in range(0, len(data), 8192))
-    return {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(quality(sae, chunks)).items()}
+    return _rounded(quality(sae, chunks))
+
+
+def _rounded(measured) -> dict:
+    return {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(measured).items()}
 
 
 def run_sae_train(opts: SAETrainOptions) -> Path:
@@ -184,7 +188,7 @@ def run_sae_eval(opts: SAEEvalOptions) -> Path:
 
     measured = quality(sae, parts())
     result = {"model": model.name, "sae": str(opts.sae), "source": str(opts.texts or opts.dataset), "rows": rows,
-              "quality": {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(measured).items()}}
+              "quality": _rounded(measured)}
     return run.finish(result, _report(result, []))
 
 

@@ -61,10 +61,11 @@ def match_layer(layer: int, base_S: Tensor, base_Vt: Tensor, tuned_S: Tensor, tu
     return HeadMatch(layer, torch.stack(matches), torch.stack(coss).float(), torch.stack(dsig).float(), torch.stack(rand).float())
 
 
-def jaccard(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise Jaccard index of two ``(N, K)`` index sets -> ``(N,)``."""
+def jaccard(a, b) -> Tensor:
+    """Row-wise Jaccard index of two ``(N, K)`` sets (tensors of indices, or lists of any
+    hashable items such as concept names) -> ``(N,)``."""
     out = []
-    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+    for x, y in zip(*(rows.tolist() if hasattr(rows, "tolist") else rows for rows in (a, b)), strict=True):
         sx, sy = set(x), set(y)
         out.append(len(sx & sy) / len(sx | sy))
     return torch.tensor(out)

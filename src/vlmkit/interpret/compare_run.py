@@ -42,7 +42,7 @@ def run_compare(opts: CompareOptions) -> Path:
             tuned_rows = m.match[h] + h * r
             base_names = [[base_dict.concepts[i] for i in idx] for idx in b.indices[rows].tolist()]
             tuned_names = [[tuned_dict.concepts[i] for i in idx] for idx in t.indices[tuned_rows].tolist()]
-            overlap = jaccard(*_as_ids(base_names, tuned_names))
+            overlap = jaccard(base_names, tuned_names)
             heads.append({
                 "head": h, "mean_cos": _r(m.cos[h].mean()), "random_cos": _r(m.random_cos[h].mean()),
                 "mean_rel_dsigma": _r(m.rel_dsigma[h].mean()), "mean_abs_rel_dsigma": _r(m.rel_dsigma[h].abs().mean()),
@@ -64,11 +64,6 @@ def run_compare(opts: CompareOptions) -> Path:
 
 def _r(value) -> float:
     return round(float(value), 4)
-
-
-def _as_ids(a: list[list[str]], b: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-    names = {name: i for i, name in enumerate(sorted({n for row in a + b for n in row}))}
-    return torch.tensor([[names[n] for n in row] for row in a]), torch.tensor([[names[n] for n in row] for row in b])
 
 
 def _report(result: dict) -> str:

@@ -47,10 +47,7 @@ def search_index(index_dir: Path, texts: list[str], images: list[Path], k: int, 
     if images:
         from vlmkit.data.images import load_image
 
-        pixels = np.stack([model.preprocess(load_image(p)).numpy() for p in images])
-        import torch
-
-        queries.append(model.encode_images(torch.from_numpy(pixels)).numpy())
+        queries.append(model.encode_images(model.preprocess.batch([load_image(p) for p in images])).numpy())
         labels += [str(p) for p in images]
     if not queries:
         raise UserError("give --text and/or --image to search with")
