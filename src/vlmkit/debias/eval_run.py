@@ -24,7 +24,7 @@ from vlmkit.debias.prompt_sets import bias_prompts, neutral_prompts, paraphrases
 from vlmkit.embed import embed_images
 from vlmkit.errors import UserError
 from vlmkit.metrics.fairness import mean_ci, random_halves, retrieval_fairness, worst_group_accuracy
-from vlmkit.models import load_model
+from vlmkit.models import load_model, shipped_companion
 from vlmkit.report import html
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.record import Run
@@ -63,13 +63,8 @@ class DebiasEvalOptions(RunOptions):
 
 
 def default_sae(model) -> Path | None:
-    """The SAE shipped beside an embedded model, if any."""
-    if getattr(model, "family", "") != "embedded":
-        return None
-    from vlmkit.models.embedded import shipped_dir
-
-    name = model.name if model.name in ("embedded", "embedded-biased") else None
-    path = shipped_dir(name) / "sae" if name else None
+    """The SAE shipped beside a shipped model (the embedded ones), if any."""
+    path = shipped_companion(model, "sae")
     return path if path is not None and (path / "sae.json").is_file() else None
 
 

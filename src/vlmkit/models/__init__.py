@@ -18,7 +18,7 @@ from vlmkit.models.base import (
     TextEmbedder,
     VisionWeights,
 )
-from vlmkit.models.registry import DEFAULT_MODEL, list_models, load_model
+from vlmkit.models.registry import DEFAULT_MODEL, list_models, load_model, shipped_companion
 
 __all__ = [
     "AttentionLayerWeights",
@@ -29,4 +29,5 @@ __all__ = [
     "VisionWeights",
     "list_models",
     "load_model",
+    "shipped_companion",
 ]

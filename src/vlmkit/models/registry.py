@@ -58,6 +58,17 @@ def family_class(family: str):
     return _resolve(FAMILIES[family])
 
 
+def shipped_companion(model, name: str) -> Path | None:
+    """A file or folder shipped beside a named model's weights (e.g. ``"sae"``), or ``None``
+    when the model is not a shipped one or ships no such thing."""
+    if model.name not in NAMED:
+        return None
+    from vlmkit.models.embedded import shipped_dir
+
+    path = shipped_dir(model.name) / name
+    return path if path.exists() else None
+
+
 def load_model(name: str | None = None, *, device: str = "cpu"):
     """Load a contrastive model by name (see :mod:`vlmkit.models` for the grammar).
 
