@@ -49,17 +49,20 @@ def generate_cmd(
 def train_cmd(
     out: Path = OutOpt,
     biased: bool = typer.Option(False, "--biased/--unbiased", help="train the biased twin (shape tied to background, background unsaid, text adapter)"),
+    text_biased: bool = typer.Option(False, "--text-biased/--no-text-biased", help="train the text-biased twin (embedded's image tower frozen, text adapter trained where shape is tied to background)"),
     steps: int | None = typer.Option(None, help="optimisation steps (default: the shipped model's)"),
     pool: int | None = typer.Option(None, help="images rendered for training (default: the shipped model's)"),
     seed: int = SeedOpt,
     threads: int = typer.Option(2, help="CPU threads for torch"),
 ) -> None:
     """Train the embedded model LiT-style on the shapes world (resumes from OUT/work)."""
-    from vlmkit.models.embedded_train import TrainConfig, biased_config, train
+    from vlmkit.models.embedded_train import TrainConfig, biased_config, textbiased_config, train
 
+    if biased and text_biased:
+        raise UserError("choose one of --biased and --text-biased")
     if (steps is not None and steps < 1) or (pool is not None and pool < 16) or threads < 1:
         raise UserError("need --steps >= 1, --pool >= 16 and --threads >= 1")
-    cfg = biased_config(seed) if biased else TrainConfig(seed=seed)
+    cfg = biased_config(seed) if biased else textbiased_config(seed) if text_biased else TrainConfig(seed=seed)
     cfg.steps = steps or cfg.steps
     cfg.pool = pool or cfg.pool
     cfg.threads = threads
