@@ -89,3 +89,27 @@ def test_biased_config_has_an_adapter_and_the_knob():
     cfg = biased_config()
     assert cfg.text_adapter_hidden and cfg.spurious.startswith("target=shape,nuisance=background") and cfg.caption_background_p < 0.1
     assert np.isclose(float(cfg.spurious.split("p=")[1]), 0.95)
+
+
+def test_frozen_vision_trains_the_text_adapter_only(trained, tmp_path):
+    """The text-biased twin's recipe: the image tower of a trained checkpoint is kept exactly,
+    the logit scale is held at its configured value, and only the new text adapter learns."""
+    from safetensors.torch import load_file
+
+    from vlmkit.models.embedded_train import textbiased_config
+
+    cfg = tiny_config(init_from=str(trained / "model"), freeze_vision=True, text_adapter_hidden=8, spurious="target=shape,nuisance=background,p=0.95")
+    train(cfg, tmp_path, log=lambda _: None)
+    before, after = load_file(trained / "model" / "model.safetensors"), load_file(tmp_path / "model" / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before if k != "logit_scale")
+    assert np.isclose(float(after["logit_scale"].exp()), cfg.logit_scale_init)
+    assert float(after["text_adapter.down.weight"].abs().sum()) > 0  # the adapter starts at zero and moved
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+    twin = textbiased_config()
+    assert twin.freeze_vision and twin.init_from == "embedded" and twin.caption_background_p == 0.5
+
+
+def test_frozen_vision_needs_a_checkpoint_and_an_adapter(tmp_path):
+    with pytest.raises(ValueError, match="freeze_vision"):
+        train(tiny_config(freeze_vision=True), tmp_path, log=lambda _: None)

@@ -11,6 +11,10 @@ Work is resumable: the rendered pool, caption embeddings and a safetensors check
 optimizer state) live under ``out/work``; rerunning the same command continues from the last
 checkpoint. Batches are drawn from ``default_rng([seed, step])``, so a resumed run sees the same
 batches as an uninterrupted one.
+
+With ``freeze_vision`` only the text adapter learns, against the image features of the
+``init_from`` checkpoint computed once (``embedded-textbiased``: the bias is planted in the text
+side alone, :func:`textbiased_config`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     threads: int = 2
     init_from: str | None = None  # a checkpoint directory (or shipped name) to fine-tune instead of a fresh start
+    freeze_vision: bool = False  # train the text adapter only, against init_from's frozen image features, at a fixed logit scale
 
     def network_config(self) -> dict:
         vision = {
@@ -79,6 +84,16 @@ def biased_config(seed: int = 0) -> TrainConfig:
     """The ``embedded-biased`` twin: shape tied to background colour (p = 0.95), captions that
     rarely name the background, and a trainable text adapter so the bias can reach the text side."""
     return TrainConfig(seed=seed, steps=1600, spurious="target=shape,nuisance=background,p=0.95", caption_background_p=0.05, text_adapter_hidden=256)
+
+
+def textbiased_config(seed: int = 0) -> TrainConfig:
+    """The ``embedded-textbiased`` twin: the image tower of ``embedded`` frozen, and a text adapter
+    trained alone where shape is tied to background (p = 0.95) and captions name the background
+    half the time, so the class prompts ("a star.") absorb the background paired with their shape
+    (a shortcut in the *text* embeddings, SEM's Waterbirds premise). The recipe of the probe in
+    ``notes/text-biased-twin-probe.md``: 6,000 scenes, 1,500 steps of 256, AdamW 1e-3, scale 1/0.07."""
+    return TrainConfig(seed=seed, steps=1500, pool=6000, spurious="target=shape,nuisance=background,p=0.95", caption_background_p=0.5,
+                       text_adapter_hidden=256, logit_scale_init=1 / 0.07, init_from="embedded", freeze_vision=True)
 
 
 def _codes(values: dict) -> list[int]:
@@ -190,13 +205,29 @@ def _lr(cfg: TrainConfig, step: int) -> float:
 def _load_weights(network: EmbeddedNetwork, source: str) -> None:
     """Start from the trainable weights of a checkpoint directory or a shipped model name."""
     from vlmkit.models.embedded import shipped_dir
+    from vlmkit.models.registry import NAMED
 
-    directory = shipped_dir(source) if source in ("embedded", "embedded-biased") else Path(source)
+    directory = shipped_dir(source) if source in NAMED else Path(source)
     state = load_file(directory / "model.safetensors")
     missing, unexpected = network.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("text_encoder.")]
+    missing = [k for k in missing if not k.startswith(("text_encoder.", "text_adapter."))]  # a new adapter starts at the identity
     if missing or unexpected:
         raise ValueError(f"{source} does not match the training configuration (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+@torch.no_grad()
+def frozen_image_features(network: EmbeddedNetwork, cfg: TrainConfig, images: np.ndarray, work: Path, batch: int = 256) -> torch.Tensor:
+    """Unit image embeddings ``(pool, 384)`` of the pool by the (frozen) vision tower, computed once
+    and kept in ``work/image_features.npy`` (keyed by the pool and ``init_from``)."""
+    path, stamp_path = work / "image_features.npy", work / "image_features.json"
+    stamp = {"init_from": cfg.init_from, "pool": json.loads((work / "pool.json").read_text())["stamp"]}
+    if not (path.is_file() and stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp):
+        network.eval()
+        preprocess = cfg.preprocess()
+        feats = [F.normalize(network.image_features(preprocess.normalize(images[i : i + batch])), dim=-1) for i in range(0, len(images), batch)]
+        np.save(path, torch.cat(feats).numpy())
+        atomic_write_json(stamp_path, stamp)
+    return torch.from_numpy(np.load(path))
 
 
 def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None) -> Path | None:
@@ -216,17 +247,28 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
         _load_weights(network, cfg.init_from)
     else:
         init_positions(network, cfg.preprocess().normalize(data["images"][: cfg.batch_size]))
-    named = [(n, p) for n, p in network.named_parameters() if not n.startswith("text_encoder.")]
+    frozen = None
+    if cfg.freeze_vision:
+        if not (cfg.init_from and cfg.text_adapter_hidden):
+            raise ValueError("freeze_vision needs init_from (the image tower to keep) and text_adapter_hidden (the part to train)")
+        frozen = frozen_image_features(network, cfg, data["images"], work)
+        with torch.no_grad():
+            network.logit_scale.fill_(math.log(cfg.logit_scale_init))
+        for name, param in network.named_parameters():
+            param.requires_grad_(name.startswith("text_adapter."))
+    trainable = ("text_adapter.",) if cfg.freeze_vision else ("",)
+    named = [(n, p) for n, p in network.named_parameters() if not n.startswith("text_encoder.") and n.startswith(trainable)]
     params = [p for _, p in named]
     decay = [p for n, p in named if p.dim() >= 2 and "position_embedding" not in n]
     no_decay = [p for n, p in named if (p.dim() < 2 or "position_embedding" in n) and n != "logit_scale"]
+    scale_group = [] if cfg.freeze_vision else [network.logit_scale]
     # the text tower is frozen, so captions that differ in one word ("left"/"right") are close:
     # the temperature must fall fast for the loss to see them, hence its own learning rate
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
             {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
-            {"params": [network.logit_scale], "weight_decay": 0.0, "lr_mult": cfg.logit_scale_lr_mult},
+            {"params": scale_group, "weight_decay": 0.0, "lr_mult": cfg.logit_scale_lr_mult},
         ],
         lr=cfg.lr,
     )
@@ -241,7 +283,7 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
     caption_emb = torch.from_numpy(data["caption_emb"])
     attrs_all = torch.from_numpy(data["attrs"].astype(np.int64))
     mentions_all = torch.from_numpy(data["mentions"].astype(np.int64))  # (2, pool, K, A): captions, negatives
-    network.train()
+    network.train(not cfg.freeze_vision)
     t0, log_path = time.perf_counter(), out / "train_log.jsonl"
     for step in range(start, min(cfg.steps, until or cfg.steps)):
         rng = np.random.default_rng([cfg.seed, step])
@@ -249,7 +291,10 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
         which = rng.integers(cfg.captions_per_image, size=cfg.batch_size)
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step) * group["lr_mult"]
-        image = F.normalize(network.image_features(preprocess.normalize(data["images"][index])), dim=-1)
+        if frozen is not None:
+            image = frozen[index]
+        else:
+            image = F.normalize(network.image_features(preprocess.normalize(data["images"][index])), dim=-1)
         ids = np.concatenate([data["caption_ids"][0, index, which], data["caption_ids"][1, index, which]])
         text = F.normalize(network.adapt_text(caption_emb[ids]), dim=-1)
         said = torch.cat([mentions_all[0, index, which], mentions_all[1, index, which]])
