@@ -1,0 +1,148 @@
+"""``random:<arch>-tiny[@seed]``: real chat architectures with random weights, no download.
+
+Each architecture is a real transformers class (LLaVA, a Llama text LLM, ...) at a tiny width,
+with a word-level tokenizer over a small fixed vocabulary, an image processor built directly
+(PIL classes: no torchvision needed) and a chat template. The configs are data in
+``specs/chat_architectures.json``; this file holds only the generic builders. The same name and
+seed always give the same weights, so tests exercise the real code paths in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from vlmkit.errors import ModelNotFound
+
+#: a chat template every tiny model shares: role tags, images as the family's placeholder text
+TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|> "
+    "{% if message['content'] is string %}{{ message['content'] }} "
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}__IMAGE__ {% else %}{{ part['text'] }} {% endif %}"
+    "{% endfor %}{% endif %}<|end|> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+#: the words of the tiny vocabulary (enough for test prompts and the shapes world)
+WORDS = (
+    "a an the is are what in this image picture photo of and or yes no which one two three four five "
+    "color colour shape size texture position background object objects there how many answer with letter "
+    "option options describe name it small large left right top bottom center red orange yellow green cyan "
+    "blue purple pink white black gray beige navy maroon circle square triangle star hexagon cross solid "
+    "striped dotted checkered something that kind label dax wug blick fep zup ? . , : ( ) A B C D E"
+).split()
+SPECIALS = ["[PAD]", "[UNK]", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+
+
+@cache
+def architectures() -> dict[str, dict]:
+    text = resources.files("vlmkit.models").joinpath("specs/chat_architectures.json").read_text()
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+def parse(spec: str) -> tuple[str, int]:
+    """``"llava-tiny@3"`` -> ``("llava-tiny", 3)``."""
+    arch, _, seed = spec.partition("@")
+    if arch not in architectures():
+        raise ModelNotFound(f"unknown random chat architecture {arch!r}; choose one of: {', '.join(architectures())}")
+    if seed and not seed.isdigit():
+        raise ModelNotFound(f"bad seed {seed!r} in random:{spec}; write random:{arch}@<integer>")
+    return arch, int(seed or 0)
+
+
+def word_tokenizer(extra_special: list[str] | None = None):
+    """A ``PreTrainedTokenizerFast`` over :data:`WORDS` (whitespace and punctuation split)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = SPECIALS + [t for t in (extra_special or []) if t not in SPECIALS]
+    vocab = {token: i for i, token in enumerate(specials + [w for w in dict.fromkeys(WORDS) if w not in specials])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    from tokenizers import decoders
+
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    core.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<s>", eos_token="<|end|>", pad_token="[PAD]", unk_token="[UNK]",
+        extra_special_tokens={t.strip("<>|[]").replace("-", "_") + "_token": t for t in extra_special or []},
+    )
+    tokenizer.chat_template = TEMPLATE
+    return tokenizer
+
+
+def _text_config(spec: dict, tokenizer) -> dict:
+    text = dict(spec["text_config"])
+    text.update(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return text
+
+
+def build_llama(spec: dict):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = word_tokenizer()
+    return LlamaForCausalLM(LlamaConfig(**_text_config(spec, tokenizer))), tokenizer
+
+
+def build_llava(spec: dict):
+    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    tokenizer = word_tokenizer(["<image>"])
+    tokenizer.chat_template = TEMPLATE.replace("__IMAGE__", "<image>")
+    vision = spec["vision_config"]
+    size = vision["image_size"]
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=vision["patch_size"],
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=tokenizer.chat_template,
+    )
+    config = LlavaConfig(
+        vision_config={"model_type": "clip_vision_model", **vision}, text_config={"model_type": "llama", **_text_config(spec, tokenizer)},
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
+    return LlavaForConditionalGeneration(config), processor
+
+
+BUILDERS = {"llama": build_llama, "llava": build_llava}
+
+
+def build_directory(arch: str, seed: int, out: Path) -> Path:
+    """Write ``random:<arch>@<seed>`` as a ``save_pretrained`` directory at ``out``."""
+    spec = architectures()[arch]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, processor = BUILDERS[spec["builder"]](spec)
+        for module in model.modules():  # some families zero-initialise what makes images matter
+            if hasattr(module, "mm_input_projection_weight"):
+                torch.nn.init.normal_(module.mm_input_projection_weight, std=0.5)
+    model.generation_config.pad_token_id = getattr(processor, "tokenizer", processor).pad_token_id
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def load(spec: str, device: str = "cpu", dtype: str = "auto"):
+    """Build (once per cache directory) and load a tiny random chat model."""
+    from vlmkit.models.chat_hf import HFChatModel
+    from vlmkit.runs.cache import default_cache_dir
+
+    arch, seed = parse(spec)
+    directory = default_cache_dir() / "random-chat" / f"{arch}@{seed}"
+    if not (directory / "config.json").is_file():
+        import tempfile
+
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory.parent) as tmp:
+            build_directory(arch, seed, Path(tmp) / "model")
+            try:
+                (Path(tmp) / "model").rename(directory)
+            except OSError:  # another process built it first
+                pass
+    name = f"random:{arch}" + (f"@{seed}" if seed else "")
+    return HFChatModel.from_directory(directory, name=name, fingerprint=f"random:{arch}@{seed}:v1", device=device, dtype=dtype)
