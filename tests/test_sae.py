@@ -155,11 +155,11 @@ def test_sae_cli_rejects_bad_input(tmp_path, capsys, extra, message):
 @pytest.mark.parametrize("name", ["embedded", "embedded-biased"])
 def test_shipped_sae_reconstructs_world_captions(name):
     from vlmkit.data.world_sample import caption, sample_image
-    from vlmkit.debias.eval_run import default_sae
+    from vlmkit.debias.sae import find_sae
     from vlmkit.models import load_model
 
     model = load_model(name)
-    path = default_sae(model)
+    path = find_sae(None, name)
     assert path is not None
     sae = MatryoshkaSAE.load(path)
     texts = []

@@ -15,6 +15,7 @@ from vlmkit.models import load_model
 from vlmkit.report import html
 from vlmkit.runs.files import atomic_save_npy, atomic_write_text
 from vlmkit.runs.options import RunOptions
+from vlmkit.runs.readers import read_texts
 from vlmkit.runs.record import Run
 
 
@@ -24,15 +25,6 @@ class EmbedOptions(RunOptions):
     skip_bad_images: bool = False
 
 
-def _read_texts(path: Path) -> list[str]:
-    if not path.is_file():
-        raise UserError(f"texts file not found: {path}; pass a UTF-8 file with one text per line")
-    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not texts:
-        raise UserError(f"texts file {path} has no non-empty lines; put one text per line")
-    return texts
-
-
 def run_embed(opts: EmbedOptions) -> Path:
     """Embed a dataset's images or a file of texts; rows of ``index.jsonl`` match rows of the array."""
     if (opts.dataset is None) == (opts.texts is None):
@@ -40,7 +32,7 @@ def run_embed(opts: EmbedOptions) -> Path:
     run = Run(opts.out, "embed", opts.model_dump(mode="json"), seed=opts.seed)
     torch.manual_seed(opts.seed)
     if opts.texts is not None:
-        items = _read_texts(opts.texts)
+        items = read_texts(opts.texts)
         rows = [{"text": t} for t in items]
     else:
         dataset = load_dataset(opts.dataset)

@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
 
 from vlmkit.attributes.prior import Term, parse_terms, sample_all
 from vlmkit.embed import embed_images
 from vlmkit.errors import UserError
 from vlmkit.runs.files import atomic_save_npz, atomic_write_text
+from vlmkit.runs.readers import read_json, read_npz
 
 ZERO_SHOT_TEMPLATE = "a photo of something that is {}"
 VALUE_TEMPLATES = ("a {} object",)
@@ -186,11 +188,31 @@ def save_cache(cache: Cache, directory, attributes: list[Term], meta: dict) -> N
     atomic_write_text(directory / "cache.json", json.dumps(record, indent=1) + "\n")
 
 
+class CacheRecord(BaseModel):
+    """``cache.json``: the attributes (``name:syn1/syn2``), provenance and the build's options."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    attributes: list[str]
+    paths: list[str]
+    queries: list[str]
+    log: list[str]
+    model: str
+    fingerprint: str
+
+
 def load_cache(directory) -> tuple[Cache, list[Term], dict]:
-    directory = Path(directory)
-    if not (directory / "cache.npz").is_file():
+    """Read a cache folder written by :func:`save_cache`; damaged files are one :class:`UserError` line."""
+    directory = Path(directory).expanduser()
+    fix = "rebuild it with vlmkit comca build-cache"
+    if not directory.is_dir():
         raise UserError(f"no ComCa cache at {directory}; build one with vlmkit comca build-cache")
-    record = json.loads((directory / "cache.json").read_text())
-    with np.load(directory / "cache.npz") as arrays:
-        cache = Cache(arrays["keys"], arrays["values"], arrays["source"], record["paths"], record["queries"], record["log"])
-    return cache, parse_terms(record["attributes"]), record
+    record = read_json(directory / "cache.json", "ComCa cache record", fix, CacheRecord).model_dump(exclude_unset=True)
+    arrays = read_npz(directory / "cache.npz", "ComCa cache arrays", fix, keys=("keys", "values", "source"))
+    cache = Cache(arrays["keys"], arrays["values"], arrays["source"], record["paths"], record["queries"], record["log"])
+    attributes = parse_terms(record["attributes"])
+    n = len(cache.keys)
+    if cache.keys.ndim != 2 or cache.values.shape != (n, len(attributes)) or cache.source.shape != (n,) or len(cache.paths) != n:
+        raise UserError(f"{directory} is inconsistent: {n} keys, values {cache.values.shape} for {len(attributes)} attributes, "
+                        f"{len(cache.paths)} paths; {fix}")
+    return cache, attributes, record

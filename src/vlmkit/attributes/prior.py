@@ -16,7 +16,6 @@ one when any synonym appears as whole words (case-insensitive).
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vlmkit.errors import UserError
+from vlmkit.runs.readers import read_json, read_text
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,23 @@ def cooccurrence(captions: Iterable[str], attributes: Sequence[Term], objects: S
 def compatibility_from_file(path: str | Path, attributes: Sequence[Term], objects: Sequence[Term]) -> tuple[np.ndarray, list[str]]:
     """``(A, O)`` scores from a CSV (``attribute,object,score``) or JSON (``{attribute: {object: score}}``)
     file; missing pairs score 0 and are returned as log lines."""
-    path = Path(path)
-    try:
-        if path.suffix == ".json":
-            table = json.loads(path.read_text(encoding="utf-8"))
-            triples = [(a, o, s) for a, row in table.items() for o, s in row.items()]
-        else:
-            with path.open(newline="", encoding="utf-8") as handle:
-                triples = [(r["attribute"], r["object"], r["score"]) for r in csv.DictReader(handle)]
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"cannot read compatibility scores from {path}: {exc}; write attribute,object,score rows or {{attribute: {{object: score}}}}") from exc
+    fix = "write CSV rows attribute,object,score or JSON {attribute: {object: score}} with numeric scores"
+    if Path(path).suffix == ".json":
+        table = read_json(path, "compatibility file", fix, dict[str, dict[str, float]])
+        triples = [(a, o, s) for a, row in table.items() for o, s in row.items()]
+    else:
+        text = read_text(path, "compatibility file", fix)
+        rows = list(csv.DictReader(text.splitlines()))
+        if not rows or not {"attribute", "object", "score"} <= set(rows[0]):
+            raise UserError(f"{path} needs a header attribute,object,score and one row per pair; {fix}")
+        triples = []
+        for number, row in enumerate(rows, start=2):
+            try:
+                triples.append((row["attribute"], row["object"], float(row["score"])))
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"{path} line {number}: score {row.get('score')!r} is not a number; {fix}") from exc
+    if any(not np.isfinite(s) for _, _, s in triples):
+        raise UserError(f"{path} has a score that is not a finite number; {fix}")
     a_index = {t.name: i for i, t in enumerate(attributes)}
     o_index = {t.name: j for j, t in enumerate(objects)}
     scores = np.full((len(attributes), len(objects)), np.nan)

@@ -9,13 +9,12 @@ from pydantic import model_validator
 
 from vlmkit.debias.methods import METHODS, NEEDS_BIAS, NEEDS_PARAPHRASES, NEEDS_SAE, TextDebiaser
 from vlmkit.debias.prompt_sets import bias_prompts, neutral_prompts, paraphrases
-from vlmkit.debias.sae import MatryoshkaSAE
-from vlmkit.debias.sae_run import read_texts
-from vlmkit.errors import UserError
+from vlmkit.debias.sae import MatryoshkaSAE, check_width, find_sae
 from vlmkit.models import load_model
 from vlmkit.report import html
 from vlmkit.runs.files import atomic_save_npy
 from vlmkit.runs.options import RunOptions
+from vlmkit.runs.readers import read_texts
 from vlmkit.runs.record import Run
 
 
@@ -36,31 +35,22 @@ class DebiasEncodeOptions(RunOptions):
             raise ValueError(f"{self.method} needs --bias <attribute>[,<attribute>] (e.g. gender)")
         if self.method in NEEDS_PARAPHRASES and self.paraphrases is None:
             raise ValueError(f"{self.method} needs --paraphrases FILE (JSON: query -> list of paraphrases)")
-        if self.method in NEEDS_SAE and self.sae is None:
-            raise ValueError(f"{self.method} needs --sae DIR (train one with vlmkit sae train)")
+        if self.method in NEEDS_SAE and find_sae(self.sae, self.model) is None:
+            raise ValueError(f"{self.method} needs --sae DIR (train one with vlmkit sae train); only the embedded models ship one")
         return self
-
-
-def load_sae(path: Path, model) -> MatryoshkaSAE:
-    try:
-        sae = MatryoshkaSAE.load(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"cannot load an SAE from {path}: {exc}") from exc
-    if sae.cfg.d_in != model.embed_dim:
-        raise UserError(f"the SAE at {path} reads {sae.cfg.d_in}-d embeddings but {model.name} gives {model.embed_dim}-d ones; use the SAE trained for this model")
-    return sae
 
 
 def run_debias_encode(opts: DebiasEncodeOptions) -> Path:
     run = Run(opts.out, "debias encode", opts.model_dump(mode="json"), seed=opts.seed)
-    queries = read_texts(opts.texts)
-    model = load_model(opts.model, device=opts.resolved_device())
+    queries = read_texts(opts.texts)  # every user file is read before the model loads
     attributes = [a.strip() for a in (opts.bias or "").split(",") if a.strip()]
-    debiaser = TextDebiaser(
-        model, bias_prompts(attributes, opts.bias_prompts) if attributes else None,
-        load_sae(opts.sae, model) if opts.sae else None, neutral_prompts(opts.neutral),
-    )
+    bias = bias_prompts(attributes, opts.bias_prompts) if attributes else None
     para = paraphrases(opts.paraphrases, queries) if opts.paraphrases else None
+    neutral = neutral_prompts(opts.neutral)
+    sae_path = find_sae(opts.sae, opts.model) if opts.method in NEEDS_SAE else opts.sae
+    sae = MatryoshkaSAE.load(sae_path) if sae_path else None
+    model = load_model(opts.model, device=opts.resolved_device())
+    debiaser = TextDebiaser(model, bias, check_width(sae, model, sae_path) if sae else None, neutral)
     with run.timer("debias"):
         debiased = debiaser.encode(opts.method, queries, para).numpy()
     original = debiaser.encode("none", queries).numpy()

@@ -18,13 +18,13 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from vlmkit.data.datasets import load_dataset
-from vlmkit.debias.encode_run import load_sae
 from vlmkit.debias.methods import METHODS, NEEDS_BIAS, NEEDS_SAE, TextDebiaser
 from vlmkit.debias.prompt_sets import bias_prompts, neutral_prompts, paraphrases
+from vlmkit.debias.sae import MatryoshkaSAE, check_width, find_sae
 from vlmkit.embed import embed_images
 from vlmkit.errors import UserError
 from vlmkit.metrics.fairness import mean_ci, random_halves, retrieval_fairness, worst_group_accuracy
-from vlmkit.models import load_model, shipped_companion
+from vlmkit.models import load_model
 from vlmkit.report import html
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.record import Run
@@ -55,17 +55,13 @@ class DebiasEvalOptions(RunOptions):
             raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
         if any(m in NEEDS_BIAS for m in self.method_list) and not self.bias:
             raise ValueError("the projection and SEM_b/SEM_bi methods need --bias <attribute> (e.g. gender, world-background)")
+        if any(m in NEEDS_SAE for m in self.method_list) and find_sae(self.sae, self.model) is None:
+            raise ValueError("the SEM methods need --sae DIR (train one with vlmkit sae train); only the embedded models ship one")
         return self
 
     @property
     def method_list(self) -> list[str]:
         return [m.strip() for m in self.methods.split(",") if m.strip()]
-
-
-def default_sae(model) -> Path | None:
-    """The SAE shipped beside a shipped model (the embedded ones), if any."""
-    path = shipped_companion(model, "sae")
-    return path if path is not None and (path / "sae.json").is_file() else None
 
 
 def run_debias_eval(opts: DebiasEvalOptions) -> Path:
@@ -79,16 +75,16 @@ def run_debias_eval(opts: DebiasEvalOptions) -> Path:
     classes = sorted({targets[i] for i in keep})
     if len(classes) < 2:
         raise UserError(f"attribute {opts.attribute!r} needs at least two classes")
-    model = load_model(opts.model, device=opts.resolved_device())
-    sae_path = opts.sae or default_sae(model)
-    if any(m in NEEDS_SAE for m in opts.method_list) and sae_path is None:
-        raise UserError("the SEM methods need --sae DIR (train one with vlmkit sae train); only the embedded models ship one")
     templates = dataset.prompts.get(opts.attribute) or [DEFAULT_TEMPLATE]
     queries = [templates[0].format(c) for c in classes]
     para = paraphrases(opts.paraphrases, queries) if opts.paraphrases else [[t.format(c) for t in templates] for c in classes]
     attributes = [a.strip() for a in (opts.bias or "").split(",") if a.strip()]
-    debiaser = TextDebiaser(model, bias_prompts(attributes, opts.bias_prompts) if attributes else None,
-                            load_sae(sae_path, model) if sae_path else None, neutral_prompts(opts.neutral))
+    bias = bias_prompts(attributes, opts.bias_prompts) if attributes else None
+    neutral = neutral_prompts(opts.neutral)
+    sae_path = find_sae(opts.sae, opts.model)
+    sae = MatryoshkaSAE.load(sae_path) if sae_path else None
+    model = load_model(opts.model, device=opts.resolved_device())
+    debiaser = TextDebiaser(model, bias, check_width(sae, model, sae_path) if sae else None, neutral)
     with run.timer("embed_images"):
         images = embed_images(model, [dataset.samples[i].path for i in keep], batch_size=opts.batch_size, cache=opts.embedding_cache())
     kept = [keep[i] for i in images.indices]

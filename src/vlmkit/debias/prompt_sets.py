@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vlmkit.errors import UserError
 from vlmkit.interpret.vocab import parse_vocabulary
+from vlmkit.runs.readers import read_json, read_text
 
 
 def _read(name: str) -> str:
@@ -25,7 +26,8 @@ def _read(name: str) -> str:
 
 
 def neutral_prompts(path: str | Path | None = None) -> list[str]:
-    text = _read("neutral.txt") if path is None else Path(path).read_text(encoding="utf-8")
+    fix = "pass a text file with at least 10 neutral prompts, one per line"
+    text = _read("neutral.txt") if path is None else read_text(path, "neutral prompt file", fix)
     prompts = parse_vocabulary(text)
     if len(prompts) < 10:
         raise UserError(f"the neutral reference needs at least 10 prompts, got {len(prompts)}")
@@ -46,10 +48,10 @@ def bias_prompts(attributes: list[str], path: str | Path | None = None) -> dict[
     if path is None:
         source = _shipped_bias()
     else:
-        try:
-            source = {k: v for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items() if not k.startswith("_")}
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read bias prompts from {path}: {exc}") from exc
+        table = read_json(path, "bias prompt file", "write JSON {attribute: {class: [prompt, ...]}}", dict[str, dict[str, list[str]] | str])
+        source = {k: v for k, v in table.items() if not k.startswith("_")}
+        if any(isinstance(v, str) for v in source.values()):
+            raise UserError(f"{path}: each attribute must map classes to lists of prompts; write JSON {{attribute: {{class: [prompt, ...]}}}}")
     unknown = [a for a in attributes if a not in source]
     if unknown:
         raise UserError(f"no bias prompts for {', '.join(unknown)}; known attributes: {', '.join(source)}")
@@ -62,10 +64,7 @@ def bias_prompts(attributes: list[str], path: str | Path | None = None) -> dict[
 
 def paraphrases(path: str | Path, queries: list[str]) -> list[list[str]]:
     """One list of paraphrases per query from a JSON ``{query: [paraphrase, ...]}`` file."""
-    try:
-        table = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read paraphrases from {path}: {exc}") from exc
+    table = read_json(path, "paraphrase file", "write JSON {query: [paraphrase, ...]}", dict[str, list[str]])
     missing = [q for q in queries if not table.get(q)]
     if missing:
         raise UserError(f"{path} has no paraphrases for {missing[0]!r} ({len(missing)} queries in all); map each query to a list of paraphrases")

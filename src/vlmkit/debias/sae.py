@@ -14,15 +14,31 @@ Shapes: ``x`` ``(n, d_in)``, ``z`` ``(n, latents)``; ``W_enc`` ``(latents, d_in)
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from pydantic import BaseModel, ConfigDict
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from vlmkit.errors import UserError
+from vlmkit.runs.readers import need_dir, read_json, read_safetensors
+
 WEIGHTINGS = ("reverse", "uniform")
+
+
+class SAEFile(BaseModel):
+    """``sae.json``: the SAE's shape (other keys, e.g. training provenance, are allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    d_in: int
+    latents: int
+    k_levels: list[int]
+    weighting: str
 
 
 @dataclass(frozen=True)
@@ -98,13 +114,28 @@ class MatryoshkaSAE(nn.Module):
     @classmethod
     def load(cls, path: str | Path) -> MatryoshkaSAE:
         """A vlmkit SAE directory, or an official SEM checkpoint file (see :func:`load_official`)."""
-        path = Path(path)
+        path = Path(path).expanduser()
+        fix = "pass a folder written by vlmkit sae train (sae.json + sae.safetensors) or an official SEM checkpoint"
         if path.is_file():
-            return load_official(path)
-        meta = json.loads((path / "sae.json").read_text())
-        cfg = SAEConfig(meta["d_in"], meta["latents"], tuple(meta["k_levels"]), meta["weighting"])
+            try:
+                return load_official(path)
+            except (ValueError, KeyError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+                raise UserError(f"cannot load an SAE from {path} ({str(exc).splitlines()[0][:120] or type(exc).__name__}); {fix}") from exc
+        need_dir(path, "SAE", fix)
+        meta = read_json(path / "sae.json", "SAE config", fix, SAEFile)
+        try:
+            cfg = SAEConfig(meta.d_in, meta.latents, tuple(meta.k_levels), meta.weighting)
+        except ValueError as exc:
+            raise UserError(f"{path / 'sae.json'}: {exc}; {fix}") from exc
+        state = read_safetensors(path / "sae.safetensors", "SAE weights", fix)
         sae = cls(cfg)
-        sae.load_state_dict({k: v.float() for k, v in load_file(path / "sae.safetensors").items()})
+        expected = {k: tuple(v.shape) for k, v in sae.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if found != expected:
+            wrong = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found[k]]
+            raise UserError(f"{path / 'sae.safetensors'} does not match {path / 'sae.json'} (d_in {cfg.d_in}, {cfg.latents} latents): "
+                            f"{wrong[0]} is {found.get(wrong[0])}, expected {expected.get(wrong[0])}; {fix}")
+        sae.load_state_dict({k: v.float() for k, v in state.items()})
         return sae.eval()
 
 
@@ -127,6 +158,25 @@ def load_official(path: str | Path) -> MatryoshkaSAE:
     sae = MatryoshkaSAE(cfg)
     sae.load_state_dict({"b_pre": state["bpre"], **{k: v for k, v in state.items() if k != "bpre"}})
     return sae.eval()
+
+
+def find_sae(path: str | Path | None, model_name: str) -> Path | None:
+    """The SAE to use with ``model_name``: ``path`` when given, else the one shipped beside a
+    shipped model (the embedded ones), else ``None``. One lookup for every command."""
+    if path is not None:
+        return Path(path)
+    from vlmkit.models import shipped_companion
+
+    shipped = shipped_companion(model_name, "sae")
+    return shipped if shipped is not None and (shipped / "sae.json").is_file() else None
+
+
+def check_width(sae: MatryoshkaSAE, model, path) -> MatryoshkaSAE:
+    """``sae`` when it reads ``model``'s embedding width; otherwise a :class:`UserError`."""
+    if sae.cfg.d_in != model.embed_dim:
+        raise UserError(f"the SAE at {path} reads {sae.cfg.d_in}-d embeddings but {model.name} gives {model.embed_dim}-d ones; "
+                        "use the SAE trained for this model")
+    return sae
 
 
 @dataclass

@@ -26,6 +26,7 @@ from vlmkit.models import load_model
 from vlmkit.report import html
 from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.options import RunOptions
+from vlmkit.runs.readers import read_texts
 from vlmkit.runs.record import Run
 
 HELDOUT = 0.05
@@ -60,15 +61,6 @@ class SAETrainOptions(SAEDataOptions):
 
 class SAEEvalOptions(SAEDataOptions):
     sae: Path
-
-
-def read_texts(path: Path) -> list[str]:
-    if not path.is_file():
-        raise UserError(f"text file not found: {path}")
-    texts = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    if not texts:
-        raise UserError(f"{path} has no text; write one text per line")
-    return texts
 
 
 SLICE = 64 * CHUNK  # items per embedding call: a multiple of the cache chunk, so cache keys line up

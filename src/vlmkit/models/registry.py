@@ -60,12 +60,14 @@ def family_class(family: str):
 
 def shipped_companion(model, name: str) -> Path | None:
     """A file or folder shipped beside a named model's weights (e.g. ``"sae"``), or ``None``
-    when the model is not a shipped one or ships no such thing."""
-    if model.name not in NAMED:
+    when the model is not a shipped one or ships no such thing. ``model`` is a loaded model or
+    its name, so options can be checked before anything is loaded."""
+    model_name = model if isinstance(model, str) else model.name
+    if model_name not in NAMED:
         return None
     from vlmkit.models.embedded import shipped_dir
 
-    path = shipped_dir(model.name) / name
+    path = shipped_dir(model_name) / name
     return path if path.exists() else None
 
 

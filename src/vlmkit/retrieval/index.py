@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from vlmkit.errors import UserError
 from vlmkit.runs.files import atomic_write_json, atomic_write_text
+from vlmkit.runs.readers import read_faiss_index, read_json, read_jsonl
 
 EXACT_MAX = 200_000
 NPROBE = 32
@@ -46,6 +48,19 @@ class Item:
     path: str
     digest: str
     caption: str | None = None
+
+
+class IndexMeta(BaseModel):
+    """``index.json``: what built the index (extra keys are kept)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model: str | None = None
+    model_name: str | None = None
+    fingerprint: str | None = None
+    kind: str | None = None
+    dim: int | None = None
+    nprobe: int | None = None
 
 
 @dataclass
@@ -128,15 +143,20 @@ class ImageIndex:
 
     @classmethod
     def load(cls, directory: str | Path) -> ImageIndex:
-        directory = Path(directory)
-        if not (directory / "index.json").is_file():
-            raise UserError(f"no index at {directory}; build one with vlmkit index build")
-        meta = json.loads((directory / "index.json").read_text())
-        index = _faiss().read_index(str(directory / "index.faiss"))
-        if "nprobe" in meta and hasattr(index, "nprobe"):
+        """Read an index folder; every missing or damaged file is one :class:`UserError` line."""
+        directory = Path(directory).expanduser()
+        fix = "rebuild the index with vlmkit index build"
+        if not directory.is_dir():
+            raise UserError(f"no index at {directory}; build one with vlmkit index build, or pass the folder it wrote")
+        meta = read_json(directory / "index.json", "index record", fix, IndexMeta).model_dump(exclude_unset=True)
+        index = read_faiss_index(directory / "index.faiss", "index file", fix)
+        rows = read_jsonl(directory / "items.jsonl", "item list", fix, Item)
+        if len(rows) != index.ntotal or index.d != meta.get("dim", index.d):
+            raise UserError(f"{directory} is inconsistent: index.faiss holds {index.ntotal} vectors of {index.d} dimensions, "
+                            f"items.jsonl {len(rows)} items and index.json {meta.get('dim')} dimensions; {fix}")
+        if meta.get("nprobe") is not None and hasattr(index, "nprobe"):
             index.nprobe = meta["nprobe"]
-        items = [Item(**json.loads(line)) for line in (directory / "items.jsonl").read_text().splitlines() if line]
-        return cls(index, items, meta)
+        return cls(index, rows, meta)
 
 
 def build_index(model, dataset, *, model_spec: str, kind: str = "auto", cache=None, batch_size: int = 32, skip_bad: bool = False) -> ImageIndex:

@@ -37,8 +37,10 @@ def run_index_build(opts: IndexBuildOptions) -> Path:
 def search_index(index_dir: Path, texts: list[str], images: list[Path], k: int, model_spec: str | None = None, dedup: bool = True) -> dict:
     """Text-to-image and image-to-image search; returns ``{query: [hits]}`` as plain data."""
     index = ImageIndex.load(index_dir)
+    if not (model_spec or index.meta.get("model")):
+        raise UserError(f"{index_dir}/index.json does not say which model built the index; pass --model")
     model = load_model(model_spec or index.meta["model"])
-    if model.fingerprint != index.meta["fingerprint"]:
+    if index.meta.get("fingerprint") not in (None, model.fingerprint):
         raise UserError(f"{model.name} is not the model that built this index ({index.meta['model_name']}); pass --model {index.meta['model']}")
     queries, labels = [], []
     if texts:
