@@ -23,7 +23,7 @@ from vlmkit.attributes.comca import (
     zero_shot_logits,
     zero_shot_text,
 )
-from vlmkit.attributes.prior import compatibility_from_file, cooccurrence, parse_terms, prior
+from vlmkit.attributes.prior import Term, compatibility_from_file, cooccurrence, parse_terms, prior
 from vlmkit.data.datasets import load_dataset
 from vlmkit.embed import embed_images
 from vlmkit.errors import UserError
@@ -32,21 +32,22 @@ from vlmkit.models import load_model
 from vlmkit.report import html
 from vlmkit.retrieval.index import ImageIndex
 from vlmkit.runs.options import RunOptions
+from vlmkit.runs.readers import read_lines
 from vlmkit.runs.record import Run
 
 
-def read_terms(path: Path, what: str):
-    """Terms from a file, or OVAD's attribute list given as ``ovad:<folder>``."""
+def read_terms(path: Path, what: str) -> list[Term]:
+    """Terms from a file (one ``name`` or ``name:syn1/syn2`` per line), or OVAD's attribute list
+    given as ``ovad:<folder>``."""
     if str(path).startswith("ovad:") and what == "attributes":
-        from vlmkit.data.attribute_datasets import ovad_attribute_terms
+        from vlmkit.data.attribute_datasets import ovad_attributes
 
-        return ovad_attribute_terms(Path(str(path)[5:]))
-    if not Path(path).is_file():
-        raise UserError(f"{what} file not found: {path}; write one {what[:-1]} per line as name or name:syn1/syn2")
-    terms = parse_terms(Path(path).read_text(encoding="utf-8").splitlines())
-    if not terms:
-        raise UserError(f"{path} lists no {what}")
-    return terms
+        return [Term(name, synonyms) for name, synonyms in ovad_attributes(Path(str(path)[5:]))]
+    lines = read_lines(path, f"{what} file", f"write one {what[:-1]} per line as name or name:syn1/syn2")
+    try:
+        return parse_terms(lines)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from exc
 
 
 class BuildCacheOptions(RunOptions):
@@ -116,7 +117,7 @@ def run_comca_eval(opts: ComCaEvalOptions) -> Path:
     images = embed_images(model, dataset.paths, batch_size=opts.batch_size, cache=opts.embedding_cache()).vectors
     text = zero_shot_text(model, attributes)
     cfg = ComCaConfig()
-    if getattr(model, "family", "") == "siglip":
+    if "sigmoid_scores" in model.supports:
         def score(c):
             return sigmoid_scores(images, text, c, cfg, model.logit_scale, model.logit_bias)
     else:

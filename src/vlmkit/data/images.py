@@ -7,19 +7,11 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vlmkit.errors import DatasetError
+from vlmkit.models.preprocess import to_rgb
+
+__all__ = ["IMAGE_SUFFIXES", "load_image", "to_rgb"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL image to RGB; transparent pixels are composited on white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def load_image(path: str | Path) -> Image.Image:

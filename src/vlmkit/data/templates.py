@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from vlmkit.errors import UserError
+from vlmkit.runs.readers import read_text
 
 
 def named_sets() -> list[str]:
@@ -39,7 +40,7 @@ def resolve_templates(specs: list[str] | None, default: str = "simple") -> list[
         if spec in named_sets():
             out += _lines(resources.files("vlmkit.data").joinpath(f"templates/{spec}.txt").read_text())
         elif "{}" not in spec and Path(spec).expanduser().is_file():
-            out += _lines(Path(spec).expanduser().read_text(encoding="utf-8"))
+            out += _lines(read_text(spec, "template file", "write one template with {} per line (UTF-8)"))
         elif "{}" not in spec and spec.endswith(".txt"):
             raise UserError(f"template file not found: {spec}; pass an existing file with one template per line")
         else:
@@ -53,7 +54,7 @@ def resolve_classes(spec: str | None) -> list[str] | None:
         return None
     path = Path(spec).expanduser()
     if path.is_file():
-        classes = _lines(path.read_text(encoding="utf-8"))
+        classes = _lines(read_text(path, "class file", "write one class name per line (UTF-8)"))
     elif spec.endswith(".txt"):
         raise UserError(f"class file not found: {spec}; pass an existing file with one class per line, or a comma-separated list")
     else:

@@ -7,7 +7,8 @@ The paper averages unit CLIP image embeddings over CC12M. vlmkit offers these so
   offset that every image embedding shares (what the paper's centring removes), not the
   semantics of a particular collection.
 - ``world``: 64 balanced shapes-world scenes, the training distribution of the embedded models.
-- ``auto`` (the default): ``world`` for the embedded family, ``synthetic`` for every other model.
+- ``auto`` (the default): ``world`` for models that declare the ``world_images`` capability (the
+  embedded ones), ``synthetic`` for every other model.
   Out-of-distribution images collapse onto nearly one embedding in a model that never saw them
   (dead leaves give a mean of norm 0.99 on ``embedded``), which would swamp every mapped vector.
 - a dataset (manifest or image folder): the mean unit embedding of its images, computed through
@@ -24,6 +25,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from vlmkit.embed import cache_namespace, embed_images
+from vlmkit.errors import UserError
 from vlmkit.runs.cache import EmbeddingCache
 
 RENDERED_IMAGES = 64
@@ -87,6 +89,10 @@ def dataset_image_mean(model, dataset: str, cache: EmbeddingCache | None = None,
 
     samples = load_dataset(dataset).samples
     encoded = embed_images(model, [s.path for s in samples], batch_size=batch_size, cache=cache, skip_bad=True)
+    if len(encoded.indices) == 0:
+        first = encoded.failed[0][2] if encoded.failed else "no images"
+        raise UserError(f"--image-mean {dataset}: none of its {len(samples)} images could be read (first: {first}); "
+                        "fix the images, or use --image-mean auto, synthetic, world or none")
     return torch.from_numpy(encoded.vectors).float().mean(0), len(encoded.indices)
 
 
@@ -95,7 +101,7 @@ def resolve_image_mean(model, spec: str, cache: EmbeddingCache | None = None, ba
     if spec == "none":
         return None, {"source": "none"}
     if spec == "auto":
-        spec = "world" if getattr(model, "family", "") == "embedded" else "synthetic"
+        spec = "world" if "world_images" in model.supports else "synthetic"
     if spec in RENDERERS:
         mean, used = rendered_image_mean(model, spec, cache=cache), RENDERED_IMAGES
     else:

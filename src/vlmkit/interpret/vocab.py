@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from vlmkit.errors import UserError
+from vlmkit.runs.readers import read_text
 
 SHIPPED = ("default", "world")
 
@@ -31,9 +32,9 @@ def load_vocabulary(spec: str) -> list[str]:
         text = resources.files("vlmkit.interpret").joinpath(f"vocab/{spec}.txt").read_text()
     else:
         path = Path(spec)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"vocabulary {spec!r} is neither a shipped one ({', '.join(SHIPPED)}) nor a file")
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_text(path, "vocabulary file", "write one concept per line (UTF-8)")
     concepts = parse_vocabulary(text)
     if len(concepts) < 2:
         raise UserError(f"vocabulary {spec!r} has {len(concepts)} concept(s); give at least 2, one per line")

@@ -22,6 +22,8 @@ CAPABILITIES = {
     "weight_view": "read and write per-head attention weights (W_Q, W_K, W_V, W_O)",
     "trace": "read activations at named hook points of the vision tower",
     "decomposition": "exact direct-effect decomposition of the image embedding",
+    "sigmoid_scores": "trained with a pairwise sigmoid loss (SigLIP): sigmoid(s * cos + b) is a per-pair probability",
+    "world_images": "trained on shapes-world scenes only: other images fall outside its distribution",
 }
 
 

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
@@ -31,6 +31,7 @@ from vlmkit.errors import ModelNotFound
 from vlmkit.models import preprocess as pp
 from vlmkit.models.hf_dual import HFDualEncoder
 from vlmkit.models.minilm import DIM, load_minilm, mean_pool
+from vlmkit.runs.readers import read_json, read_safetensors
 
 MODEL_TYPE = "vlmkit-embedded"
 SHIPPED = ("embedded", "embedded-biased")
@@ -92,7 +93,7 @@ class EmbeddedAdapter(HFDualEncoder):
     family = "embedded"
     layout = "clip"
     processor_type = "CLIPImageProcessor"
-    supports = HFDualEncoder.supports | {"decomposition"}
+    supports = HFDualEncoder.supports | {"decomposition", "world_images"}
 
     def _embed_dim(self) -> int:
         return DIM
@@ -105,13 +106,18 @@ class EmbeddedAdapter(HFDualEncoder):
 
     @classmethod
     def from_directory(cls, directory: Path, *, name: str, fingerprint: str, device: str = "cpu"):
-        config = json.loads((Path(directory) / "config.json").read_text())
-        network = EmbeddedNetwork(config)
-        state = load_file(Path(directory) / "model.safetensors")
-        missing, unexpected = network.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith("text_encoder.")]
-        if missing or unexpected:
-            raise ValueError(f"checkpoint does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        fix = "point --model at a folder written by vlmkit (config.json, model.safetensors)"
+        config = read_json(Path(directory) / "config.json", "model config", fix, dict)
+        try:
+            network = EmbeddedNetwork(config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelNotFound(f"{Path(directory) / 'config.json'} is not an embedded-model config ({type(exc).__name__}: {exc}); {fix}") from exc
+        state = read_safetensors(Path(directory) / "model.safetensors", "model weights", fix)
+        expected = {k: v.shape for k, v in network.trainable_state().items()}
+        wrong = sorted(set(expected) ^ set(state)) or [k for k in expected if tuple(state[k].shape) != tuple(expected[k])]
+        if wrong:
+            raise ModelNotFound(f"{Path(directory) / 'model.safetensors'} does not match its config.json (first mismatch: {wrong[0]}); {fix}")
+        network.load_state_dict(state, strict=False)
         preprocess = pp.from_model_dir(directory, pp.preset("clip-224"))
         return cls(network, network.tokenizer, preprocess, name=name, fingerprint=fingerprint, device=device)
 

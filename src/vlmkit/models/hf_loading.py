@@ -7,12 +7,12 @@ these has them, the user gets one line saying so and how to fix it.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from vlmkit.errors import ModelNotFound
 from vlmkit.models.quiet import quiet_transformers
 from vlmkit.models.registry import MODEL_TYPES, family_class
+from vlmkit.runs.readers import read_json
 
 
 def dir_fingerprint(directory: Path) -> str:
@@ -53,7 +53,7 @@ def _snapshot(source: str) -> Path:
 def load(source: str, device: str = "cpu"):
     """Load a CLIP or SigLIP checkpoint from a directory or hub repository id."""
     directory = _snapshot(source)
-    config = json.loads((directory / "config.json").read_text())
+    config = read_json(directory / "config.json", "model config", "point --model at a complete Hugging Face checkpoint directory", dict)
     model_type = config.get("model_type")
     if model_type not in MODEL_TYPES:
         raise ModelNotFound(

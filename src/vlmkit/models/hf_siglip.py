@@ -22,6 +22,7 @@ class SiglipAdapter(HFDualEncoder):
     default_preprocess = "siglip-224"
     hf_class = SiglipModel
     config_class = SiglipConfig
+    supports = HFDualEncoder.supports | {"sigmoid_scores"}
 
     def _embed_dim(self) -> int:
         return self.hf_model.config.vision_config.hidden_size

@@ -24,6 +24,22 @@ _RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.B
 _RESAMPLE_CODES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL image (greyscale, palette, CMYK, with alpha) to RGB; transparent pixels
+    are composited on white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float greyscale: scale to 8 bits
+        array = np.asarray(image, dtype=np.float64)
+        top = array.max() if array.size and array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / top * 255, 0, 255).astype(np.uint8))
+    return image.convert("RGB")
+
+
 @dataclass(frozen=True)
 class ImagePreprocessor:
     """Turns PIL images into a normalised pixel tensor.
@@ -70,8 +86,8 @@ class ImagePreprocessor:
         return image.crop((left, top, left + self.crop, top + self.crop))
 
     def __call__(self, image: Image.Image) -> Tensor:
-        """One RGB PIL image -> ``(3, S, S)`` float32 tensor."""
-        image = self._resize(image)
+        """One PIL image of any mode (converted to RGB) -> ``(3, S, S)`` float32 tensor."""
+        image = self._resize(to_rgb(image))
         if self.crop is not None:
             image = self._center_crop(image)
         return self.normalize(np.asarray(image))
@@ -83,7 +99,7 @@ class ImagePreprocessor:
         return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, -3)))
 
     def batch(self, images: list[Image.Image]) -> Tensor:
-        """RGB PIL images -> ``(batch, 3, S, S)``."""
+        """PIL images of any mode -> ``(batch, 3, S, S)``."""
         return torch.stack([self(image) for image in images])
 
 
@@ -129,7 +145,15 @@ def from_model_dir(directory: Path, fallback: ImagePreprocessor) -> ImagePreproc
     path = Path(directory) / "preprocessor_config.json"
     if not path.is_file():
         return fallback
-    return from_hf_config(json.loads(path.read_text()), fallback)
+    from vlmkit.runs.readers import read_json
+
+    config = read_json(path, "preprocessing config", "fix or delete preprocessor_config.json beside the checkpoint", dict)
+    try:
+        return from_hf_config(config, fallback)
+    except (TypeError, ValueError, KeyError) as exc:
+        from vlmkit.errors import ModelNotFound
+
+        raise ModelNotFound(f"{path} has an unreadable field ({exc}); fix or delete it to use the family's default preprocessing") from exc
 
 
 def to_hf_config(pre: ImagePreprocessor, processor_type: str) -> dict:
