@@ -1,5 +1,7 @@
 """``vlmkit comca bench``: the shapes-world attribute benchmark end to end (pool, index, caches,
-every method, mAP table). See :mod:`vlmkit.attributes.world_bench`."""
+every method, mAP table), in one of the settings of :mod:`vlmkit.attributes.world_bench`
+(``default``, or ``weak-zero-shot``: unseen attribute words, alt-text that uses them, retrieval
+through the captions)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vlmkit.attributes.comca import (
     ComCaConfig,
@@ -18,10 +20,13 @@ from vlmkit.attributes.comca import (
 )
 from vlmkit.attributes.prior import cooccurrence, prior
 from vlmkit.attributes.world_bench import (
+    SETTINGS,
     attribute_terms,
+    caption_index,
     compatibility,
     labels,
     object_terms,
+    rare_attribute_terms,
     write_split,
 )
 from vlmkit.data.datasets import load_dataset
@@ -43,13 +48,23 @@ class ComCaBenchOptions(RunOptions):
     n: int = Field(1000, ge=20)
     k: int = Field(16, ge=1)
     attributes: Path | None = None  # other synonyms for the 14 world attributes (names must stay)
+    setting: str = "default"
+
+    @field_validator("setting")
+    @classmethod
+    def _known_setting(cls, value: str) -> str:
+        if value not in SETTINGS:
+            raise ValueError(f"unknown setting {value!r}; choose from {', '.join(SETTINGS)}")
+        return value
 
 
-def _split(out: Path, n: int, seed: int, labelled: bool) -> Path:
+def _split(out: Path, n: int, seed: int, labelled: bool, words=None) -> Path:
     stamp = out / "split.json"
     params = {"n": n, "seed": seed, "labelled": labelled, "version": 1}
+    if words is not None:
+        params["caption_words"] = [f"{t.name}:{t.synonyms[0]}" for t in words]
     if not (stamp.is_file() and json.loads(stamp.read_text()) == params and (out / "manifest.jsonl").is_file()):
-        write_split(out, n, seed, labelled)
+        write_split(out, n, seed, labelled, words=words)
         atomic_write_json(stamp, params)
     return out / "manifest.jsonl"
 
@@ -64,14 +79,8 @@ def pool_truth(n: int, seed: int) -> dict[str, set[str]]:
 def run_comca_bench(opts: ComCaBenchOptions) -> Path:
     run = Run(opts.out, "comca bench", opts.model_dump(mode="json"), seed=opts.seed)
     out = Path(opts.out)
-    with run.timer("render"):
-        pool = load_dataset(_split(out / "pool", opts.pool, opts.seed, labelled=False))
-        evaluation = load_dataset(_split(out / "eval", opts.n, opts.seed + 1, labelled=True))
-    model = load_model(opts.model, device=opts.resolved_device())
-    cache = opts.embedding_cache()
-    with run.timer("index"):
-        index = build_index(model, pool, model_spec=opts.model, cache=cache, batch_size=opts.batch_size)
-    attributes, objects = attribute_terms(), object_terms()
+    weak = opts.setting == "weak-zero-shot"
+    attributes, objects = (rare_attribute_terms() if weak else attribute_terms()), object_terms()
     if opts.attributes is not None:
         from vlmkit.attributes.comca_run import read_terms
 
@@ -80,6 +89,16 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
             raise UserError(f"--attributes must name the 14 world attributes ({', '.join(t.name for t in attributes)}), with any synonyms")
         by_name = {t.name: t for t in custom}
         attributes = [by_name[t.name] for t in attributes]
+    with run.timer("render"):
+        pool = load_dataset(_split(out / "pool", opts.pool, opts.seed, labelled=False, words=attributes if weak else None))
+        evaluation = load_dataset(_split(out / "eval", opts.n, opts.seed + 1, labelled=True))
+    model = load_model(opts.model, device=opts.resolved_device())
+    cache = opts.embedding_cache()
+    with run.timer("index"):
+        if weak:
+            index = caption_index(model, pool, cache=cache)
+        else:
+            index = build_index(model, pool, model_spec=opts.model, cache=cache, batch_size=opts.batch_size)
     cooc = cooccurrence([s.caption or "" for s in pool.samples], attributes, objects)
     compat = compatibility()
     priors = {"ComCa": prior(cooc, compat), "ComCa (co-occurrence only)": prior(cooc, None), "ComCa (compatibility only)": prior(None, compat)}
@@ -108,7 +127,8 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
                     "cache_logit_mean": round(float(logits.mean()), 3), "cache_logit_spread": round(float(logits.std(1).mean()), 4),
                 }
     result = {
-        "model": model.name, "pool": len(pool), "images": len(y), "k": opts.k, "seed": opts.seed,
+        "model": model.name, "setting": opts.setting, "retrieval": "captions (text-to-text)" if weak else "images (text-to-image)",
+        "pool": len(pool), "images": len(y), "k": opts.k, "seed": opts.seed,
         "attributes": [f"{a.name}:{'/'.join(a.synonyms)}" for a in attributes],
         "table": {m: {k: v for k, v in r.items() if k in ("mAP", "head", "medium", "tail")} for m, r in table.items()},
         "ap": {m: r["ap"] for m, r in table.items()}, "bins": table["zero-shot"]["bins"],
@@ -126,7 +146,7 @@ def _report(result: dict) -> str:
     per_attribute = [html.bars(names, [result["ap"][m][a] or 0.0 for a in names], caption=f"AP per attribute: {m}") for m in methods]
     return html.page(
         f"ComCa shapes-world benchmark: {result['model']}",
-        html.key_values({k: result[k] for k in ("model", "pool", "images", "k", "seed")}),
+        html.key_values({k: result[k] for k in ("model", "setting", "retrieval", "pool", "images", "k", "seed") if k in result}),
         html.section("mAP", html.table(["method", "mAP", "head", "medium", "tail"], rows)),
         html.section("Per attribute", *per_attribute),
     )

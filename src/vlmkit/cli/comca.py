@@ -28,6 +28,7 @@ def bench_cmd(
     n: int = typer.Option(1000, help="labelled images evaluated"),
     k: int = typer.Option(16, "--k", help="cache images per attribute"),
     attributes: Path | None = typer.Option(None, help="other synonyms for the 14 world attributes, e.g. red:crimson (names unchanged)"),
+    setting: str = typer.Option("default", help="default, or weak-zero-shot: unseen attribute words, a pool whose captions use them, retrieval through the captions"),
     batch_size: int = BatchOpt,
     cache: bool = CacheOpt,
     cache_dir: Path | None = CacheDirOpt,
