@@ -8,7 +8,7 @@ as the paper trains on a general caption corpus. Each model's *unnormalised* tex
 it train a Matryoshka SAE (2,048 latents, TopK levels 16 and 32, 3,000 steps); the weights are
 stored in float16 to keep the package small. About 5 minutes per model on 2 cores::
 
-    python scripts/build_world_sae.py [--models embedded,embedded-biased]
+    python scripts/build_world_sae.py [--models embedded,embedded-biased,embedded-textbiased] [--threads 2]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vlmkit.data.world import ATTRIBUTES
 from vlmkit.data.world_sample import caption, sample_image, world_prompts
@@ -63,7 +64,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=Path("runs/sae-corpus.txt"))
     parser.add_argument("--work", type=Path, default=Path("runs/sae-work"))
     parser.add_argument("--heldout", type=Path, default=Path("runs/sae-heldout.txt"), help="also write held-out captions here")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (1 on a shared machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     args.heldout.parent.mkdir(parents=True, exist_ok=True)
     args.heldout.write_text("\n".join(heldout_captions()) + "\n")
     if not args.corpus.is_file():

@@ -2,7 +2,7 @@
 
     python scripts/write_model_card.py NAME TRAIN_DIR EVAL_DIR [BALANCED_EVAL_DIR]
 
-NAME is ``embedded`` or ``embedded-biased``; TRAIN_DIR holds ``train_config.json`` and
+NAME is ``embedded``, ``embedded-biased`` or ``embedded-textbiased``; TRAIN_DIR holds ``train_config.json`` and
 ``train_log.jsonl`` from ``vlmkit world train-model``; EVAL_DIR holds the ``result.json`` of
 ``vlmkit world eval-model``. Every number in the card comes from those files.
 """
@@ -24,7 +24,13 @@ def main(name: str, train_dir: str, eval_dir: str) -> None:
     log = [json.loads(line) for line in (Path(train_dir) / "train_log.jsonl").read_text().splitlines()]
     result = json.loads((Path(eval_dir) / "result.json").read_text())
     run = json.loads((Path(eval_dir) / "run.json").read_text())
-    biased = name == "embedded-biased"
+    biased = cfg["spurious"] is not None
+    flag = {"embedded-biased": " --biased", "embedded-textbiased": " --text-biased --threads 1"}.get(name, "")
+    frozen = (
+        f"\n\nThe vision tower and projection are `{cfg['init_from']}`'s, frozen (float16 here); only the text adapter was trained,\n"
+        "against their cached image features, at a fixed logit scale of 1/0.07, so the planted bias lives in the text side alone."
+        if cfg.get("freeze_vision") else ""
+    )
     rows = "\n".join(
         f"| {attr} | {acc:.3f} | {TARGETS.get(attr, '-') if not biased else '-'} |" for attr, acc in result["accuracy"].items()
     )
@@ -57,12 +63,12 @@ general-purpose image model: it has only ever seen the shapes world.
 
 ## Training
 
-`vlmkit world train-model --out runs/train-{name}{' --biased' if biased else ''}` (seed {cfg['seed']}):
+`vlmkit world train-model --out runs/train-{name}{flag}` (seed {cfg['seed']}):
 {cfg['steps']} steps of {cfg['batch_size']} images from a pool of {cfg['pool']} rendered images, {cfg['captions_per_image']} captions each,
 AdamW (lr {cfg['lr']}, weight decay {cfg['weight_decay']}, {cfg['warmup']} warm-up steps, cosine decay), symmetric contrastive
 loss whose positives are every caption true of an image. Spurious knob: {cfg['spurious'] or 'none'}; captions
 name the background with probability {cfg['caption_background_p']}. Final training loss {log[-1]['loss']}
-after {log[-1]['elapsed_s'] / 60:.0f} minutes on 2 CPU cores.
+after {log[-1]['elapsed_s'] / 60:.0f} minutes on 2 CPU cores.{frozen}
 
 ## Measured quality
 
