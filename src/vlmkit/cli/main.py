@@ -11,7 +11,9 @@ from pathlib import Path
 
 import typer
 
+from vlmkit.cli import chat as chat_cli
 from vlmkit.cli import sith as sith_cli
+from vlmkit.cli.c2b import app as c2b_app
 from vlmkit.cli.comca import app as comca_app
 from vlmkit.cli.common import (
     BatchOpt,
@@ -39,14 +41,19 @@ app.add_typer(sae_app, name="sae")
 app.add_typer(debias_app, name="debias")
 app.add_typer(index_app, name="index")
 app.add_typer(comca_app, name="comca")
+app.add_typer(c2b_app, name="c2b")
+app.command("chat")(chat_cli.chat_cmd)
+app.command("export")(chat_cli.export_cmd)
 
 
 @app.command("models")
 def models_cmd() -> None:
-    """List model names, their families and what each supports."""
+    """List model names, their families and what each supports (contrastive, then chat models)."""
     from vlmkit.models import list_models
+    from vlmkit.models.chat_registry import list_chat_models
 
     table = [(r.name, r.family, ",".join(r.supports), r.description) for r in list_models()]
+    table += [(r.name, f"chat/{r.backend}", ",".join(r.capabilities) or "text", r.description) for r in list_chat_models()]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths + [0], strict=True)).rstrip())
