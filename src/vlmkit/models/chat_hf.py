@@ -73,7 +73,9 @@ class HFChatModel:
         cls, directory: Path, *, name: str, fingerprint: str, device: str = "cpu", dtype: str = "auto", gguf_file: str | None = None
     ) -> HFChatModel:
         """Load a ``save_pretrained`` directory (or a directory holding ``gguf_file``)."""
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+
+        from vlmkit.models.hf_processors import load_processor
 
         if dtype not in DTYPES:
             raise UserError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -90,7 +92,7 @@ class HFChatModel:
                 processor = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
             elif multimodal:
                 model = AutoModelForImageTextToText.from_pretrained(directory, **kwargs)
-                processor = AutoProcessor.from_pretrained(directory)
+                processor = load_processor(directory)  # AutoProcessor, minus a video slot without torchvision
                 if not hasattr(processor, "tokenizer"):
                     raise ModelNotFound(f"{directory}: the processor did not load (only a tokenizer); the checkpoint needs its processor files")
             else:
@@ -128,7 +130,10 @@ class HFChatModel:
             pil = [[open_image(image) for image in group] for group in images]
             batch = self.processor(text=texts, images=pil, return_tensors="pt", padding=True, add_special_tokens=False)
         else:
-            batch = self.processor(text=texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            try:
+                batch = self.processor(text=texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            except ValueError:  # some processors refuse text without images; text alone is the tokenizer's
+                batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         batch = {k: v for k, v in batch.items() if k != "labels"}
         return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
