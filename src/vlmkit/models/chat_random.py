@@ -55,22 +55,27 @@ def parse(spec: str) -> tuple[str, int]:
     return arch, int(seed or 0)
 
 
-def word_tokenizer(extra_special: list[str] | None = None):
-    """A ``PreTrainedTokenizerFast`` over :data:`WORDS` (whitespace and punctuation split)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+def word_tokenizer(named: dict[str, str] | None = None, extra: list[str] | None = None):
+    """A ``PreTrainedTokenizerFast`` over :data:`WORDS` (whitespace and punctuation split).
+
+    Args:
+        named: special tokens the processor reads as tokenizer attributes
+            (``{"image_token": "<image>"}`` -> ``tokenizer.image_token``, ``.image_token_id``).
+        extra: further special tokens, in the vocabulary without an attribute.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = SPECIALS + [t for t in (extra_special or []) if t not in SPECIALS]
+    named = named or {}
+    specials = list(dict.fromkeys(SPECIALS + list(named.values()) + list(extra or [])))
     vocab = {token: i for i, token in enumerate(specials + [w for w in dict.fromkeys(WORDS) if w not in specials])}
     core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    from tokenizers import decoders
-
     core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     core.add_special_tokens(specials)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token="<s>", eos_token="<|end|>", pad_token="[PAD]", unk_token="[UNK]",
-        extra_special_tokens={t.strip("<>|[]").replace("-", "_") + "_token": t for t in extra_special or []},
+        extra_special_tokens=dict(named),
     )
     tokenizer.chat_template = TEMPLATE
     return tokenizer
@@ -82,6 +87,22 @@ def _text_config(spec: dict, tokenizer) -> dict:
     return text
 
 
+def _resolve(value, tokenizer):
+    """Spec values that depend on the built tokenizer: ``"$vocab_size"`` and ``"$id:<token>"``."""
+    if isinstance(value, dict):
+        return {k: _resolve(v, tokenizer) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, tokenizer) for v in value]
+    if value == "$vocab_size":
+        return len(tokenizer)
+    if isinstance(value, str) and value.startswith("$id:"):
+        token_id = tokenizer.convert_tokens_to_ids(value[4:])
+        if token_id == tokenizer.unk_token_id:
+            raise ValueError(f"{value[4:]!r} is not in the tiny vocabulary; list it under tokens or extra_tokens")
+        return token_id
+    return value
+
+
 def build_llama(spec: dict):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -89,27 +110,29 @@ def build_llama(spec: dict):
     return LlamaForCausalLM(LlamaConfig(**_text_config(spec, tokenizer))), tokenizer
 
 
-def build_llava(spec: dict):
-    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+def build_lmm(spec: dict):
+    """Any image-text-to-text family from its spec: tokenizer with the family's special tokens,
+    the family's image processor (PIL class) and processor (minus its video slot, see
+    :mod:`vlmkit.models.hf_processors`), then the config, whose vocabulary size is read after
+    the processor is built (some processors add tokens)."""
+    import transformers
 
-    tokenizer = word_tokenizer(["<image>"])
-    tokenizer.chat_template = TEMPLATE.replace("__IMAGE__", "<image>")
-    vision = spec["vision_config"]
-    size = vision["image_size"]
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=vision["patch_size"],
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=tokenizer.chat_template,
-    )
-    config = LlavaConfig(
-        vision_config={"model_type": "clip_vision_model", **vision}, text_config={"model_type": "llama", **_text_config(spec, tokenizer)},
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_select_strategy="default",
-        projector_hidden_act="gelu",
-    )
-    return LlavaForConditionalGeneration(config), processor
+    from vlmkit.models.hf_processors import without_video
+
+    tokenizer = word_tokenizer(spec.get("tokens"), spec.get("extra_tokens"))
+    template = TEMPLATE.replace("__IMAGE__", spec["image_placeholder"])
+    tokenizer.chat_template = template
+    image_spec = dict(spec["image_processor"])
+    image_processor = getattr(transformers, image_spec.pop("class"))(**image_spec)
+    processor_class = without_video(getattr(transformers, spec["processor"]))
+    processor = processor_class(image_processor=image_processor, tokenizer=tokenizer, chat_template=template, **spec.get("processor_kwargs", {}))
+    config_class = getattr(transformers, spec["config"])
+    kwargs = _resolve(spec.get("config_kwargs", {}), tokenizer)
+    config = config_class(vision_config=dict(spec["vision_config"]), text_config=_text_config(spec, tokenizer), **kwargs)
+    return getattr(transformers, spec["model"])(config), processor
 
 
-BUILDERS = {"llama": build_llama, "llava": build_llava}
+BUILDERS = {"llama": build_llama, "lmm": build_lmm}
 
 
 def build_directory(arch: str, seed: int, out: Path) -> Path:
@@ -118,10 +141,14 @@ def build_directory(arch: str, seed: int, out: Path) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model, processor = BUILDERS[spec["builder"]](spec)
-        for module in model.modules():  # some families zero-initialise what makes images matter
-            if hasattr(module, "mm_input_projection_weight"):
-                torch.nn.init.normal_(module.mm_input_projection_weight, std=0.5)
-    model.generation_config.pad_token_id = getattr(processor, "tokenizer", processor).pad_token_id
+        # some families zero-initialise a weight that makes images matter: re-draw it (spec "reinit")
+        for parameter_name, std in spec.get("reinit", {}).items():
+            torch.nn.init.normal_(model.get_parameter(parameter_name), std=std)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # a trained model never writes image, padding or role tokens; a random one would, and they
+    # decode to nothing: keep its answers to words (and the end token)
+    model.generation_config.suppress_tokens = sorted(i for i in tokenizer.added_tokens_decoder if i != tokenizer.eos_token_id)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
