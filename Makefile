@@ -33,7 +33,7 @@ smollm2: $(STAMP)
 	VLMKIT_CACHE=$(HOME)/.cache/vlmkit $(PY) -c "from vlmkit.models.smollm2 import cached_directory; print(cached_directory())"
 
 test: $(TEST_STAMP) smollm2
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q  # loadgroup: one transformers serve per run
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check src tests
