@@ -79,6 +79,24 @@ def test_batches_cover_every_row_once_per_epoch():
     assert torch.equal(next(resumed), next(again))
 
 
+@pytest.mark.parametrize(("n", "block_rows", "batch_size"), [(100, 64, 10), (103, 30, 16), (77, 20, 6)])
+def test_epochs_never_repeat_a_row_when_blocks_do_not_divide(n, block_rows, batch_size):
+    """Every epoch is one full pass over the blocks: no row twice within an epoch, the same number
+    of batches in each epoch (regression: the epoch counter's break left only the inner loop)."""
+    from vlmkit.debias.sae_train import epoch_rows
+
+    data = np.arange(n, dtype=np.float32)[:, None]
+    cfg = SAETrainConfig(batch_size=batch_size, block_rows=block_rows, seed=3)
+    blocks = [min(block_rows, n - s) for s in range(0, n, block_rows)]
+    per_epoch = sum(max(b // batch_size, 1) for b in blocks)
+    stream = batches(data, cfg)
+    for epoch in range(4):
+        rows = torch.cat([next(stream) for _ in range(per_epoch)]).flatten()
+        assert len(set(rows.tolist())) == len(rows), f"epoch {epoch} repeats a row"
+        expected = np.concatenate([start + offsets for start, offsets in epoch_rows(n, cfg, epoch)])
+        assert np.array_equal(rows.numpy().astype(int), expected)
+
+
 def test_save_load_and_official_format(tmp_path):
     torch.manual_seed(1)
     sae = MatryoshkaSAE(SAEConfig(8, 16, (2, 4)))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
 
+from vlmkit.errors import UserError
 from vlmkit.models.registry import DEFAULT_MODEL
 
 ModelOpt = typer.Option(DEFAULT_MODEL, "--model", "-m", help="embedded, embedded-biased, random:<arch>[@seed], hf:<repo-or-dir>, or a checkpoint directory")
@@ -24,10 +26,21 @@ def done(out: Path) -> None:
 
 def run_job(module: str, options: str, runner: str, values: dict) -> None:
     """Import ``module`` lazily (the CLI starts fast), validate ``values`` into its ``options``
-    class (errors become one line), run ``runner`` and say where the results are."""
+    class (errors become one line), run ``runner`` and say where the results are.
+
+    Options are validated before any work. A user error raised later (a bad file found while
+    working) removes ``--out`` when this command created it, so nothing half-written is left."""
     from importlib import import_module
 
     from vlmkit.runs.options import build_options
 
     job = import_module(module)
-    done(getattr(job, runner)(build_options(getattr(job, options), **values)))
+    opts = build_options(getattr(job, options), **values)
+    out = Path(values["out"]) if values.get("out") is not None else None
+    fresh = out is not None and not out.exists()
+    try:
+        done(getattr(job, runner)(opts))
+    except UserError:
+        if fresh:
+            shutil.rmtree(out, ignore_errors=True)
+        raise

@@ -51,12 +51,17 @@ class SAETrainOptions(SAEDataOptions):
     train_batch: int = Field(1024, ge=1)
     lr: float = Field(1e-3, gt=0)
 
+    @model_validator(mode="after")
+    def _levels(self):
+        self.sae_config(1)  # checks --k, --latents and --weighting before any embedding
+        return self
+
     def sae_config(self, d_in: int) -> SAEConfig:
         try:
             levels = tuple(int(v) for v in self.k.split(","))
             return SAEConfig(d_in, self.latents, levels, self.weighting)
         except ValueError as exc:
-            raise UserError(f"--k/--latents/--weighting: {exc}") from exc
+            raise ValueError(f"--k/--latents/--weighting: {exc}") from exc
 
 
 class SAEEvalOptions(SAEDataOptions):

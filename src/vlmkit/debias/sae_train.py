@@ -45,26 +45,37 @@ class SAETrainConfig:
         return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def epoch_rows(n: int, cfg: SAETrainConfig, epoch: int) -> Iterator[tuple[int, np.ndarray]]:
+    """One epoch's batches as ``(block start, row offsets within the block)``.
+
+    The epoch visits every block of ``block_rows`` rows once, in the order drawn from
+    ``default_rng([seed, epoch])``, and cuts each block (shuffled) into full batches; a block
+    shorter than a batch gives one short batch. Rows left over after a block's last full batch
+    wait for a later epoch, whose shuffle differs. Blocks of uneven size are fine: the epoch
+    ends when its last block does, never in the middle of one.
+    """
+    rng = np.random.default_rng([cfg.seed, epoch])
+    for start in rng.permutation(np.arange(0, n, cfg.block_rows)):
+        size = min(cfg.block_rows, n - start)
+        order = rng.permutation(size)
+        last = size - cfg.batch_size + 1 if size >= cfg.batch_size else 1
+        for first in range(0, last, cfg.batch_size):
+            yield int(start), order[first : first + cfg.batch_size]
+
+
 def batches(data: np.ndarray, cfg: SAETrainConfig, start_step: int = 0) -> Iterator[torch.Tensor]:
-    """Endless ``(batch_size, d_in)`` float32 batches, deterministic in ``cfg.seed``, from ``start_step``."""
+    """Endless ``(batch_size, d_in)`` float32 batches, deterministic in ``cfg.seed``, from ``start_step``
+    (epochs of :func:`epoch_rows` one after another; only the current block is in memory)."""
     n = data.shape[0]
-    per_epoch = max(n // cfg.batch_size, 1)
     step, epoch = 0, 0
     while True:
-        rng = np.random.default_rng([cfg.seed, epoch])
-        starts = rng.permutation(np.arange(0, n, cfg.block_rows))
-        for start in starts:
-            rows = np.arange(start, min(start + cfg.block_rows, n))
-            order = rng.permutation(len(rows))
-            block = None
-            for first in range(0, len(rows) - cfg.batch_size + 1 if len(rows) >= cfg.batch_size else 1, cfg.batch_size):
-                if step >= start_step:
-                    if block is None:
-                        block = np.asarray(data[rows[0] : rows[-1] + 1], dtype=np.float32)
-                    yield torch.from_numpy(block[order[first : first + cfg.batch_size]])
-                step += 1
-                if step % per_epoch == 0:
-                    break
+        loaded_start, block = None, None
+        for start, offsets in epoch_rows(n, cfg, epoch):
+            if step >= start_step:
+                if start != loaded_start:
+                    loaded_start, block = start, np.asarray(data[start : min(start + cfg.block_rows, n)], dtype=np.float32)
+                yield torch.from_numpy(block[offsets])
+            step += 1
         epoch += 1
 
 
