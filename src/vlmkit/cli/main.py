@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from vlmkit.cli import chat as chat_cli
+from vlmkit.cli import merge as merge_cli
 from vlmkit.cli import sith as sith_cli
 from vlmkit.cli.c2b import app as c2b_app
 from vlmkit.cli.comca import app as comca_app
@@ -29,6 +30,7 @@ from vlmkit.cli.common import (
 )
 from vlmkit.cli.debias import app as debias_app
 from vlmkit.cli.index import app as index_app
+from vlmkit.cli.openworld import app as openworld_app
 from vlmkit.cli.sae import app as sae_app
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
@@ -42,8 +44,10 @@ app.add_typer(debias_app, name="debias")
 app.add_typer(index_app, name="index")
 app.add_typer(comca_app, name="comca")
 app.add_typer(c2b_app, name="c2b")
+app.add_typer(openworld_app, name="openworld")
 app.command("chat")(chat_cli.chat_cmd)
 app.command("export")(chat_cli.export_cmd)
+app.command("merge")(merge_cli.merge_cmd)
 
 
 @app.command("models")

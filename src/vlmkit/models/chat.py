@@ -20,15 +20,15 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, Union, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from PIL import Image
 
 from vlmkit.errors import UnsupportedError, UserError
 
 Role = Literal["system", "user", "assistant"]
-ImageLike = Union[Image.Image, Path]
-Part = Union[str, ImageLike]
+ImageLike = Image.Image | Path
+Part = str | ImageLike
 
 CAPABILITIES = ("images", "multi_image", "score")
 

@@ -1,0 +1,52 @@
+"""``vlmkit merge``: combine checkpoints by weight averaging, task arithmetic, TIES or DARE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vlmkit.errors import UserError
+
+
+def merge_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="directory to write (must not exist or be empty)"),
+    config: Path | None = typer.Option(None, help="a mergekit-style YAML file (merge_method, base_model, models, parameters)"),
+    method: str = typer.Option("task_arithmetic", help="linear, task_arithmetic, ties, dare_linear or dare_ties"),
+    base: str | None = typer.Option(None, help="the checkpoint the experts were fine-tuned from (all methods but linear)"),
+    models: str | None = typer.Option(None, help="comma-separated expert checkpoint directories (or hf:<repo>)"),
+    weights: str | None = typer.Option(None, help="comma-separated coefficients, one per model (default: 1 each)"),
+    lam: float = typer.Option(1.0, "--lambda", help="scale of the merged task vector"),
+    density: float = typer.Option(0.2, help="fraction of each task vector TIES keeps"),
+    drop: float = typer.Option(0.2, help="DARE's drop probability"),
+    exclude: str = typer.Option("vision", help="comma-separated roles kept from the base: vision, projector, embeddings, head, norm (lora = all five)"),
+    exclude_biases: bool = typer.Option(False, "--exclude-biases/--merge-biases", help="keep the base's biases"),
+    normalize: bool = typer.Option(False, "--normalize/--no-normalize", help="rescale the coefficients to sum to 1"),
+    dtype: str = typer.Option("auto", help="storage dtype of the output: auto (the base's), float32, bfloat16, float16"),
+    seed: int = typer.Option(0, help="seed of DARE's dropping"),
+) -> None:
+    """Merge checkpoints tensor by tensor into a directory plain transformers loads."""
+    from vlmkit.compress.merge_run import LORA_EXCLUDE, build_config, load_config, merge
+
+    if config is not None:
+        if models or base:
+            raise UserError("give either --config or --models/--base, not both")
+        merge_config = load_config(config)
+    else:
+        if not models:
+            raise UserError("name the experts with --models DIR1,DIR2,... (or describe the merge in --config merge.yaml)")
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        try:
+            coefficients = [float(w) for w in weights.split(",")] if weights else [1.0] * len(names)
+        except ValueError as exc:
+            raise UserError(f"--weights must be comma-separated numbers, got {weights!r}") from exc
+        if len(coefficients) != len(names):
+            raise UserError(f"--weights has {len(coefficients)} values for {len(names)} models; give one per model")
+        roles = [r.strip() for r in exclude.split(",") if r.strip()]
+        roles = list(LORA_EXCLUDE) if roles == ["lora"] else roles
+        merge_config = build_config(
+            "options", merge_method=method, base_model=base, models=[{"model": n, "weight": w} for n, w in zip(names, coefficients, strict=True)],
+            **{"lambda": lam}, density=density, drop=drop, exclude=roles, exclude_biases=exclude_biases, normalize=normalize, dtype=dtype, seed=seed,
+        )
+    merge(merge_config, out)
+    typer.echo(f"wrote {out} (record: {out / 'merge.json'})")

@@ -1,0 +1,1 @@
+"""Compressing and combining LMMs: merging (data-mixture proxies) and structural pruning."""
