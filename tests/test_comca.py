@@ -43,6 +43,18 @@ def test_inference_formula_by_hand():
     assert normalise_scores(np.array([[1.0, 1.0]])) == pytest.approx(np.array([[0.5, 0.5]]))
 
 
+@pytest.mark.parametrize("shift", [0.0, -0.5, -3.0, 2.0])
+def test_normalised_scores_keep_each_rows_ranking_even_when_its_best_score_is_negative(shift):
+    g = np.array([[0.3, 0.1, 0.2, -0.4], [0.05, 0.9, -0.2, 0.0]]) + shift
+    f = normalise_scores(g)
+    assert np.allclose(f.sum(1), 1)
+    for row_g, row_f in zip(g, f, strict=True):
+        assert list(np.argsort(-row_f, kind="stable")) == list(np.argsort(-row_g, kind="stable"))
+    if shift < -1:  # every score negative: the row is scaled by |max g|, the official rule's temperature
+        top = np.abs(g.max(1, keepdims=True))
+        assert np.allclose(f, np.exp(g / top) / np.exp(g / top).sum(1, keepdims=True))
+
+
 def test_build_cache_retrieves_unique_images_per_attribute(tmp_path, clip_tiny):
     from vlmkit.attributes.comca import build_cache
     from vlmkit.attributes.prior import parse_terms
@@ -112,6 +124,15 @@ def test_build_cache_and_eval_cli(tmp_path, clip_tiny):
     main(["comca", "eval", "--model", "random:clip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(eval_manifest), "--out", str(tmp_path / "ev")])
     result = json.loads((tmp_path / "ev" / "result.json").read_text())
     assert set(result["table"]) == {"zero-shot", "comca"} and 0 <= result["table"]["comca"]["mAP"] <= 1
+    from vlmkit.attributes.comca import load_cache
+
+    ovad_cache, _, ovad_record = load_cache(tmp_path / "cache")
+    assert ovad_record["protocol"] == "ovad" and np.allclose(ovad_cache.values.mean(1), 0.2064)
+    main(["comca", "build-cache", "--model", "random:clip-tiny", "--attributes", str(tmp_path / "attrs.txt"), "--index", str(tmp_path / "idx"),
+          "--k", "3", "--protocol", "vaw", "--out", str(tmp_path / "vaw")])
+    vaw_cache, _, vaw_record = load_cache(tmp_path / "vaw")
+    assert vaw_record["protocol"] == "vaw" and vaw_record["scalings"] == ["standardise", "softmax"] and vaw_record["overfetch"] == 256
+    assert np.allclose(vaw_cache.values.sum(1), 1)  # VAW's row softmax after the standardisation
 
 
 def test_vaw_values_are_a_row_softmax_after_standardising():
@@ -167,3 +188,4 @@ def test_bench_refuses_attributes_that_rename_the_world(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["comca", "bench", "--model", "random:clip-tiny", "--pool", "50", "--n", "20", "--attributes", str(bad), "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2 and "must name the 14 world attributes" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # rejected before rendering, indexing or writing anything

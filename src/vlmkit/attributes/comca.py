@@ -12,7 +12,8 @@ softmax at temperature 7, :meth:`ComCaConfig.vaw`).
 
 Inference (per unit image embedding ``x``): zero-shot logits ``z_a = max_s <x, t_{a,s}>`` with
 ``"a photo of something that is <s>"``; cache logits ``c = exp(-beta (1 - x K^T)) V`` over the
-*whole* cache; ``f = softmax_A(g / max_A g)`` with ``g = z + lambda c``. Defaults ``k = 16``,
+*whole* cache; ``f = softmax_A(g / |max_A g|)`` with ``g = z + lambda c`` (the paper divides by
+``max_A g``; the absolute value keeps a row's ranking when its best score is negative). Defaults ``k = 16``,
 ``alpha = 0.6``, ``beta = 1``, ``lambda = 1.17``. SigLIP models take a separate sigmoid branch (:func:`sigmoid_scores`).
 """
 
@@ -36,6 +37,7 @@ from vlmkit.runs.readers import read_json, read_npz
 ZERO_SHOT_TEMPLATE = "a photo of something that is {}"
 VALUE_TEMPLATES = ("a {} object",)
 ROW_MEAN, ROW_STD = 0.2064, 0.0438
+PROTOCOLS = ("ovad", "vaw")  # soft-label scalings of the official code, per benchmark
 
 
 @dataclass
@@ -53,10 +55,17 @@ class ComCaConfig:
     softmax_temp: float = 7.0
 
     @classmethod
+    def for_protocol(cls, protocol: str, **kwargs) -> ComCaConfig:
+        """The official setting of a benchmark protocol: ``ovad`` (the defaults) or ``vaw``."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        return cls.vaw(**kwargs) if protocol == "vaw" else cls(**kwargs)
+
+    @classmethod
     def vaw(cls, **kwargs) -> ComCaConfig:
         """The official VAW setting: over-fetch 256, and a row softmax (temperature 7, exact zeros
         masked) after the standardisation, in the official code's order."""
-        return cls(overfetch=256, scalings=("standardise", "softmax"), **kwargs)
+        return cls(**{"overfetch": 256, **kwargs, "scalings": ("standardise", "softmax")})
 
 
 @dataclass
@@ -112,8 +121,12 @@ def zero_shot_logits(images: np.ndarray, text: list[torch.Tensor]) -> np.ndarray
 
 
 def normalise_scores(g: np.ndarray) -> np.ndarray:
-    """``softmax_A(g / max_A g)`` per row (the paper's eta_A)."""
-    scaled = g / np.max(g, axis=1, keepdims=True)
+    """``softmax_A(g / |max_A g|)`` per row: the paper's eta_A, ``softmax(g / max g)``, whenever the
+    row's best score is positive (always, in practice). Dividing by a negative maximum would
+    reverse the row's ranking, so the rule divides by its absolute value (and by 1 when the
+    maximum is 0): the scores keep the order of ``g`` in every row."""
+    top = np.abs(np.max(g, axis=1, keepdims=True))
+    scaled = g / np.where(top > 0, top, 1.0)
     scaled = scaled - scaled.max(1, keepdims=True)
     e = np.exp(scaled)
     return e / e.sum(1, keepdims=True)

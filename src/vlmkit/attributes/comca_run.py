@@ -9,6 +9,7 @@ or -1 (unknown); an attribute a row does not mention is unknown for it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -57,31 +58,38 @@ class BuildCacheOptions(RunOptions):
     compatibility: Path | None = None
     cooccurrence: bool = True
     k: int = Field(16, ge=1)
-    overfetch: int = Field(117, ge=1)
+    overfetch: int | None = Field(None, ge=1)
+    protocol: Literal["ovad", "vaw"] = "ovad"
+
+    def comca_config(self) -> ComCaConfig:
+        """The protocol's soft-label scaling and over-fetch (OVAD 117, VAW 256) unless --overfetch is given."""
+        extra = {"overfetch": self.overfetch} if self.overfetch is not None else {}
+        return ComCaConfig.for_protocol(self.protocol, k=self.k, seed=self.seed, **extra)
 
 
 def run_build_cache(opts: BuildCacheOptions) -> Path:
     run = Run(opts.out, "comca build-cache", opts.model_dump(mode="json"), seed=opts.seed)
-    attributes = read_terms(opts.attributes, "attributes")
+    attributes = read_terms(opts.attributes, "attributes")  # every user file is read before any model loads
     objects = read_terms(opts.objects, "objects") if opts.objects else None
+    if objects is not None and not opts.cooccurrence and opts.compatibility is None:
+        raise UserError("with --objects, use caption co-occurrence (the default) and/or --compatibility FILE")
+    compat, missing = compatibility_from_file(opts.compatibility, attributes, objects) if objects and opts.compatibility else (None, [])
     index = ImageIndex.load(opts.index)
+    if index.meta.get("model") is None:
+        raise UserError(f"{opts.index}/index.json does not say which model built the index; rebuild it with vlmkit index build")
     model = load_model(opts.model, device=opts.resolved_device())
-    retrieval = model if model.fingerprint == index.meta["fingerprint"] else load_model(index.meta["model"], device=opts.resolved_device())
-    missing: list[str] = []
+    same = model.fingerprint == index.meta.get("fingerprint")
+    retrieval = model if same else load_model(index.meta["model"], device=opts.resolved_device())
     pi = None
     if objects is not None:
         cooc = cooccurrence([item.caption or "" for item in index.items], attributes, objects) if opts.cooccurrence else None
-        compat = None
-        if opts.compatibility:
-            compat, missing = compatibility_from_file(opts.compatibility, attributes, objects)
-        if cooc is None and compat is None:
-            raise UserError("with --objects, use caption co-occurrence (the default) and/or --compatibility FILE")
         pi = prior(cooc, compat)
-    cfg = ComCaConfig(k=opts.k, overfetch=opts.overfetch, seed=opts.seed)
+    cfg = opts.comca_config()
     with run.timer("build"):
         cache = build_cache(index, retrieval, model, attributes, objects, pi, cfg, opts.embedding_cache())
     meta = {"model": opts.model, "fingerprint": model.fingerprint, "index": str(opts.index), "kind": "comca" if objects else "retrieval",
-            "k": opts.k, "compatibility_log": missing[:200]}
+            "protocol": opts.protocol, "scalings": list(cfg.scalings), "overfetch": cfg.overfetch, "k": opts.k,
+            "compatibility_log": missing[:200]}
     save_cache(cache, opts.out, attributes, meta)
     result = {k: v for k, v in meta.items() if k != "compatibility_log"} | {"keys": len(cache.keys), "attributes": len(attributes), "log": cache.log}
     return run.finish(result, html.page("ComCa cache", html.key_values({k: v for k, v in result.items() if k != "log"}),
