@@ -114,13 +114,40 @@ class HFChatModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def render(self, conversation: Sequence[Message], *, continuation: str | None = None) -> str:
+    def render(self, conversation: Sequence[Message], *, continuation: str | None = None, add_generation_prompt: bool = True) -> str:
         """The prompt text of a conversation, ending with the assistant's turn opened (and
-        ``continuation`` appended when given)."""
+        ``continuation`` appended when given); with ``add_generation_prompt=False``, the
+        conversation as the template closes it (for training on its assistant turns)."""
         messages = to_hf_messages(conversation, with_images=self.multimodal)
         template_owner = self.processor if self.multimodal else self.tokenizer
-        text = template_owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = template_owner.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
         return text + (continuation or "")
+
+    def training_batch(self, conversations: Sequence[Conversation]) -> dict[str, Tensor]:
+        """Right-padded inputs with ``labels`` for supervised fine-tuning: the token ids of every
+        assistant turn (with the template's end-of-turn tokens), -100 elsewhere (system, user,
+        image and padding positions). Each conversation must contain an assistant turn."""
+        texts, images, spans = [], [], []
+        for conversation in conversations:
+            messages = list(conversation)
+            turns = [i for i, m in enumerate(messages) if m.role == "assistant"]
+            if not turns:
+                raise UserError("a training conversation needs at least one assistant turn (the answer to learn)")
+            texts.append(self.render(messages, add_generation_prompt=False))
+            images.append(conversation_images(messages))
+            spans.append([(self._length(messages[:i], True), self._length(messages[: i + 1], False)) for i in turns])
+        batch = self._encode(texts, images, "right")
+        labels = torch.full_like(batch["input_ids"], -100)
+        for row, row_spans in enumerate(spans):
+            for start, end in row_spans:
+                labels[row, start:end] = batch["input_ids"][row, start:end]
+        batch["labels"] = labels
+        return batch
+
+    def _length(self, messages: list[Message], add_generation_prompt: bool) -> int:
+        """Token count of a rendered conversation prefix (image tokens expanded)."""
+        text = self.render(messages, add_generation_prompt=add_generation_prompt)
+        return int(self._encode([text], [conversation_images(messages)], "right")["input_ids"].shape[1])
 
     def _encode(self, texts: list[str], images: list[list], padding_side: str) -> dict[str, Tensor]:
         self.tokenizer.padding_side = padding_side
