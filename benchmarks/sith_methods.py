@@ -3,8 +3,10 @@
     python benchmarks/sith_methods.py [--model embedded] [--vocab world] [--layers all] [--k 5,10,20]
 
 Prints a markdown table: for each method and K, the mean fidelity (cosine between each singular
-vector and its code mapped back, §4) and the mean coherence (mean pairwise cosine of the chosen
-concepts in the MiniLM sentence space) over every explained vector.
+vector and its code mapped back, §4), the mean coherence (coefficient-weighted mean pairwise cosine,
+in the MiniLM sentence space, of the concepts whose NNLS coefficient is non-zero; codes with fewer
+than two such concepts are skipped), the share of codes that have a coherence, and the mean number
+of active concepts per code, over every explained vector.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ def main() -> None:
     embedder = MiniLMEmbedder()
     print(f"{args.model}, vocabulary {args.vocab} ({len(concepts)} concepts), layers {args.layers}, "
           f"image mean {mean_info['source']}, lambda {args.lam}\n")
-    print("| method | K | fidelity | coherence |\n|---|---|---|---|")
+    print("| method | K | fidelity | coherence | codes with coherence | active concepts |\n|---|---|---|---|---|---|")
     for method in args.methods.split(","):
         for k in (int(v) for v in args.k.split(",")):
             explanations = explain(weights, layers, dictionary, image_mean, SithConfig(k=k, lam=args.lam, method=method))
             fidelity = torch.cat([e.fidelity for e in explanations]).mean()
-            coherence = torch.cat(sentence_coherence(explanations, concepts, embedder)).mean()
-            print(f"| {method} | {k} | {fidelity:.3f} | {coherence:.3f} |", flush=True)
+            coherence = torch.cat(sentence_coherence(explanations, concepts, embedder))
+            defined = torch.isfinite(coherence)
+            active = torch.cat([(e.scores > 0).sum(1).float() for e in explanations]).mean()
+            print(f"| {method} | {k} | {fidelity:.3f} | {coherence[defined].mean():.3f} | {defined.float().mean():.2f} | {active:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,31 @@ def test_coherence_is_mean_pairwise_cosine():
     assert torch.allclose(got, torch.tensor([(0.6 + 0 + 0) / 3, (0.6 + 0.6 + 1.0) / 3]))
 
 
+def test_coherence_counts_only_active_concepts_weighted_by_coefficient():
+    vectors = F.normalize(torch.tensor([[1.0, 0, 0], [0.6, 0.8, 0], [0, 0, 1.0]]), dim=-1)
+    indices = torch.tensor([[0, 1, 2], [0, 1, 2], [0, 2, 1], [0, 1, 2]])
+    scores = torch.tensor([[0.5, 0.5, 0.0], [2.0, 1.0, 1.0], [0.7, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    got = coherence(indices, vectors, scores)
+    # row 0: concept 2 has coefficient 0 and does not count: cos(0, 1) = 0.6 (unweighted over all three: 0.2)
+    assert got[0] == pytest.approx(0.6)
+    # row 1: pairs weighted by c_i c_j: (2*1*0.6 + 2*1*0 + 1*1*0) / (2*1 + 2*1 + 1*1)
+    assert got[1] == pytest.approx(1.2 / 5)
+    assert torch.isnan(got[2])  # one active concept: no pairs
+    assert got[3] == pytest.approx(float(coherence(indices[3:], vectors)[0]))  # equal weights: the plain mean
+    assert coherence(indices, vectors, scores * 7.5)[:2].allclose(got[:2])  # scale-free
+
+
+def test_artefact_keys_encode_every_option_that_changes_the_result():
+    base = SithConfig()
+    keys = {SithConfig(lam=0.2).artefact_key(3, "world", "world"), SithConfig(lam=0.4).artefact_key(3, "world", "world"),
+            base.artefact_key(3, "world", "world"), base.artefact_key(3, "world", "synthetic"), base.artefact_key(3, "world", "my/data"),
+            SithConfig(center=False).artefact_key(3, "world", "world"), SithConfig(affine_ln_post=False).artefact_key(3, "world", "world"),
+            SithConfig(k=10).artefact_key(3, "world", "world"), SithConfig(side="left").artefact_key(3, "world", "world"),
+            SithConfig(fold_ln=False).artefact_key(3, "world", "world"), SithConfig(method="omp").artefact_key(3, "world", "world")}
+    assert len(keys) == 11
+    assert base.artefact_key(3, "world", "world").startswith("layer3_right_foldln1_world_comp_k5")  # the official fields first
+
+
 def test_parse_layers():
     assert parse_layers("last4", 24) == [20, 21, 22, 23]
     assert parse_layers("all", 3) == [0, 1, 2]
@@ -142,7 +167,7 @@ def test_sith_cli_on_a_random_clip(tmp_path):
     assert len(vector["concepts"]) == 3 and all(c >= 0 for _, c in vector["concepts"])
     arrays = np.load(out / "arrays.npz")
     key = result["layers"][0]["key"]
-    assert key == "layer0_right_foldln1_vocab_comp_k3"
+    assert key == "layer0_right_foldln1_vocab_comp_k3_lam0.3_center1_lnaffine_meansynthetic"
     assert arrays[f"{key}.indices"].shape == (4 * 16, 3)
     assert "layer 1 head 3" in (out / "report.html").read_text()
 

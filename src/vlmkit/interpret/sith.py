@@ -9,6 +9,7 @@ independent sentence space).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,9 +39,21 @@ class SithConfig:
     affine_ln_post: bool = True
     batch: int = 1024
 
-    def artefact_key(self, layer: int, vocab: str) -> str:
-        """The official artefact name's fields: layer, side, fold-LN flag, dictionary, method, sparsity."""
-        return f"layer{layer}_{self.side}_foldln{int(self.fold_ln)}_{vocab}_{self.method}_k{self.k}"
+    def artefact_key(self, layer: int, vocab: str, image_mean: str = "none") -> str:
+        """A name that encodes every option that changes a layer's result.
+
+        The official artefact name's fields first, in its order (layer, side, fold-LN flag,
+        dictionary, method, sparsity), then what the official name leaves out: COMP's ``lam``,
+        centring, the ``ln_post`` mapping and the image mean's source (``none``, ``synthetic``,
+        ``world``, or ``data-<hash>`` for a dataset), e.g.
+        ``layer22_right_foldln1_world_comp_k5_lam0.3_center1_lnaffine_meanworld``.
+        """
+        official = f"layer{layer}_{self.side}_foldln{int(self.fold_ln)}_{vocab}_{self.method}_k{self.k}"
+        lam = f"_lam{self.lam:g}" if self.method == "comp" else ""
+        if image_mean not in ("none", "synthetic", "world"):
+            image_mean = "data-" + hashlib.sha256(image_mean.encode()).hexdigest()[:8]
+        ln = "affine" if self.affine_ln_post else "centred"
+        return f"{official}{lam}_center{int(self.center)}_ln{ln}_mean{image_mean}"
 
 
 @dataclass
@@ -127,21 +140,35 @@ def explain(weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDi
     return [explain_layer(weights, layer, dictionary, image_mean, cfg) for layer in layers]
 
 
-def coherence(indices: Tensor, concept_vectors: Tensor) -> Tensor:
-    """Mean pairwise cosine of each row's concepts in an independent sentence space.
+def coherence(indices: Tensor, concept_vectors: Tensor, scores: Tensor | None = None) -> Tensor:
+    """How related each code's concepts are in an independent sentence space. ``(N,)``.
 
-    indices ``(N, K)`` into ``concept_vectors`` ``(M, e)`` (unit rows) -> ``(N,)``; ``K = 1`` gives 1.
+    indices ``(N, K)`` into ``concept_vectors`` ``(M, e)`` (unit rows). Without ``scores``: the
+    mean pairwise cosine of all ``K`` concepts (``K = 1`` gives 1). With ``scores`` ``(N, K)``
+    (the code's non-negative coefficients): the coefficient-weighted mean pairwise cosine over the
+    concepts whose coefficient is non-zero, ``sum_{i != j} c_i c_j cos_ij / sum_{i != j} c_i c_j``,
+    so a concept that NNLS dropped (coefficient exactly 0) does not count; a code with fewer than
+    two active concepts has no pairs and gets NaN (summaries skip it).
     """
-    k = indices.shape[1]
-    if k == 1:
-        return torch.ones(indices.shape[0])
-    total = concept_vectors[indices].sum(1)  # (N, e)
-    return ((total * total).sum(-1) - k) / (k * (k - 1))
+    vectors = concept_vectors[indices]  # (N, K, e)
+    if scores is None:
+        k = indices.shape[1]
+        if k == 1:
+            return torch.ones(indices.shape[0])
+        total = vectors.sum(1)
+        return ((total * total).sum(-1) - k) / (k * (k - 1))
+    w = scores.to(vectors.dtype).clamp_min(0)
+    weighted = (w.unsqueeze(-1) * vectors).sum(1)  # sum_k c_k v_k
+    squares = (w * w).sum(1)
+    pairs = w.sum(1) ** 2 - squares  # sum_{i != j} c_i c_j
+    value = ((weighted * weighted).sum(-1) - squares) / pairs
+    return torch.where((w > 0).sum(1) >= 2, value, torch.full_like(value, float("nan")))
 
 
 def sentence_coherence(explanations: list[LayerExplanation], concepts: list[str], embedder) -> list[Tensor]:
-    """:func:`coherence` of every layer's codes, encoding only the concepts that were selected."""
+    """Coefficient-weighted :func:`coherence` of every layer's codes over their active concepts,
+    encoding only the concepts that were selected."""
     used = torch.unique(torch.cat([e.indices.flatten() for e in explanations]))
     vectors = torch.zeros(len(concepts), embedder.dim)
     vectors[used] = F.normalize(embedder.encode([concepts[i] for i in used.tolist()]).float(), dim=-1)
-    return [coherence(e.indices, vectors) for e in explanations]
+    return [coherence(e.indices, vectors, e.scores) for e in explanations]

@@ -82,7 +82,7 @@ def run_sith(opts: SithOptions) -> Path:
     vocab = vocabulary_name(opts.vocab)
     arrays = {}
     for e in explanations:
-        key = cfg.artefact_key(e.layer, vocab)
+        key = cfg.artefact_key(e.layer, vocab, mean_info["source"])
         arrays |= {f"{key}.indices": e.indices.numpy(), f"{key}.scores": e.scores.numpy(), f"{key}.sigma": e.sigma.numpy()}
     atomic_save_npz(Path(opts.out) / "arrays.npz", **arrays)
     result = build_result(model.name, vocab, len(dictionary), cfg, mean_info, explanations, coherences, dictionary.concepts)
@@ -90,7 +90,10 @@ def run_sith(opts: SithOptions) -> Path:
 
 
 def _mean(values) -> float | None:
-    return None if values is None else round(float(values.mean()), 4)
+    """Mean over the defined entries (a code with fewer than two active concepts has no coherence)."""
+    if values is None or not torch.isfinite(values).any():
+        return None
+    return round(float(values[torch.isfinite(values)].mean()), 4)
 
 
 def build_result(model_name, vocab, n_concepts, cfg, mean_info, explanations, coherences, concepts) -> dict:
@@ -109,7 +112,7 @@ def build_result(model_name, vocab, n_concepts, cfg, mean_info, explanations, co
                 for j in range(r)
             ]
             heads.append({"head": h, "mean_fidelity": _mean(e.fidelity[rows]), "mean_coherence": None if coh is None else _mean(coh[rows]), "vectors": vectors})
-        layers.append({"layer": e.layer, "key": cfg.artefact_key(e.layer, vocab), "mean_fidelity": _mean(e.fidelity),
+        layers.append({"layer": e.layer, "key": cfg.artefact_key(e.layer, vocab, mean_info["source"]), "mean_fidelity": _mean(e.fidelity),
                        "mean_coherence": None if coh is None else _mean(coh), "heads": heads})
     all_fid = torch.cat([e.fidelity for e in explanations])
     all_coh = None if coherences[0] is None else torch.cat(coherences)
@@ -118,7 +121,9 @@ def build_result(model_name, vocab, n_concepts, cfg, mean_info, explanations, co
         "config": {"k": cfg.k, "lam": cfg.lam, "method": cfg.method, "side": cfg.side, "fold_ln": cfg.fold_ln,
                    "center": cfg.center, "ln_post": "affine" if cfg.affine_ln_post else "centred"},
         "summary": {"layers": [e.layer for e in explanations], "vectors": int(all_fid.numel()), "mean_fidelity": _mean(all_fid),
-                    "mean_coherence": _mean(all_coh), "coherence_space": "all-MiniLM-L6-v2" if all_coh is not None else None},
+                    "mean_coherence": _mean(all_coh), "coherence_space": "all-MiniLM-L6-v2" if all_coh is not None else None,
+                    "coherence_rule": "coefficient-weighted mean pairwise cosine of the concepts with a non-zero coefficient",
+                    "codes_with_coherence": None if all_coh is None else int(torch.isfinite(all_coh).sum())},
         "layers": layers,
     }
 
