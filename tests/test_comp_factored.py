@@ -1,0 +1,95 @@
+"""The factored scoring of COMP and its baselines gives the codes of direct rescoring.
+
+``_direct_sparse_code`` is the implementation vlmkit shipped before the factored scoring (commit
+4698ac4, verbatim but for names): every step rescores ``residual + lam * mean_S`` against the
+whole dictionary. The factored one must select the same atoms in the same order and the same
+coefficients to 1e-5, on planted codes, random targets, and a correlated dictionary like a
+text tower's (all words close together).
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vlmkit.interpret.comp import nnls, sparse_code
+from vlmkit.interpret.gram import GramRows, factored_scores
+
+
+def _direct_sparse_code(targets, dictionary, k=5, lam=0.3, method="comp"):
+    targets, dictionary = targets.float(), dictionary.float()
+    n = targets.shape[0]
+    if method == "topk":
+        indices = (targets @ dictionary.T).topk(k, dim=1).indices
+        return indices, nnls(dictionary[indices], targets)
+    lam = lam if method == "comp" else 0.0
+    indices = torch.zeros(n, k, dtype=torch.long)
+    coef = torch.zeros(n, k)
+    residual = targets.clone()
+    taken = torch.zeros(n, dictionary.shape[0], dtype=torch.bool)
+    rows = torch.arange(n)
+    for step in range(k):
+        query = residual
+        if step > 0 and lam:
+            query = residual + lam * dictionary[indices[:, :step]].mean(1)
+        score = (query @ dictionary.T).masked_fill(taken, float("-inf"))
+        indices[:, step] = score.argmax(1)
+        taken[rows, indices[:, step]] = True
+        atoms = dictionary[indices[:, : step + 1]]
+        if method == "mp":
+            coef[:, step] = (residual * atoms[:, -1]).sum(-1).clamp(min=0)
+        else:
+            coef[:, : step + 1] = nnls(atoms, targets)
+        residual = targets - (coef[:, : step + 1].unsqueeze(-1) * atoms).sum(1)
+    return indices, coef
+
+
+def _case(kind: str, seed: int, n: int = 128, m: int = 1000, d: int = 64):
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "correlated":  # every atom close to a shared direction, as a random text tower makes them
+        dictionary = F.normalize(torch.randn(d, generator=gen) + 0.6 * torch.randn(m, d, generator=gen), dim=-1)
+        dictionary = F.normalize(dictionary - dictionary.mean(0), dim=-1)
+    else:
+        dictionary = F.normalize(torch.randn(m, d, generator=gen), dim=-1)
+    if kind == "planted":
+        support = torch.stack([torch.randperm(m, generator=gen)[:4] for _ in range(n)])
+        coef = 0.2 + torch.rand(n, 4, generator=gen)
+        targets = (coef.unsqueeze(-1) * dictionary[support]).sum(1) + 0.05 * torch.randn(n, d, generator=gen)
+    else:
+        targets = torch.randn(n, d, generator=gen)
+    return F.normalize(targets, dim=-1), dictionary
+
+
+@pytest.mark.parametrize("kind", ["planted", "random", "correlated"])
+@pytest.mark.parametrize("method,lam", [("comp", 0.3), ("comp", 0.5), ("omp", 0.3), ("mp", 0.3), ("topk", 0.3)])
+def test_factored_codes_equal_direct_codes(kind, method, lam):
+    targets, dictionary = _case(kind, seed=len(kind) + int(10 * lam))
+    k = 5
+    want_idx, want_coef = _direct_sparse_code(targets, dictionary, k=k, lam=lam, method=method)
+    got_idx, got_coef = sparse_code(targets, dictionary, k=k, lam=lam, method=method)
+    assert torch.equal(got_idx, want_idx)
+    assert torch.allclose(got_coef, want_coef, atol=1e-5, rtol=0)
+
+
+def test_gram_rows_are_shared_across_calls_and_computed_once():
+    targets, dictionary = _case("correlated", 3, n=300)
+    gram = GramRows(dictionary)
+    first = sparse_code(targets[:150], dictionary, k=5, gram=gram)
+    count = gram.count
+    second = sparse_code(targets[150:], dictionary, k=5, gram=gram)
+    both = torch.cat([first[0], second[0]])
+    assert gram.count == torch.unique(both[:, :4]).numel()  # rows only for atoms that were scored against
+    assert gram.count >= count
+    alone = sparse_code(targets[150:], dictionary, k=5)
+    assert torch.equal(alone[0], second[0]) and torch.equal(alone[1], second[1])
+    rows = gram.rows[gram.slots(both[:, 0])]
+    assert torch.allclose(rows, dictionary[both[:, 0]] @ dictionary.T, atol=1e-6)
+
+
+def test_factored_scores_equal_the_dense_product():
+    targets, dictionary = _case("random", 5, n=20, m=300)
+    gen = torch.Generator().manual_seed(0)
+    support = torch.stack([torch.randperm(300, generator=gen)[:3] for _ in range(20)])
+    weights = torch.randn(20, 3, generator=gen)
+    query = targets - (weights.unsqueeze(-1) * dictionary[support]).sum(1)
+    got = factored_scores(targets @ dictionary.T, GramRows(dictionary), support, weights)
+    assert torch.allclose(got, query @ dictionary.T, atol=1e-5)
