@@ -37,7 +37,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -51,6 +51,7 @@ from vlmkit.models.chat import (
     conversation_key,
     open_image,
 )
+from vlmkit.runs.progress import track
 from vlmkit.runs.response_cache import ResponseCache, default_response_cache_path
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -266,7 +267,8 @@ class OpenAIChatModel:
             return ChatServerError(f"the chat server at {url} refused the API key (HTTP {status}: {detail or 'no detail'}); set OPENAI_API_KEY or pass --api-key")
         if status == 404:
             served = self.served_models()
-            hint = f"it serves: {', '.join(served)}" if served else "its /v1/models lists what it serves"
+            listed = ", ".join(served[:10]) + (f" and {len(served) - 10} more" if len(served) > 10 else "")
+            hint = f"it serves: {listed}" if served else "its /v1/models lists what it serves"
             return ChatServerError(f"model {self.model!r} is not served at {url} (HTTP 404: {detail or 'not found'}); {hint}")
         return ChatServerError(f"the chat server at {url} rejected the request (HTTP {status}: {detail or 'no detail'})")
 
@@ -308,15 +310,10 @@ class OpenAIChatModel:
         keys = [self.cache_key(c, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed) for c in conversations]
         answers: dict[str, str] = self.cache.get_many(keys) if self.cache is not None else {}
         todo = {key: conversation for key, conversation in zip(keys, conversations, strict=True) if key not in answers}
-        encoded: dict[int, str] = {}  # one data URL per image object in this batch
-
-        def encode(image) -> str:
-            if id(image) not in encoded:
-                encoded[id(image)] = image_data_url(image)
-            return encoded[id(image)]
 
         def ask_one(key: str, conversation) -> None:
-            choice = self._post(self._payload(conversation, max_new_tokens, temperature, seed, encode))
+            # the payload (data URLs included) is built in the worker: memory stays bounded by concurrency
+            choice = self._post(self._payload(conversation, max_new_tokens, temperature, seed, image_data_url))
             answer = answer_text(choice, self.base_url)
             answers[key] = answer
             if self.cache is not None:
@@ -327,19 +324,20 @@ class OpenAIChatModel:
         return [answers[key] for key in keys]
 
     def _run_all(self, function, items: list[tuple]) -> None:
-        """Call ``function(*item)`` for every item on at most ``concurrency`` threads; re-raise the
-        first error after cancelling what has not started."""
+        """Call ``function(*item)`` for every item on at most ``concurrency`` threads, with a
+        progress bar; re-raise the first error after cancelling what has not started."""
+        description = f"{self.name}: {len(items)} requests"
         if self.concurrency == 1 or len(items) == 1:
-            for item in items:
+            for item in track(items, description, total=len(items)) if len(items) > 1 else items:
                 function(*item)
             return
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)), thread_name_prefix="vlmkit-openai")
         try:
             futures = [pool.submit(function, *item) for item in items]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                if future.done() and future.exception() is not None:
-                    raise future.exception()
+            for future in track(as_completed(futures), description, total=len(futures)):
+                error = future.exception()
+                if error is not None:
+                    raise error
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
