@@ -3,13 +3,23 @@
 The architectures (true layer counts, widths, heads, patch and projection sizes) are data in
 ``specs/architectures.json``. Texts go through a byte-level tokenizer that needs no vocabulary
 file (:mod:`vlmkit.models.tokenizers`). The same name and seed always give the same weights.
+
+Drawing the weights of a large architecture takes seconds to minutes (ViT-L/14: 428M parameters,
+each initialised twice by torch and transformers), so architectures above
+:data:`CACHE_MIN_PARAMETERS` keep their drawn weights in the vlmkit cache
+(``$VLMKIT_CACHE/random-weights/``, one safetensors file per architecture, seed and library
+versions). Later loads build the model without initialisation and map that file
+(:mod:`vlmkit.models.fast_init`): the weights are bit-identical to drawing them again, and only
+the pages a command touches are read. ``VLMKIT_RANDOM_WEIGHTS_CACHE=0`` turns the cache off.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import torch
 
@@ -19,6 +29,9 @@ from vlmkit.models.registry import family_class
 from vlmkit.models.tokenizers import clip_byte_tokenizer, siglip_byte_tokenizer
 
 _TOKENIZERS = {"clip": clip_byte_tokenizer, "siglip": siglip_byte_tokenizer}
+
+#: architectures with at least this many parameters keep their drawn weights in the cache
+CACHE_MIN_PARAMETERS = 50_000_000
 
 
 @cache
@@ -37,8 +50,33 @@ def parse(spec: str) -> tuple[str, int]:
     return arch, int(seed or 0)
 
 
+def weights_file(arch: str, seed: int) -> Path | None:
+    """Where the drawn weights of ``arch@seed`` are cached, or ``None`` when caching is off.
+
+    The name holds the torch and transformers versions: either may change the random streams
+    or the initialisers, and then the weights are drawn (and cached) again.
+    """
+    if os.environ.get("VLMKIT_RANDOM_WEIGHTS_CACHE", "1") == "0":
+        return None
+    import transformers
+
+    from vlmkit.runs.cache import default_cache_dir
+
+    tag = f"torch{torch.__version__}-transformers{transformers.__version__}"
+    return default_cache_dir() / "random-weights" / f"{arch}@{seed}-{tag}.safetensors"
+
+
+def _draw(adapter, hf_config, seed: int):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return adapter.hf_class(hf_config)
+
+
 def build(arch: str, seed: int = 0, device: str = "cpu"):
-    """Instantiate ``arch`` with weights drawn from ``torch.Generator`` seeded by ``seed``."""
+    """Instantiate ``arch`` with weights drawn from ``torch.Generator`` seeded by ``seed``
+    (read back from the weight cache when they were drawn before)."""
+    from vlmkit.models.fast_init import empty_model, load_mapped, save_weights
+
     spec = architectures()[arch]
     family = spec["family"]
     adapter = family_class(family)
@@ -47,10 +85,21 @@ def build(arch: str, seed: int = 0, device: str = "cpu"):
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     config["text_config"].update(special)
     hf_config = adapter.config_class(**config)
-    fork = torch.random.fork_rng(devices=[])
-    with fork:
-        torch.manual_seed(seed)
-        hf_model = adapter.hf_class(hf_config)
+    path = weights_file(arch, seed)
+    if path is not None and path.is_file():
+        try:
+            hf_model = load_mapped(empty_model(adapter.hf_class, hf_config), path)
+        except Exception:  # a damaged or foreign file: draw again and replace it
+            hf_model = None
+    else:
+        hf_model = None
+    if hf_model is None:
+        hf_model = _draw(adapter, hf_config, seed)
+        if path is not None and sum(p.numel() for p in hf_model.parameters()) >= CACHE_MIN_PARAMETERS:
+            try:
+                save_weights(hf_model, path)
+            except OSError:
+                pass  # a read-only or full cache only costs speed
     return adapter(
         hf_model, tokenizer, pp.preset(spec["preprocess"]),
         name=f"random:{arch}" + (f"@{seed}" if seed else ""), fingerprint=f"random:{arch}@{seed}", device=device,

@@ -1,0 +1,48 @@
+"""Fast model construction: cached random weights and memory-mapped loading give the same model."""
+
+import torch
+
+from vlmkit.models import random_models
+from vlmkit.models.fast_init import empty_model, load_mapped, save_weights
+
+
+def _state(model):
+    return {name: tensor.detach().clone() for name, tensor in model.hf_model.state_dict().items()}
+
+
+def test_random_weights_cache_is_bit_identical(monkeypatch):
+    monkeypatch.setattr(random_models, "CACHE_MIN_PARAMETERS", 0)
+    drawn = random_models.build("clip-tiny", seed=2)
+    path = random_models.weights_file("clip-tiny", 2)
+    assert path.is_file()  # written by the first build
+    cached = random_models.build("clip-tiny", seed=2)
+    want, got = _state(drawn), _state(cached)
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[name], got[name]) for name in want)
+    pixels = torch.rand(2, 3, 64, 64)
+    assert torch.equal(drawn.encode_images(pixels), cached.encode_images(pixels))
+    assert torch.equal(drawn.encode_texts(["a red circle", "blue"]), cached.encode_texts(["a red circle", "blue"]))
+    assert drawn.fingerprint == cached.fingerprint
+
+
+def test_damaged_cache_file_is_drawn_again(monkeypatch):
+    monkeypatch.setattr(random_models, "CACHE_MIN_PARAMETERS", 0)
+    path = random_models.weights_file("clip-tiny", 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a safetensors file")
+    model = random_models.build("clip-tiny", seed=3)
+    monkeypatch.setenv("VLMKIT_RANDOM_WEIGHTS_CACHE", "0")
+    fresh = random_models.build("clip-tiny", seed=3)
+    assert random_models.weights_file("clip-tiny", 3) is None
+    assert all(torch.equal(a, b) for a, b in zip(_state(model).values(), _state(fresh).values(), strict=True))
+
+
+def test_mapped_weights_can_be_edited_without_touching_the_file(tmp_path):
+    model = random_models.build("clip-tiny", seed=4)
+    path = save_weights(model.hf_model, tmp_path / "w.safetensors")
+    loaded = load_mapped(empty_model(type(model.hf_model), model.hf_model.config), path)
+    weights = model.vision_weights()
+    with torch.no_grad():
+        loaded.vision_model.post_layernorm.weight.mul_(2)
+    again = load_mapped(empty_model(type(model.hf_model), model.hf_model.config), path)
+    assert torch.equal(again.vision_model.post_layernorm.weight, weights.ln_post.weight)
