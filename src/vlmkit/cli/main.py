@@ -15,6 +15,7 @@ from vlmkit.cli import chat as chat_cli
 from vlmkit.cli import merge as merge_cli
 from vlmkit.cli import sith as sith_cli
 from vlmkit.cli.c2b import app as c2b_app
+from vlmkit.cli.circle import app as circle_app
 from vlmkit.cli.comca import app as comca_app
 from vlmkit.cli.common import (
     BatchOpt,
@@ -29,6 +30,7 @@ from vlmkit.cli.common import (
     run_job,
 )
 from vlmkit.cli.debias import app as debias_app
+from vlmkit.cli.icl import app as icl_app
 from vlmkit.cli.index import app as index_app
 from vlmkit.cli.openworld import app as openworld_app
 from vlmkit.cli.sae import app as sae_app
@@ -45,6 +47,8 @@ app.add_typer(index_app, name="index")
 app.add_typer(comca_app, name="comca")
 app.add_typer(c2b_app, name="c2b")
 app.add_typer(openworld_app, name="openworld")
+app.add_typer(icl_app, name="icl")
+app.add_typer(circle_app, name="circle")
 app.command("chat")(chat_cli.chat_cmd)
 app.command("export")(chat_cli.export_cmd)
 app.command("merge")(merge_cli.merge_cmd)
