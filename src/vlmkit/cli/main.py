@@ -52,6 +52,7 @@ app.add_typer(circle_app, name="circle")
 app.command("chat")(chat_cli.chat_cmd)
 app.command("export")(chat_cli.export_cmd)
 app.command("merge")(merge_cli.merge_cmd)
+app.command("sft")(merge_cli.sft_cmd)
 
 
 @app.command("models")

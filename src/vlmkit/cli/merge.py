@@ -50,3 +50,31 @@ def merge_cmd(
         )
     merge(merge_config, out)
     typer.echo(f"wrote {out} (record: {out / 'merge.json'})")
+
+
+def sft_cmd(
+    data: Path = typer.Option(..., help="conversation JSON (LLaVA/ShareGPT layout) or mixture JSON (file -> sample count)"),
+    out: Path = typer.Option(..., "--out", "-o", help="directory for the fine-tuned checkpoint and result.json"),
+    model: str = typer.Option("embedded-chat", "--model", "-m", help="the chat model to fine-tune (in-process)"),
+    mode: str = typer.Option("lora", help="lora (rank --lora-rank on every language linear, projector trained), full, or projector"),
+    lr: float = typer.Option(2e-4, help="peak learning rate (cosine schedule with warm-up)"),
+    epochs: float = typer.Option(1.0, help="passes over the data (ignored with --max-steps)"),
+    max_steps: int | None = typer.Option(None, help="stop after this many steps"),
+    batch_size: int = typer.Option(8, help="conversations per step"),
+    lora_rank: int = typer.Option(16, help="LoRA rank"),
+    seed: int = typer.Option(0, help="seed of data order, sampling and initialisation"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
+) -> None:
+    """Fine-tune a chat model (LoRA, full or projector only); resumable."""
+    from pydantic import ValidationError
+
+    from vlmkit.compress.sft import SFTConfig
+    from vlmkit.compress.sft_run import run_sft
+
+    try:
+        config = SFTConfig(mode=mode, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_rank=lora_rank, seed=seed)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    run_sft(model, data, out, config, device=device)
+    typer.echo(f"wrote {out} (load it with --model {out})")

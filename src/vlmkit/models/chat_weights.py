@@ -159,3 +159,15 @@ def read_tensor(directory: Path, key: str, where: dict[str, Path]) -> Tensor:
         raise UserError(f"{directory} lacks tensor {key}; the checkpoints to combine must share one architecture")
     with safe_open(where[key], "pt") as handle:
         return handle.get_tensor(key)
+
+
+def linear_modules(model: nn.Module, roles: tuple[str, ...] = ("attention", "mlp")) -> list[str]:
+    """Paths of the ``nn.Linear`` modules whose weights have one of ``roles`` (LoRA targets)."""
+    weight_roles = module_roles(model)
+    return [path for path, module in model.named_modules() if isinstance(module, nn.Linear) and weight_roles.get(f"{path}.weight") in roles]
+
+
+def parameters_with_roles(model: nn.Module, roles: tuple[str, ...]) -> list[tuple[str, nn.Parameter]]:
+    """The model's parameters whose role is in ``roles`` (e.g. the projector, for projector-only training)."""
+    weight_roles = module_roles(model)
+    return [(name, p) for name, p in model.named_parameters() if weight_roles.get(name) in roles]
