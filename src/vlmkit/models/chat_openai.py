@@ -57,6 +57,7 @@ from vlmkit.runs.response_cache import ResponseCache, default_response_cache_pat
 OPENAI_URL = "https://api.openai.com/v1"
 #: statuses worth asking again: timeout, conflict, rate limit, server errors
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: how many first-token alternatives ``score`` asks for (OpenAI's maximum)
 TOP_LOGPROBS = 20
 
@@ -220,7 +221,12 @@ class OpenAIChatModel:
         self.requests_sent = 0  # HTTP requests made (retries included): tests and benchmarks read it
         self._count_lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=self.timeout, max_retries=0)
+        http_client = None
+        if urlsplit(self.base_url).hostname in LOOPBACK:  # a proxy from the environment cannot reach our own machine
+            from openai import DefaultHttpxClient
+
+            http_client = DefaultHttpxClient(trust_env=False)
+        self._client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=self.timeout, max_retries=0, http_client=http_client)
 
     # -- one request, with retries -----------------------------------------------------------
     def _post(self, payload: dict) -> dict:
