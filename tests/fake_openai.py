@@ -89,12 +89,14 @@ class FakeServer:
                     pass
 
             def do_GET(self):
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/") == "/v1/models":
                     self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
                 else:
                     self._send(404, {"error": {"message": "no such route"}})
 
             def do_POST(self):
+                if self.path != "/v1/chat/completions":
+                    return self._send(404, {"detail": "Not Found"})
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 reply = server._next(body)

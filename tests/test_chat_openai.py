@@ -140,6 +140,14 @@ def test_a_model_not_served_lists_what_is_served():
     assert len(server.requests) == 1
 
 
+def test_a_url_that_is_no_api_root_is_named_as_such():
+    with FakeServer() as server:
+        url = server.url.replace("/v1", "/api")
+        with pytest.raises(ChatServerError, match="no OpenAI-compatible API answers at " + url) as info:
+            served(url).generate([ask("hi")])
+    assert "ends in /v1" in one_line(info.value) and server.requests == []
+
+
 @pytest.mark.parametrize(
     "body", ["this is not json", {"choices": []}, {"error": "overloaded"}, {"choices": [{"message": "text"}]}]
 )

@@ -273,9 +273,10 @@ class OpenAIChatModel:
             return ChatServerError(f"the chat server at {url} refused the API key (HTTP {status}: {detail or 'no detail'}); set OPENAI_API_KEY or pass --api-key")
         if status == 404:
             served = self.served_models()
+            if not served:  # /models is missing too: the URL is not an OpenAI-compatible API root
+                return ChatServerError(f"no OpenAI-compatible API answers at {url} (HTTP 404: {detail or 'not found'}); check --base-url (it usually ends in /v1)")
             listed = ", ".join(served[:10]) + (f" and {len(served) - 10} more" if len(served) > 10 else "")
-            hint = f"it serves: {listed}" if served else "its /v1/models lists what it serves"
-            return ChatServerError(f"model {self.model!r} is not served at {url} (HTTP 404: {detail or 'not found'}); {hint}")
+            return ChatServerError(f"model {self.model!r} is not served at {url} (HTTP 404: {detail or 'not found'}); it serves: {listed}")
         return ChatServerError(f"the chat server at {url} rejected the request (HTTP {status}: {detail or 'no detail'})")
 
     def served_models(self) -> list[str]:
