@@ -93,3 +93,42 @@ def test_factored_scores_equal_the_dense_product():
     query = targets - (weights.unsqueeze(-1) * dictionary[support]).sum(1)
     got = factored_scores(targets @ dictionary.T, GramRows(dictionary), support, weights)
     assert torch.allclose(got, query @ dictionary.T, atol=1e-5)
+
+
+class _CountingEmbedder:
+    """A deterministic stand-in sentence encoder that counts what it encodes."""
+
+    name = fingerprint = "counting-test-embedder"
+    dim = 16
+
+    def __init__(self):
+        self.encoded = 0
+
+    def encode(self, sentences):
+        self.encoded += len(sentences)
+        rows = [torch.Generator().manual_seed(sum(map(ord, s))) for s in sentences]
+        return F.normalize(torch.stack([torch.randn(self.dim, generator=g) for g in rows]), dim=-1)
+
+    def encode_texts(self, texts, normalize=True):
+        return self.encode(list(texts))
+
+
+def test_cached_coherence_equals_direct_and_reads_back_without_encoding(tmp_path):
+    from vlmkit.interpret.sith import LayerExplanation, sentence_coherence
+    from vlmkit.runs.cache import EmbeddingCache
+
+    concepts = [f"concept {i}" for i in range(300)]
+    gen = torch.Generator().manual_seed(0)
+    indices = torch.stack([torch.randperm(300, generator=gen)[:5] for _ in range(40)])
+    scores = torch.rand(40, 5, generator=gen) * (torch.rand(40, 5, generator=gen) > 0.2)
+    explanation = LayerExplanation(0, torch.ones(1, 40), torch.zeros(40, 8), indices, scores, torch.zeros(40))
+    direct = sentence_coherence([explanation], concepts, _CountingEmbedder())[0]
+    cache = EmbeddingCache(tmp_path)
+    first = _CountingEmbedder()
+    cold = sentence_coherence([explanation], concepts, first, cache=cache)[0]
+    warm_embedder = _CountingEmbedder()
+    warm = sentence_coherence([explanation], concepts, warm_embedder, cache=cache)[0]
+    assert first.encoded == 300 and warm_embedder.encoded == 0
+    defined = torch.isfinite(direct)
+    assert torch.equal(defined, torch.isfinite(warm)) and torch.equal(defined, torch.isfinite(cold))
+    assert torch.allclose(direct[defined], warm[defined], atol=1e-6)

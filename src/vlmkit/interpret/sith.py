@@ -18,10 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vlmkit.embed import embed_texts
 from vlmkit.interpret.comp import sparse_code
 from vlmkit.interpret.concepts import ConceptDictionary
+from vlmkit.interpret.gram import GramRows
 from vlmkit.interpret.heads import factored_svd, from_joint_space, head_factors, to_joint_space
 from vlmkit.models.base import VisionWeights
+from vlmkit.runs.cache import EmbeddingCache
 
 SIDES = ("right", "left")
 
@@ -118,15 +121,17 @@ def fidelity(directions: Tensor, indices: Tensor, scores: Tensor, atoms: Tensor,
     return (back * F.normalize(directions.float(), dim=-1)).sum(-1)
 
 
-def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig) -> LayerExplanation:
-    """SVD, mapping, sparse coding and fidelity for every head of ``layer``."""
+def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig, gram: GramRows | None = None) -> LayerExplanation:
+    """SVD, mapping, sparse coding and fidelity for every head of ``layer``; ``gram``: the
+    dictionary's Gram rows, shared by every batch (and, from :func:`explain`, every layer)."""
+    gram = gram if gram is not None else GramRows(dictionary.atoms)
     U, S, Vt = layer_svd(weights, layer, cfg)
     vectors = Vt if cfg.side == "right" else U.transpose(1, 2)  # (H, r, d)
     directions = vectors.reshape(-1, vectors.shape[-1]).float()
     targets = to_joint_space(directions, weights, image_mean, affine=cfg.affine_ln_post)
     indices, scores = [], []
     for start in range(0, targets.shape[0], cfg.batch):
-        idx, coef = sparse_code(targets[start : start + cfg.batch], dictionary.atoms, k=cfg.k, lam=cfg.lam, method=cfg.method)
+        idx, coef = sparse_code(targets[start : start + cfg.batch], dictionary.atoms, k=cfg.k, lam=cfg.lam, method=cfg.method, gram=gram)
         indices.append(idx)
         scores.append(coef)
     indices, scores = torch.cat(indices), torch.cat(scores)
@@ -137,7 +142,8 @@ def explain(weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDi
     """:func:`explain_layer` for each of ``layers`` (any iterable, e.g. wrapped in a progress bar)."""
     if cfg.side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {cfg.side!r}")
-    return [explain_layer(weights, layer, dictionary, image_mean, cfg) for layer in layers]
+    gram = GramRows(dictionary.atoms)
+    return [explain_layer(weights, layer, dictionary, image_mean, cfg, gram) for layer in layers]
 
 
 def coherence(indices: Tensor, concept_vectors: Tensor, scores: Tensor | None = None) -> Tensor:
@@ -165,9 +171,16 @@ def coherence(indices: Tensor, concept_vectors: Tensor, scores: Tensor | None = 
     return torch.where((w > 0).sum(1) >= 2, value, torch.full_like(value, float("nan")))
 
 
-def sentence_coherence(explanations: list[LayerExplanation], concepts: list[str], embedder) -> list[Tensor]:
-    """Coefficient-weighted :func:`coherence` of every layer's codes over their active concepts,
-    encoding only the concepts that were selected."""
+def sentence_coherence(explanations: list[LayerExplanation], concepts: list[str], embedder, cache: EmbeddingCache | None = None) -> list[Tensor]:
+    """Coefficient-weighted :func:`coherence` of every layer's codes over their active concepts.
+
+    With a ``cache``, every concept's sentence vector goes through the embedding cache (the whole
+    vocabulary is encoded once per embedder, then read back); without one, only the concepts
+    that were selected are encoded.
+    """
+    if cache is not None:
+        vectors = F.normalize(torch.from_numpy(embed_texts(embedder, concepts, cache=cache).vectors).float(), dim=-1)
+        return [coherence(e.indices, vectors, e.scores) for e in explanations]
     used = torch.unique(torch.cat([e.indices.flatten() for e in explanations]))
     vectors = torch.zeros(len(concepts), embedder.dim)
     vectors[used] = F.normalize(embedder.encode([concepts[i] for i in used.tolist()]).float(), dim=-1)

