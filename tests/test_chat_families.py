@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from vlmkit.models import chat as c
-from vlmkit.models.chat_random import WORDS, architectures
+from vlmkit.models.chat_random import WORDS, architectures, cached_directory
 from vlmkit.models.chat_registry import load_chat_model
 
 pytestmark = pytest.mark.xdist_group("chat-families")  # one worker builds the families once
@@ -116,16 +116,17 @@ print(json.dumps(answers))
 def test_saved_directories_load_in_a_fresh_process(family_cache):
     """Without vlmkit having built anything in that process: the video-slot processors
     (OneVision, Qwen2-VL, SmolVLM, InternVL) load by their saved, real class name."""
-    models = {}
+    models, directories = {}, {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VLMKIT_CACHE", str(family_cache))
         for arch in FAMILIES:
-            models[f"{arch}@0"] = load_chat_model(f"random:{arch}")
-    directories = [str(family_cache / "random-chat" / name) for name in models]
-    run = subprocess.run([sys.executable, "-c", FRESH, *directories], capture_output=True, text=True, timeout=300, check=False)
+            models[arch] = load_chat_model(f"random:{arch}")
+            directories[cached_directory(arch, 0).name] = arch
+    paths = [str(family_cache / "random-chat" / name) for name in directories]
+    run = subprocess.run([sys.executable, "-c", FRESH, *paths], capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     fresh = json.loads(run.stdout.strip().splitlines()[-1])
-    for name, model in models.items():
+    for name, arch in directories.items():
         saved_class = json.loads((family_cache / "random-chat" / name / "processor_config.json").read_text())["processor_class"]
-        assert fresh[name][0] == saved_class == type(model.processor).__name__
-        assert fresh[name][1] == model.generate([c.ask("what color is it ?", RED)], max_new_tokens=5)[0]
+        assert fresh[name][0] == saved_class == type(models[arch].processor).__name__
+        assert fresh[name][1] == models[arch].generate([c.ask("what color is it ?", RED)], max_new_tokens=5)[0]

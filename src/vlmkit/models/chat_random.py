@@ -9,6 +9,7 @@ seed always give the same weights, so tests exercise the real code paths in seco
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from importlib import resources
@@ -154,13 +155,30 @@ def build_directory(arch: str, seed: int, out: Path) -> Path:
     return out
 
 
+#: bump when the builders change what they write (the spec's own changes are hashed)
+BUILD_VERSION = 2
+
+
+def recipe_hash(arch: str) -> str:
+    """A short hash of everything that determines a built directory besides the seed."""
+    payload = json.dumps({"spec": architectures()[arch], "words": WORDS, "template": TEMPLATE, "build": BUILD_VERSION}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+def cached_directory(arch: str, seed: int) -> Path:
+    """Where :func:`load` keeps ``random:<arch>@<seed>``: a changed recipe gets a new directory,
+    so an old build is never loaded under a new recipe."""
+    from vlmkit.runs.cache import default_cache_dir
+
+    return default_cache_dir() / "random-chat" / f"{arch}@{seed}-{recipe_hash(arch)}"
+
+
 def load(spec: str, device: str = "cpu", dtype: str = "auto"):
     """Build (once per cache directory) and load a tiny random chat model."""
     from vlmkit.models.chat_hf import HFChatModel
-    from vlmkit.runs.cache import default_cache_dir
 
     arch, seed = parse(spec)
-    directory = default_cache_dir() / "random-chat" / f"{arch}@{seed}"
+    directory = cached_directory(arch, seed)
     if not (directory / "config.json").is_file():
         import tempfile
 
@@ -172,4 +190,4 @@ def load(spec: str, device: str = "cpu", dtype: str = "auto"):
             except OSError:  # another process built it first
                 pass
     name = f"random:{arch}" + (f"@{seed}" if seed else "")
-    return HFChatModel.from_directory(directory, name=name, fingerprint=f"random:{arch}@{seed}:v1", device=device, dtype=dtype)
+    return HFChatModel.from_directory(directory, name=name, fingerprint=f"random:{arch}@{seed}:{recipe_hash(arch)}", device=device, dtype=dtype)
