@@ -23,8 +23,20 @@ from pathlib import Path
 
 from vlmkit.errors import UserError
 
-#: runs transformers' CLI with this interpreter (no reliance on a ``transformers`` script on PATH)
-_LAUNCH = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; sys.exit(main())"
+#: runs transformers' CLI with this interpreter (no reliance on a ``transformers`` script on PATH),
+#: and exits when its parent dies (a killed test run leaves no server behind)
+_LAUNCH = """
+import os, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+threading.Thread(target=watch, daemon=True).start()
+from transformers.cli.transformers import main
+sys.argv[0] = "transformers"
+sys.exit(main())
+"""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,7 +75,7 @@ def transformers_serve(
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     command = [sys.executable, "-c", _LAUNCH, "serve", str(directory), "--host", host, "--port", str(port), "--device", device]
     with tempfile.TemporaryFile(mode="w+b") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + startup_timeout
             while not _healthy(f"http://{host}:{port}/health"):
