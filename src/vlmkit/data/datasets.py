@@ -26,6 +26,7 @@ from pathlib import Path
 
 from vlmkit.data.images import IMAGE_SUFFIXES
 from vlmkit.errors import DatasetError
+from vlmkit.runs.readers import read_json, read_text
 
 MANIFEST_NAME = "manifest.jsonl"
 PROMPTS_NAME = "prompts.json"
@@ -125,16 +126,16 @@ def read_manifest(path: str | Path) -> ImageDataset:
         raise DatasetError(f"manifest not found: {path}; pass an existing .jsonl file or an image folder")
     root = path.parent
     samples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{where} is not valid JSON ({exc.msg}); fix or remove that line") from exc
-            samples.append(_parse_row(row, where, root))
+    text = read_text(path, "manifest", "write one JSON object per line (UTF-8), see docs/datasets.md", allow_empty=True)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{where} is not valid JSON ({exc.msg}); fix or remove that line") from exc
+        samples.append(_parse_row(row, where, root))
     name = path.stem if path.name != MANIFEST_NAME else root.name
     return ImageDataset(name=name, root=root, samples=samples, prompts=_read_prompts(root / PROMPTS_NAME))
 
@@ -142,10 +143,7 @@ def read_manifest(path: str | Path) -> ImageDataset:
 def _read_prompts(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         return {}
-    try:
-        prompts = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path} is not valid JSON ({exc.msg}); fix it or delete it") from exc
+    prompts = read_json(path, "prompt file", "map each target name to a list of templates, or delete it")
     if not isinstance(prompts, dict) or not all(isinstance(v, list) and all(isinstance(t, str) for t in v) for v in prompts.values()):
         raise DatasetError(f"{path} must map each target name to a list of templates, e.g. {{\"color\": [\"a {{}} shape.\"]}}")
     return prompts

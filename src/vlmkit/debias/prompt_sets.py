@@ -30,7 +30,8 @@ def neutral_prompts(path: str | Path | None = None) -> list[str]:
     text = _read("neutral.txt") if path is None else read_text(path, "neutral prompt file", fix)
     prompts = parse_vocabulary(text)
     if len(prompts) < 10:
-        raise UserError(f"the neutral reference needs at least 10 prompts, got {len(prompts)}")
+        where = f"{path} has" if path is not None else "the shipped set has"
+        raise UserError(f"{where} {len(prompts)} distinct neutral prompts; the neutral reference needs at least 10, one per line")
     return prompts
 
 

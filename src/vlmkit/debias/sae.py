@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from vlmkit.errors import UserError
-from vlmkit.runs.readers import need_dir, read_json, read_safetensors
+from vlmkit.runs.readers import first_line, need_dir, read_json, read_safetensors
 
 WEIGHTINGS = ("reverse", "uniform")
 
@@ -120,7 +120,7 @@ class MatryoshkaSAE(nn.Module):
             try:
                 return load_official(path)
             except (ValueError, KeyError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
-                raise UserError(f"cannot load an SAE from {path} ({str(exc).splitlines()[0][:120] or type(exc).__name__}); {fix}") from exc
+                raise UserError(f"cannot load an SAE from {path} ({first_line(exc)}); {fix}") from exc
         need_dir(path, "SAE", fix)
         meta = read_json(path / "sae.json", "SAE config", fix, SAEFile)
         try:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from vlmkit.errors import ModelNotFound
 from vlmkit.models.quiet import quiet_transformers
 from vlmkit.models.registry import MODEL_TYPES, family_class
-from vlmkit.runs.readers import read_json
+from vlmkit.runs.readers import first_line, read_json
 
 
 def dir_fingerprint(directory: Path) -> str:
@@ -66,5 +68,5 @@ def load(source: str, device: str = "cpu"):
     try:
         with quiet_transformers():
             return adapter.from_directory(directory, name=name, fingerprint=dir_fingerprint(directory), device=device)
-    except (OSError, ValueError) as exc:
-        raise ModelNotFound(f"cannot load {source}: {str(exc).splitlines()[0]}; check that the directory holds a complete checkpoint") from exc
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # RuntimeError: weights of the wrong shape
+        raise ModelNotFound(f"cannot load {source}: {first_line(exc)}; check that the directory holds a complete checkpoint") from exc

@@ -25,6 +25,12 @@ from pydantic import BaseModel
 from vlmkit.errors import UserError
 
 
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message (its type's name when it has none), shortened."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 def _fail(path: Path, problem: str, fix: str) -> UserError:
     return UserError(f"{path} {problem}; {fix}" if fix else f"{path} {problem}")
 
@@ -157,7 +163,7 @@ def read_safetensors(path: str | Path, what: str, fix: str) -> dict:
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise _fail(path, f"is not a readable safetensors file ({str(exc).splitlines()[0][:80]})", fix) from exc
+        raise _fail(path, f"is not a readable safetensors file ({first_line(exc, 80)})", fix) from exc
 
 
 def read_faiss_index(path: str | Path, what: str, fix: str):
