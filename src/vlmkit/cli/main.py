@@ -53,6 +53,7 @@ app.command("chat")(chat_cli.chat_cmd)
 app.command("export")(chat_cli.export_cmd)
 app.command("merge")(merge_cli.merge_cmd)
 app.command("sft")(merge_cli.sft_cmd)
+app.add_typer(merge_cli.dmo_app, name="dmo")
 
 
 @app.command("models")

@@ -78,3 +78,56 @@ def sft_cmd(
         raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
     run_sft(model, data, out, config, device=device)
     typer.echo(f"wrote {out} (load it with --model {out})")
+
+
+dmo_app = typer.Typer(no_args_is_help=True, help="Data-mixture optimisation with merged proxies (arXiv 2602.04937).")
+
+
+def _named_paths(text: str | None, option: str) -> dict[str, Path] | None:
+    """``"a=dir1,b=dir2"`` (or plain paths, named by their folder) -> ``{name: Path}``."""
+    if text is None:
+        return None
+    pairs = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, sep, path = item.partition("=")
+        path = path if sep else name
+        name = name if sep else Path(path).name
+        if name in pairs:
+            raise UserError(f"{option} names {name!r} twice; give each entry a distinct name=PATH")
+        pairs[name] = Path(path)
+    return pairs
+
+
+@dmo_app.command("run")
+def dmo_run_cmd(
+    base: Path = typer.Option(..., help="the base checkpoint the experts were fine-tuned from"),
+    experts: str = typer.Option(..., help="domain experts: name=DIR,name=DIR,... (at least two)"),
+    grid: int = typer.Option(2, help="domains per mixture: 2 (7 mixtures per pair), 3 (21 per triple) or 4 (21)"),
+    eval_suite: Path = typer.Option(..., "--eval", help="suite JSON: benchmark name -> conversation file with reference answers"),
+    out: Path = typer.Option(..., "--out", "-o", help="output directory"),
+    mixed: Path | None = typer.Option(None, help="folder with one mixture-trained checkpoint per mixture id"),
+    train_mixtures: str | None = typer.Option(None, help="train the mixture models here from domain data: name=FILE.json,..."),
+    samples: int = typer.Option(256, help="conversations per trained mixture (the experts' sample count)"),
+    sft_mode: str = typer.Option("full", help="how mixture models are trained: lora, full or projector"),
+    sft_steps: int | None = typer.Option(None, help="training steps per mixture model (default: one epoch)"),
+    sft_lr: float = typer.Option(1e-3, help="learning rate of mixture training"),
+    regime: str = typer.Option("full", help="exclusions of the merge: lora (vision, projector, embeddings, head, norms kept) or full (vision kept)"),
+    seed: int = typer.Option(42, help="Dirichlet draws (4 domains) and data sampling"),
+) -> None:
+    """Merge experts for every mixture of a grid, evaluate proxies and mixture-trained models, and rank-correlate."""
+    from pydantic import ValidationError
+
+    from vlmkit.compress.dmo_run import DMOOptions, run_dmo
+    from vlmkit.compress.sft import SFTConfig
+
+    try:
+        opts = DMOOptions(
+            base=base, experts=_named_paths(experts, "--experts"), n_domains=grid, suite=eval_suite, out=out, mixed=mixed,
+            train_mixtures=_named_paths(train_mixtures, "--train-mixtures"), samples=samples, regime=regime, seed=seed,
+            sft=SFTConfig(mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed),
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise UserError(f"--{'-'.join(str(p) for p in error['loc'])}: {error['msg']}") from exc
+    run_dmo(opts)
+    typer.echo(f"wrote {out / 'result.json'} and {out / 'report.html'}")

@@ -1,0 +1,153 @@
+"""``vlmkit dmo run``: do merged proxies rank data mixtures like models trained on them?
+
+For every mixture of the grid: merge the experts by task arithmetic with the mixture's
+proportions (:mod:`vlmkit.compress.merge_run`), evaluate the proxy on the suite, and evaluate
+the model trained on that mixture (read from ``--mixed DIR/<mixture id>``, or trained here with
+``--train-mixtures`` from per-domain conversation files). Scores are saved after each mixture
+in ``OUT/work/scores.json``, so an interrupted study resumes; merged proxies are deleted once
+scored. ``result.json``: ``mixtures`` (proportions, proxy and mixed scores), ``agreement``
+(Spearman, Kendall, p-values per benchmark and ``average``), ``regret``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vlmkit.compress import dmo
+from vlmkit.compress.merge_run import LORA_EXCLUDE, build_config, merge
+from vlmkit.compress.sft import SFTConfig
+from vlmkit.compress.suite import evaluate, load_suite
+from vlmkit.errors import UserError
+from vlmkit.runs.files import atomic_write_json
+from vlmkit.runs.record import Run
+
+
+class DMOOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base: Path
+    experts: dict[str, Path] = Field(min_length=2)
+    n_domains: int = Field(2, ge=2, le=4)
+    suite: Path
+    out: Path
+    mixed: Path | None = None
+    train_mixtures: dict[str, Path] | None = None
+    samples: int = Field(256, ge=1)
+    sft: SFTConfig = SFTConfig()
+    regime: str = Field("lora", pattern="^(lora|full)$")
+    seed: int = 42
+    max_new_tokens: int = Field(16, ge=1)
+
+
+def _scores(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _check(opts: DMOOptions, grid: list[dict[str, float]]) -> None:
+    """Every input exists before any merge starts."""
+    for name, directory in {"base": opts.base, **opts.experts}.items():
+        if not (Path(directory) / "config.json").is_file():
+            raise UserError(f"{name} checkpoint {directory} has no config.json; pass save_pretrained directories")
+    if (opts.mixed is None) == (opts.train_mixtures is None):
+        raise UserError("give the mixture-trained models with --mixed DIR (one folder per mixture id) or train them with --train-mixtures")
+    if opts.mixed is not None:
+        missing = [dmo.mixture_id(m) for m in grid if not (opts.mixed / dmo.mixture_id(m) / "config.json").is_file()]
+        if missing:
+            raise UserError(f"--mixed {opts.mixed} lacks {len(missing)} of {len(grid)} mixture models (e.g. {missing[0]}/); train them or use --train-mixtures")
+    if opts.train_mixtures is not None and set(opts.train_mixtures) != set(opts.experts):
+        raise UserError("--train-mixtures needs one conversation file per expert domain (same names as --experts)")
+
+
+def _train_mixed(opts: DMOOptions, mixture: dict[str, float], out: Path) -> Path:
+    """SFT of the base on ``samples`` conversations drawn by the mixture's proportions."""
+    import numpy as np
+
+    from vlmkit.compress.sft import finetune
+    from vlmkit.data.conversations import load_conversations
+    from vlmkit.models.chat_registry import load_chat_model
+
+    rng = np.random.default_rng(opts.seed)
+    data = []
+    for domain, weight in mixture.items():
+        pool = load_conversations(opts.train_mixtures[domain])
+        count = int(round(weight * opts.samples))
+        data += [pool[i] for i in rng.choice(len(pool), size=count, replace=count > len(pool))]
+    model = load_chat_model(str(opts.base))
+    finetune(model, [data[i] for i in rng.permutation(len(data))], opts.sft, work=out.parent / f".{out.name}.work", describe=f"training {out.name}")
+    model.save(out)
+    return out
+
+
+def run_dmo(opts: DMOOptions) -> Path:
+    from vlmkit.models.chat_registry import load_chat_model
+
+    if opts.n_domains > len(opts.experts):
+        raise UserError(f"--grid {opts.n_domains} mixes {opts.n_domains} domains but --experts names {len(opts.experts)}; add experts or lower --grid")
+    grid = dmo.mixtures(list(opts.experts), opts.n_domains, opts.seed)
+    _check(opts, grid)
+    suite = load_suite(opts.suite)
+    work = opts.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    scores_path = work / "scores.json"
+    scores = _scores(scores_path)
+    run = Run(opts.out, "dmo run", json.loads(opts.model_dump_json()), seed=opts.seed)
+    exclude = list(LORA_EXCLUDE) if opts.regime == "lora" else ["vision"]
+    for index, mixture in enumerate(grid):
+        name = dmo.mixture_id(mixture)
+        if name in scores:
+            continue
+        merged = work / "merged" / name
+        shutil.rmtree(merged, ignore_errors=True)
+        config = build_config("dmo", merge_method="task_arithmetic", base_model=str(opts.base), exclude=exclude,
+                              models=[{"model": str(opts.experts[d]), "weight": w} for d, w in mixture.items()])
+        with run.timer("merge"):
+            merge(config, merged)
+        with run.timer("evaluate"):
+            proxy = evaluate(load_chat_model(str(merged)), suite, max_new_tokens=opts.max_new_tokens)
+        shutil.rmtree(merged, ignore_errors=True)
+        mixed_dir = opts.mixed / name if opts.mixed is not None else work / "mixed" / name
+        if opts.train_mixtures is not None and not (mixed_dir / "config.json").is_file():
+            with run.timer("train"):
+                _train_mixed(opts, mixture, mixed_dir)
+        with run.timer("evaluate"):
+            mixed = evaluate(load_chat_model(str(mixed_dir)), suite, max_new_tokens=opts.max_new_tokens)
+        scores[name] = {"mixture": mixture, "proxy": proxy, "mixed": mixed}
+        atomic_write_json(scores_path, scores)
+        print(f"[{index + 1}/{len(grid)}] {name}: proxy {proxy['average']:.3f}, mixed {mixed['average']:.3f}", flush=True)
+    rows = [scores[dmo.mixture_id(m)] for m in grid]
+    benchmarks = list(rows[0]["proxy"])
+    agreement = {b: dmo.rank_agreement([r["proxy"][b] for r in rows], [r["mixed"][b] for r in rows]) for b in benchmarks}
+    result = {
+        "n_domains": opts.n_domains, "experts": {k: str(v) for k, v in opts.experts.items()}, "mixtures": rows, "agreement": agreement,
+        "regret": dmo.regret([r["proxy"]["average"] for r in rows], [r["mixed"]["average"] for r in rows]),
+        "best_by_proxy": dmo.mixture_id(rows[max(range(len(rows)), key=lambda i: rows[i]["proxy"]["average"])]["mixture"]),
+    }
+    run.finish(result, _report(result))
+    return opts.out
+
+
+def _report(result: dict) -> str:
+    from vlmkit.report.html import key_values, page, section, table
+
+    rows = [[dmo.mixture_id(r["mixture"]), r["proxy"]["average"], r["mixed"]["average"]] for r in result["mixtures"]]
+    agreement = [[b, a["spearman"], a["spearman_p"], a["kendall"], a["kendall_p"]] for b, a in result["agreement"].items()]
+    return page(
+        "vlmkit dmo run",
+        section("Rank agreement of merged proxies with mixture-trained models", table(["benchmark", "Spearman", "p", "Kendall", "p"], agreement),
+                key_values({"regret (average score)": result["regret"], "mixture the proxy picks": result["best_by_proxy"]})),
+        section("Mixtures", _scatter(result), table(["mixture", "proxy (average)", "mixture-trained (average)"], rows)),
+    )
+
+
+def _scatter(result: dict) -> str:
+    """Proxy score against mixture-trained score, one point per mixture (inline SVG)."""
+    try:
+        from vlmkit.report.plots import scatter
+    except ImportError:
+        return ""
+    xs = [r["proxy"]["average"] for r in result["mixtures"]]
+    ys = [r["mixed"]["average"] for r in result["mixtures"]]
+    return scatter(xs, ys, xlabel="merged proxy (average)", ylabel="trained on the mixture (average)")
