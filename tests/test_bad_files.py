@@ -266,3 +266,33 @@ def test_preprocess_takes_any_pil_mode(clip_tiny, mode):
     assert pixels.shape == (3, clip_tiny.preprocess.output_size, clip_tiny.preprocess.output_size)
     batch = clip_tiny.preprocess.batch([image, rgb])
     assert batch.shape[0] == 2 and bool(batch.isfinite().all())
+
+
+def _layout(root: Path, fmt: str) -> str:
+    """A published dataset's folder with one broken label file; returns the file's name."""
+    (root / "val2017").mkdir(parents=True, exist_ok=True)
+    broken = {
+        "waterbirds": ("metadata.csv", "img_filename,y,split,place\nbird.jpg,seven,2,0\n"),
+        "fairface": ("fairface_label_val.csv", "file,age\nval/1.jpg,20-29\n"),
+        "celeba": ("list_attr_celeba.txt", "\xff\xfe"),
+        "ovad": ("ovad2000.json", json.dumps({"images": [], "annotations": [{"id": 1}], "attributes": []})),
+        "vaw": ("test.json", json.dumps({"instances": []})),
+    }[fmt]
+    (root / "list_eval_partition.txt").write_text("1.jpg 2\n")
+    if fmt == "celeba":
+        (root / broken[0]).write_bytes(b"\xff\xfe\x00")
+    else:
+        (root / broken[0]).write_text(broken[1])
+    return broken[0]
+
+
+@pytest.mark.parametrize("fmt", ["waterbirds", "fairface", "celeba", "ovad", "vaw"])
+def test_published_label_files_that_are_broken_are_one_line(tmp_path, fmt):
+    from vlmkit.data.datasets import load_dataset
+    from vlmkit.errors import UserError
+
+    name = _layout(tmp_path, fmt)
+    with pytest.raises(UserError) as info:
+        load_dataset(f"{fmt}:{tmp_path}")
+    message = str(info.value)
+    assert name in message and "\n" not in message

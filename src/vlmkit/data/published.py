@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 
 from vlmkit.data.datasets import ImageDataset, Sample
-from vlmkit.errors import DatasetError
+from vlmkit.errors import DatasetError, UserError
+from vlmkit.runs.readers import read_text
 
 FORMATS = ("fairface", "utkface", "celeba", "waterbirds", "ovad", "vaw")
 SPLITS = {"fairface": ("train", "val"), "celeba": ("train", "val", "test"), "waterbirds": ("train", "val", "test"), "utkface": ("all",),
@@ -42,20 +43,46 @@ def parse_spec(spec: str) -> tuple[str, Path, str] | None:
     return fmt, Path(folder).expanduser(), split
 
 
+_LAYOUT = "see docs/datasets.md for the expected layout"
+
+
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
-        raise DatasetError(f"{what} not found: {path}; see docs/datasets.md for the expected layout")
+        raise DatasetError(f"{what} not found: {path}; {_LAYOUT}")
     return path
 
 
-def _rows(path: Path) -> list[dict]:
-    with _need(path, "label file").open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def _read(path: Path, what: str) -> str:
+    try:
+        return read_text(path, what, _LAYOUT)
+    except UserError as exc:
+        raise DatasetError(str(exc)) from exc
+
+
+def _rows(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    """The rows of a CSV label file that has (at least) ``columns``."""
+    rows = list(csv.DictReader(_read(path, "label file").splitlines()))
+    missing = [c for c in columns if not rows or c not in rows[0]]
+    if missing:
+        raise DatasetError(f"{path} lacks the column(s) {', '.join(missing)}; {_LAYOUT}")
+    return rows
+
+
+def _lines(path: Path, what: str) -> list[str]:
+    return _read(path, what).splitlines()
+
+
+def _field(path: Path, row: dict, convert):
+    """``convert(row)``, with a malformed row reported as one line naming the file."""
+    try:
+        return convert(row)
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise DatasetError(f"{path} has a malformed row {dict(list(row.items())[:4])} ({type(exc).__name__}: {exc}); {_LAYOUT}") from exc
 
 
 def fairface(root: Path, split: str) -> ImageDataset:
     samples = [Sample(root / row["file"], attributes={"age": row["age"], "gender": row["gender"], "race": row["race"]})
-               for row in _rows(root / f"fairface_label_{split}.csv")]
+               for row in _rows(root / f"fairface_label_{split}.csv", ("file", "age", "gender", "race"))]
     return ImageDataset(f"fairface-{split}", root, samples)
 
 
@@ -71,14 +98,20 @@ def utkface(root: Path, split: str = "all") -> ImageDataset:
 
 def celeba(root: Path, split: str) -> ImageDataset:
     wanted = {"train": "0", "val": "1", "test": "2"}[split]
-    partition = dict(line.split() for line in _need(root / "list_eval_partition.txt", "partition file").read_text().splitlines() if line.strip())
-    lines = _need(root / "list_attr_celeba.txt", "attribute file").read_text().splitlines()
-    names = lines[1].split()
+    partition_path, attribute_path = root / "list_eval_partition.txt", root / "list_attr_celeba.txt"
+    partition = dict(_field(partition_path, {"line": line}, lambda r: tuple(r["line"].split()[:2]))
+                     for line in _lines(partition_path, "partition file") if line.strip())
+    lines = _lines(attribute_path, "attribute file")
+    names = lines[1].split() if len(lines) > 1 else []
+    if "Male" not in names or "Blond_Hair" not in names:
+        raise DatasetError(f"{attribute_path} must hold a count line, then the 40 attribute names (Male, Blond_Hair, ...); {_LAYOUT}")
     samples = []
     for line in lines[2:]:
         fields = line.split()
         if not fields or partition.get(fields[0]) != wanted:
             continue
+        if len(fields) != len(names) + 1:
+            raise DatasetError(f"{attribute_path}: the row of {fields[0]} has {len(fields) - 1} values for {len(names)} attributes; {_LAYOUT}")
         values = {name: value == "1" for name, value in zip(names, fields[1:], strict=True)}
         derived = {"gender": "male" if values["Male"] else "female", "hair": "blond" if values["Blond_Hair"] else "dark"}
         samples.append(Sample(root / "img_align_celeba" / fields[0], attributes={**values, **derived}))
@@ -88,10 +121,11 @@ def celeba(root: Path, split: str) -> ImageDataset:
 def waterbirds(root: Path, split: str) -> ImageDataset:
     wanted = {"train": "0", "val": "1", "test": "2"}[split]
     samples = []
-    for row in _rows(root / "metadata.csv"):
+    path = root / "metadata.csv"
+    for row in _rows(path, ("img_filename", "y", "split", "place")):
         if row["split"] != wanted:
             continue
-        bird, place = ("landbird", "waterbird")[int(row["y"])], ("land", "water")[int(row["place"])]
+        bird, place = _field(path, row, lambda r: (("landbird", "waterbird")[int(r["y"])], ("land", "water")[int(r["place"])]))
         samples.append(Sample(root / row["img_filename"], attributes={"bird": bird, "place": place}, group=f"{bird}|{place}"))
     return ImageDataset(f"waterbirds-{split}", root, samples, prompts={"bird": ["This is a picture of a {}."]})
 
