@@ -132,3 +132,13 @@ def test_cached_coherence_equals_direct_and_reads_back_without_encoding(tmp_path
     defined = torch.isfinite(direct)
     assert torch.equal(defined, torch.isfinite(warm)) and torch.equal(defined, torch.isfinite(cold))
     assert torch.allclose(direct[defined], warm[defined], atol=1e-6)
+
+
+def test_direct_rescoring_when_rows_do_not_pay_or_do_not_fit():
+    targets, dictionary = _case("random", 7, n=40, m=600)
+    want = _direct_sparse_code(targets, dictionary, k=4)
+    tiny = GramRows(dictionary, max_bytes=4 * 600 * 10)  # room for 10 rows
+    got = sparse_code(targets, dictionary, k=4, gram=tiny)
+    assert tiny.count <= 10
+    assert torch.equal(got[0], want[0]) and torch.allclose(got[1], want[1], atol=1e-5, rtol=0)
+    assert not GramRows(dictionary).worth_it(torch.arange(50).view(25, 2), targets=20)

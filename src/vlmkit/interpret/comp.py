@@ -92,8 +92,11 @@ def sparse_code(
         if step == 0:
             score = passed
         else:  # <residual + lam mean_S, d_j> = P_j - sum_t (c_t - lam / step) G[s_t, j]
-            support = indices[:, :step]
-            score = factored_scores(passed, gram, support, coef[:, :step] - lam / step)
+            support, weights = indices[:, :step], coef[:, :step] - lam / step
+            if gram.worth_it(support, n):
+                score = factored_scores(passed, gram, support, weights)
+            else:
+                score = (targets - (weights.unsqueeze(-1) * dictionary[support]).sum(1)) @ dictionary.T
             score.scatter_(1, support, float("-inf"))
         indices[:, step] = score.argmax(1)
         atoms = dictionary[indices[:, : step + 1]]  # (N, step+1, d)

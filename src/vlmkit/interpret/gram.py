@@ -11,6 +11,11 @@ where ``P = p @ D^T`` is computed once per target (the one pass no implementatio
 ``G[a] = d_a @ D^T`` is a row of the dictionary's Gram matrix, computed once per *distinct* atom
 that is ever selected (:class:`GramRows`) and shared by every target, batch and layer. Each step
 after the first then costs ``O(M * s)`` per target instead of a ``d``-dimensional product.
+
+The rows pay off when targets share atoms (head vectors of one model do: a few thousand distinct
+concepts explain tens of thousands of vectors). When a batch would need more new rows than it has
+targets (unrelated random targets), or the rows would outgrow their memory budget, that step
+rescores the batch directly instead (:meth:`GramRows.worth_it`).
 """
 
 from __future__ import annotations
@@ -29,12 +34,24 @@ class GramRows:
         count: how many distinct rows have been computed so far.
     """
 
-    def __init__(self, dictionary: Tensor):
+    def __init__(self, dictionary: Tensor, max_bytes: int = 2 * 2**30):
         self.dictionary = dictionary.float().contiguous()
         m = self.dictionary.shape[0]
+        self.max_rows = min(m, max(1, max_bytes // (4 * m)))
         self._slot = torch.full((m,), -1, dtype=torch.long)
         self._rows = torch.empty(0, m)
         self.count = 0
+
+    def missing(self, atoms: Tensor) -> int:
+        """How many distinct rows :meth:`slots` would have to compute for ``atoms``."""
+        return int(torch.unique(atoms[self._slot[atoms] < 0]).numel())
+
+    def worth_it(self, atoms: Tensor, targets: int) -> bool:
+        """Whether scoring ``targets`` vectors through the rows of ``atoms`` beats rescoring them:
+        the missing rows cost at most one direct ``(targets, d) @ (d, M)`` product (and are kept for
+        later batches), and they fit in the memory budget."""
+        new = self.missing(atoms)
+        return new <= targets and self.count + new <= self.max_rows
 
     @property
     def rows(self) -> Tensor:
@@ -47,7 +64,7 @@ class GramRows:
         if missing.numel():
             need = self.count + missing.numel()
             if need > self._rows.shape[0]:
-                capacity = min(max(need, 2 * self._rows.shape[0], 256), self.dictionary.shape[0])
+                capacity = min(max(need, 2 * self._rows.shape[0], 256), self.max_rows)
                 grown = torch.empty(capacity, self.dictionary.shape[0])
                 grown[: self.count] = self.rows
                 self._rows = grown
