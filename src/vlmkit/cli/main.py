@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from vlmkit.cli import chat as chat_cli
-from vlmkit.cli import merge as merge_cli
+from vlmkit.cli import compress as compress_cli
 from vlmkit.cli import sith as sith_cli
 from vlmkit.cli.c2b import app as c2b_app
 from vlmkit.cli.circle import app as circle_app
@@ -51,9 +51,11 @@ app.add_typer(icl_app, name="icl")
 app.add_typer(circle_app, name="circle")
 app.command("chat")(chat_cli.chat_cmd)
 app.command("export")(chat_cli.export_cmd)
-app.command("merge")(merge_cli.merge_cmd)
-app.command("sft")(merge_cli.sft_cmd)
-app.add_typer(merge_cli.dmo_app, name="dmo")
+app.command("merge")(compress_cli.merge_cmd)
+app.command("sft")(compress_cli.sft_cmd)
+app.add_typer(compress_cli.dmo_app, name="dmo")
+app.command("prune")(compress_cli.prune_cmd)
+app.command("recover")(compress_cli.recover_cmd)
 
 
 @app.command("models")

@@ -69,12 +69,13 @@ def _attach(model, config: SFTConfig) -> tuple[torch.nn.Module, list[torch.nn.Pa
 
 def finetune(
     model, conversations: Sequence[list[Message]], config: SFTConfig, *, work: Path | None = None,
-    extra_loss: Callable[[object, dict], torch.Tensor] | None = None, describe: str = "fine-tuning",
+    extra_loss: Callable[[object, dict], torch.Tensor] | None = None, ce_weight: float = 1.0, describe: str = "fine-tuning",
 ) -> dict:
     """Fine-tune ``model`` (an :class:`HFChatModel`, changed in place) on ``conversations``.
 
     Args:
         extra_loss: ``(outputs, batch) -> loss`` added to the cross-entropy (distillation).
+        ce_weight: weight of the cross-entropy (0 for distillation alone).
         work: folder for the resumable checkpoint (``sft-state.safetensors``).
 
     Returns:
@@ -114,7 +115,7 @@ def finetune(
         indices = order[step * config.batch_size : (step + 1) * config.batch_size]
         batch = model.training_batch([conversations[i] for i in indices])
         outputs = network(**batch, output_hidden_states=extra_loss is not None)
-        loss = outputs.loss + (extra_loss(outputs, batch) if extra_loss is not None else 0.0)
+        loss = ce_weight * outputs.loss + (extra_loss(outputs, batch) if extra_loss is not None else 0.0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)

@@ -1,4 +1,4 @@
-"""``vlmkit merge``: combine checkpoints by weight averaging, task arithmetic, TIES or DARE."""
+"""Verbs of vlmkit.compress: merge, sft, dmo run, prune, recover."""
 
 from __future__ import annotations
 
@@ -131,3 +131,62 @@ def dmo_run_cmd(
         raise UserError(f"--{'-'.join(str(p) for p in error['loc'])}: {error['msg']}") from exc
     run_dmo(opts)
     typer.echo(f"wrote {out / 'result.json'} and {out / 'report.html'}")
+
+
+def prune_cmd(
+    model: str = typer.Option("embedded-chat", "--model", "-m", help="the chat model to prune (in-process)"),
+    method: str = typer.Option(..., help="layer (Block Influence) or width (heads and MLP channels)"),
+    ratio: float = typer.Option(..., help="fraction of the language backbone's parameters to remove, in (0, 1)"),
+    calibration: Path = typer.Option(..., help="conversation or mixture JSON with answers (calibration samples)"),
+    out: Path = typer.Option(..., "--out", "-o", help="directory for the pruned checkpoint"),
+    n_calibration: int = typer.Option(50, help="calibration conversations drawn (the paper: 50 for layer, 10 for width)"),
+    importance: str = typer.Option("taylor", help="width importance: taylor (|w*g|), l1, l2 or random"),
+    heads: str = typer.Option("group", help="under grouped-query attention prune whole kv groups (group) or query heads only (query)"),
+    seed: int = typer.Option(0, help="seed of calibration sampling and random importance"),
+) -> None:
+    """Prune the language backbone of a chat model (layerwise or widthwise)."""
+    from pydantic import ValidationError
+
+    from vlmkit.compress.prune_run import PruneOptions, run_prune
+
+    try:
+        opts = PruneOptions(model=model, out=out, method=method, ratio=ratio, calibration=calibration, n_calibration=n_calibration,
+                            importance=importance, heads=heads, seed=seed)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    run_prune(opts)
+    typer.echo(f"wrote {out} (load it with --model {out})")
+
+
+def recover_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="the pruned checkpoint"),
+    recipe: str = typer.Option(..., help="projector, lora, sft, kd-logits, kd-hidden or sft+kd-hidden"),
+    data: Path = typer.Option(..., help="conversation or mixture JSON"),
+    out: Path = typer.Option(..., "--out", "-o", help="directory for the recovered checkpoint"),
+    teacher: str | None = typer.Option(None, help="the unpruned model (needed by the kd recipes)"),
+    fraction: float = typer.Option(0.05, help="fraction of the data used, in (0, 1]"),
+    mask: str = typer.Option("all", help="positions of the KD losses: all (as the paper) or answer"),
+    lr: float = typer.Option(1e-3, help="peak learning rate"),
+    epochs: float = typer.Option(1.0, help="passes over the recovery data"),
+    max_steps: int | None = typer.Option(None, help="stop after this many steps"),
+    batch_size: int = typer.Option(8, help="conversations per step"),
+    seed: int = typer.Option(0, help="seed of data sampling and order"),
+) -> None:
+    """Recover a pruned model with little data: projector, LoRA, SFT and distillation recipes."""
+    from pydantic import ValidationError
+
+    from vlmkit.compress.recover import run_recover
+    from vlmkit.compress.sft import SFTConfig
+
+    if not 0 < fraction <= 1:
+        raise UserError(f"--fraction must lie in (0, 1], got {fraction}")
+    if mask not in ("all", "answer"):
+        raise UserError(f"--mask must be all or answer, got {mask!r}")
+    try:
+        config = SFTConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    run_recover(model, teacher, recipe, data, fraction, out, mask=mask, config=config, seed=seed)
+    typer.echo(f"wrote {out} (load it with --model {out})")
