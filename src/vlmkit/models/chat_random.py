@@ -142,9 +142,14 @@ def build_directory(arch: str, seed: int, out: Path) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model, processor = BUILDERS[spec["builder"]](spec)
-        # some families zero-initialise a weight that makes images matter: re-draw it (spec "reinit")
-        for parameter_name, std in spec.get("reinit", {}).items():
-            torch.nn.init.normal_(model.get_parameter(parameter_name), std=std)
+        # weights a family zero-initialises (gates, projections) would make a random model ignore
+        # images: spec "reinit" re-draws them as normal(0, std), or fills them with {"fill": value}
+        for parameter_name, how in spec.get("reinit", {}).items():
+            parameter = model.get_parameter(parameter_name)
+            if isinstance(how, dict):
+                torch.nn.init.constant_(parameter, how["fill"])
+            else:
+                torch.nn.init.normal_(parameter, std=how)
     tokenizer = getattr(processor, "tokenizer", processor)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     # a trained model never writes image, padding or role tokens; a random one would, and they
