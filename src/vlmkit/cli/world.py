@@ -85,3 +85,23 @@ def eval_cmd(
 ) -> None:
     """Zero-shot accuracy of every attribute, worst-group accuracy and caption retrieval."""
     run_job("vlmkit.classify.world_eval", "WorldEvalOptions", "run_world_eval", dict(locals()))
+
+
+@app.command("train-chat")
+def train_chat_cmd(
+    out: Path = OutOpt,
+    steps: int | None = typer.Option(None, help="optimisation steps (default: the shipped embedded-chat's)"),
+    pool: int | None = typer.Option(None, help="single-object training scenes (default: the shipped model's)"),
+    seed: int = SeedOpt,
+    threads: int = typer.Option(2, help="CPU threads for torch"),
+) -> None:
+    """Train embedded-chat (a tiny LLaVA) on shapes-world conversations; resumes from OUT/work."""
+    from vlmkit.models.embedded_chat_train import ChatTrainConfig, train
+
+    if (steps is not None and steps < 1) or (pool is not None and pool < 64) or threads < 1:
+        raise UserError("need --steps >= 1, --pool >= 64 and --threads >= 1")
+    cfg = ChatTrainConfig(seed=seed, threads=threads)
+    cfg.steps = steps or cfg.steps
+    cfg.pool = pool or cfg.pool
+    model_dir = train(cfg, out, log=typer.echo)
+    typer.echo(f"wrote {model_dir}; evaluate it with: vlmkit world eval-chat --model {model_dir} --out <dir>")

@@ -1,0 +1,380 @@
+"""Training ``embedded-chat`` on shapes-world conversations (``vlmkit world train-chat``).
+
+The vision tower is frozen, so its features are computed once per training image (``work/``
+holds the rendered pool's features and attributes). The projector and a small Llama model are
+trained from scratch with next-token cross-entropy on the assistant's words only (LLaVA's
+instruction-tuning loss, Liu et al. 2023), over a mix of two batch kinds: *short* batches mix
+attribute questions, naming, yes/no, lettered choice, counting, follow-up turns and text-only
+induction; *ICL* batches hold k-way one-shot labelling episodes with novel labels, each with
+several query turns, every answer supervised.
+
+In-context learning with novel labels needs three things a word-level model does not give for
+free (see ``docs/chat.md``): labels are nonce words from a reserved pool (never a real word);
+their embeddings are frozen at a random init (so the training pool and the held-out pool look
+alike and a held-out word is not an untrained ``<unk>``-like row); input and output embeddings are
+tied, so copying a context label's embedding forward produces that label's logit.
+
+Resumable and seeded: batches come from ``default_rng([seed, step])`` and the checkpoint
+(``work/state.safetensors``) holds model and optimizer state; rerunning the same command continues.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vlmkit.data import world_chat as wc
+from vlmkit.models import embedded_chat_build as build
+from vlmkit.runs.checkpoint import load_training_state, save_training_state
+from vlmkit.runs.files import atomic_save_npy, atomic_write_json
+
+SHORT_TASKS = {"color": 1, "shape": 1, "size": 1, "texture": 1, "position": 1, "background": 1, "name": 2, "yesno": 2,
+               "mcq": 2, "count": 1.5, "multiturn": 2, "text_icl": 3}
+TRAIN_SEED = 0
+VALID_SEED = 1
+
+
+@dataclass
+class ChatTrainConfig:
+    """Options of ``vlmkit world train-chat`` (defaults: the shipped ``embedded-chat``)."""
+
+    steps: int = 2400
+    short_batch: int = 48
+    icl_batch: int = 16
+    icl_every: int = 2  # one ICL batch every this many steps
+    icl_queries: int = 4
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 200
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    pool: int = 6000
+    count_pool: int = 2000
+    valid_pool: int = 400
+    grid: int = 4
+    tower_mode: str = "resize"
+    resample: str = "bicubic"
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    mlp: int = 256
+    seed: int = 0
+    threads: int = 2
+    checkpoint_every: int = 100
+    log_every: int = 25
+    eval_every: int = 250
+    tower: str | None = None  # an embedded checkpoint directory; default: the shipped ``embedded``
+
+    def image_tokens(self) -> int:
+        return 1 + self.grid * self.grid
+
+    def text_config(self) -> dict:
+        vocab = len(build.vocabulary())
+        return {
+            "vocab_size": vocab, "hidden_size": self.hidden, "intermediate_size": self.mlp, "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads, "num_key_value_heads": self.heads, "max_position_embeddings": 1024,
+            "rms_norm_eps": 1e-5, "tie_word_embeddings": True, "initializer_range": 0.02,
+            "pad_token_id": 0, "bos_token_id": None, "eos_token_id": build.vocabulary().index(build.END_TOKEN),
+        }
+
+
+class ChatNetwork(nn.Module):
+    """Projector + Llama LM; image features are standardised by fixed statistics (folded into
+    the projector's first layer at export)."""
+
+    def __init__(self, cfg: ChatTrainConfig, vision_dim: int, feature_mean: Tensor, feature_std: Tensor):
+        super().__init__()
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        self.lm = LlamaForCausalLM(LlamaConfig(**cfg.text_config()))
+        self.linear_1 = nn.Linear(vision_dim, cfg.hidden)
+        self.linear_2 = nn.Linear(cfg.hidden, cfg.hidden)
+        self.register_buffer("feature_mean", feature_mean.float())
+        self.register_buffer("feature_std", feature_std.float())
+        start, end = build.nonce_id_range()
+        with torch.no_grad():  # every row (nonce rows stay so): unit-scale random vectors
+            emb = self.lm.model.embed_tokens.weight
+            emb.normal_(0, 1 / math.sqrt(cfg.hidden))
+        self.nonce = (start, end)
+
+    def project(self, features: Tensor) -> Tensor:
+        """``(..., d_vision)`` tower features -> ``(..., hidden)`` LM inputs (LLaVA projector, GELU)."""
+        x = (features - self.feature_mean) / self.feature_std
+        return self.linear_2(F.gelu(self.linear_1(x)))
+
+    def forward(self, ids: Tensor, image_features: Tensor, attention_mask: Tensor) -> Tensor:
+        """Logits ``(batch, seq, vocab)``; ``image_features`` ``(n_image_tokens, d_vision)`` fill
+        the ``<image>`` positions of ``ids`` in order."""
+        embeds = self.lm.model.embed_tokens(ids)
+        mask = ids == IMAGE_ID
+        if image_features.shape[0]:
+            embeds = embeds.masked_scatter(mask[..., None], self.project(image_features).to(embeds.dtype))
+        return self.lm(inputs_embeds=embeds, attention_mask=attention_mask).logits
+
+    def freeze_nonce_grads(self) -> None:
+        grad = self.lm.model.embed_tokens.weight.grad
+        if grad is not None:
+            grad[self.nonce[0]: self.nonce[1]] = 0
+
+
+IMAGE_ID = build.vocabulary().index(build.IMAGE_TOKEN)
+TIED = "lm.lm_head.weight"
+
+
+def saved_state(network: ChatNetwork) -> dict[str, Tensor]:
+    """The state dict without the tied output matrix (it is the embedding table)."""
+    return {k: v for k, v in network.state_dict().items() if k != TIED}
+
+
+# -- features of the training pool ------------------------------------------------------------
+
+
+def pool_refs(seed: int, n_single: int, n_count: int) -> list[wc.SceneRef]:
+    return [wc.SceneRef(seed, i) for i in range(n_single)] + [wc.SceneRef(seed, i, "count") for i in range(n_count)]
+
+
+def compute_features(refs: list[wc.SceneRef], tower, processor, batch: int = 200, log=print) -> np.ndarray:
+    """``(n, tokens, d_vision)`` float16 tower features of the rendered scenes."""
+    from PIL import Image
+
+    chunks = []
+    for start in range(0, len(refs), batch):
+        images = [Image.fromarray(wc.render_scene(r)) for r in refs[start: start + batch]]
+        chunks.append(build.tower_features(tower, build.pixels(images, processor)).half().numpy())
+        log(f"features {min(start + batch, len(refs))}/{len(refs)}")
+    return np.concatenate(chunks)
+
+
+def cached_features(work: Path, name: str, refs: list[wc.SceneRef], tower, processor, log=print) -> np.ndarray:
+    path = work / f"{name}.npy"
+    if path.is_file():
+        feats = np.load(path)
+        if len(feats) == len(refs):
+            return feats
+    feats = compute_features(refs, tower, processor, log=log)
+    atomic_save_npy(path, feats)
+    return feats
+
+
+def cached_attributes(work: Path, name: str, refs: list[wc.SceneRef]) -> dict[wc.SceneRef, dict]:
+    import json
+
+    path = work / f"{name}-attributes.json"
+    if path.is_file():
+        rows = json.loads(path.read_text())
+        if len(rows) == len(refs):
+            return dict(zip(refs, rows, strict=True))
+    rows = [wc.scene_attributes(r) for r in refs]
+    atomic_write_json(path, rows)
+    return dict(zip(refs, rows, strict=True))
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+class Encoder:
+    """Turns :class:`~vlmkit.data.world_chat.Example` lists into padded id tensors, loss labels
+    (assistant words and their ``<|end|>`` only) and the order of their images."""
+
+    def __init__(self, tokens_per_image: int):
+        self.tokenizer = build.build_tokenizer()
+        self.core = self.tokenizer.backend_tokenizer
+        self.tokens_per_image = tokens_per_image
+
+    def encode(self, example: wc.Example, full: bool = True) -> tuple[list[int], list[int], list[wc.SceneRef]]:
+        turns = example.turns if full else example.prompt
+        ids: list[int] = []
+        labels: list[int] = []
+        refs: list[wc.SceneRef] = []
+        for turn in turns:
+            turn_ids = self.core.encode(build.render_text([turn]), add_special_tokens=False).ids
+            expanded = []
+            for t in turn_ids:
+                expanded += [t] * (self.tokens_per_image if t == IMAGE_ID else 1)
+            ids += expanded
+            if turn.role == "assistant":
+                labels += [-100] + expanded[1:]
+            else:
+                labels += [-100] * len(expanded)
+            refs += [p for p in turn.parts if isinstance(p, wc.SceneRef)]
+        if not full:
+            prompt = self.core.encode("<|assistant|>", add_special_tokens=False).ids
+            ids += prompt
+            labels += [-100] * len(prompt)
+        return ids, labels, refs
+
+    def batch(self, examples: list[wc.Example], full: bool = True) -> tuple[Tensor, Tensor, Tensor, list[wc.SceneRef]]:
+        """``(ids, labels, attention_mask)`` each ``(batch, max_len)`` right-padded, and the refs
+        of every image in row-major order."""
+        rows = [self.encode(e, full) for e in examples]
+        width = max(len(r[0]) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        refs: list[wc.SceneRef] = []
+        for i, (row_ids, row_labels, row_refs) in enumerate(rows):
+            ids[i, : len(row_ids)] = torch.tensor(row_ids)
+            labels[i, : len(row_labels)] = torch.tensor(row_labels)
+            mask[i, : len(row_ids)] = 1
+            refs += row_refs
+        return ids, labels, mask, refs
+
+
+class FeatureBank:
+    """Precomputed tower features by scene reference."""
+
+    def __init__(self):
+        self.index: dict[wc.SceneRef, tuple[np.ndarray, int]] = {}
+
+    def add(self, refs: list[wc.SceneRef], feats: np.ndarray) -> None:
+        for i, ref in enumerate(refs):
+            self.index[ref] = (feats, i)
+
+    def gather(self, refs: list[wc.SceneRef]) -> Tensor:
+        """``(len(refs) * tokens, d)`` float32."""
+        if not refs:
+            return torch.zeros(0, 1)
+        rows = [self.index[r][0][self.index[r][1]] for r in refs]
+        return torch.from_numpy(np.stack(rows).astype(np.float32)).flatten(0, 1)
+
+
+def draw_examples(kind: str, n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int) -> list[wc.Example]:
+    if kind == "icl":
+        return [wc.make_example("icl", source, rng, labels, icl_queries=icl_queries) for _ in range(n)]
+    names = list(SHORT_TASKS)
+    weights = np.array([SHORT_TASKS[t] for t in names], dtype=float)
+    tasks = rng.choice(names, n, p=weights / weights.sum())
+    return [wc.make_example(str(t), source, rng, labels, icl_queries=3) for t in tasks]
+
+
+def lr_at(step: int, cfg: ChatTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def masked_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+
+
+@torch.no_grad()
+def answer_accuracy(network: ChatNetwork, encoder: Encoder, bank: FeatureBank, examples: list[wc.Example]) -> float:
+    """Fraction of examples whose every supervised token is the argmax (greedy decoding would
+    produce the answer and stop), teacher-forced, in batches of 64."""
+    right = 0
+    for start in range(0, len(examples), 64):
+        chunk = examples[start: start + 64]
+        ids, labels, mask, refs = encoder.batch(chunk)
+        logits = network(ids, bank.gather(refs), mask)
+        pred = logits[:, :-1].argmax(-1)
+        target = labels[:, 1:]
+        ok = ((pred == target) | (target == -100)).all(-1)
+        right += int(ok.sum())
+    return right / len(examples)
+
+
+def _optimizer(network: ChatNetwork, cfg: ChatTrainConfig) -> torch.optim.Optimizer:
+    decay, plain = [], []
+    for name, p in network.named_parameters():
+        (decay if p.ndim == 2 and "embed_tokens" not in name else plain).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
+    """Train (or resume) and export ``out/model`` (a plain HF LLaVA directory); returns it."""
+    from vlmkit.models.embedded import shipped_dir
+    from vlmkit.models.embedded_chat_export import export
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(out)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(work / "config.json", asdict(cfg))
+
+    vision_config, vision_state = build.coarse_tower(*build.embedded_tower_state(cfg.tower or shipped_dir("embedded")), cfg.grid, cfg.tower_mode)
+    tower = build.vision_model(vision_config, vision_state)
+    processor = build.build_processor(cfg.grid, cfg.tower_mode, cfg.resample)
+    train_refs = pool_refs(TRAIN_SEED, cfg.pool, cfg.count_pool)
+    valid_refs = pool_refs(VALID_SEED, cfg.valid_pool, cfg.valid_pool // 2)
+    train_feats = cached_features(work, "train-features", train_refs, tower, processor, log=log)
+    valid_feats = cached_features(work, "valid-features", valid_refs, tower, processor, log=log)
+    bank = FeatureBank()
+    bank.add(train_refs, train_feats)
+    bank.add(valid_refs, valid_feats)
+    train_attrs = cached_attributes(work, "train", train_refs)
+    valid_attrs = cached_attributes(work, "valid", valid_refs)
+
+    flat = torch.from_numpy(train_feats[: min(len(train_feats), 2000)].astype(np.float32)).flatten(0, 1)
+    network = ChatNetwork(cfg, flat.shape[-1], flat.mean(0), flat.std(0) + 1e-4)
+    optimizer = _optimizer(network, cfg)
+    encoder = Encoder(cfg.image_tokens())
+    train_labels, heldout_labels = wc.nonce_split()
+
+    state_path = work / "state.safetensors"
+    step = 0
+    if state_path.is_file():
+        state, step = load_training_state(state_path, optimizer)
+        missing, unexpected = network.load_state_dict(state, strict=False)
+        if [k for k in missing if k != TIED] or unexpected:
+            raise ValueError(f"{state_path} does not match this configuration; use a new --out or the same options")
+        log(f"resumed at step {step}")
+
+    valid = _validation_set(cfg, valid_attrs, heldout_labels)
+    history_path = work / "history.jsonl"
+    ema: dict[str, float] = {}
+    t0 = time.time()
+    network.train()
+    while step < cfg.steps:
+        rng = np.random.default_rng([cfg.seed, step])
+        source = wc.SceneSource(TRAIN_SEED, rng, pool=cfg.pool, count_pool=cfg.count_pool, pool_attributes=train_attrs)
+        kind = "icl" if step % cfg.icl_every == cfg.icl_every - 1 else "short"
+        examples = draw_examples(kind, cfg.icl_batch if kind == "icl" else cfg.short_batch, source, rng, train_labels, cfg.icl_queries)
+        ids, labels, mask, refs = encoder.batch(examples)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = masked_loss(network(ids, bank.gather(refs), mask), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        network.freeze_nonce_grads()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        value = float(loss.detach())
+        ema[kind] = value if kind not in ema else 0.95 * ema[kind] + 0.05 * value
+        if step % cfg.log_every == 0:
+            rate = (time.time() - t0) / cfg.log_every
+            t0 = time.time()
+            log(f"step {step}/{cfg.steps} loss short {ema.get('short', float('nan')):.3f} icl {ema.get('icl', float('nan')):.3f} lr {lr_at(step, cfg):.2e} {rate:.2f} s/step")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_training_state(state_path, saved_state(network), optimizer, step)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            network.eval()
+            scores = {task: round(answer_accuracy(network, encoder, bank, ex), 3) for task, ex in valid.items()}
+            network.train()
+            log(f"step {step} validation {scores}")
+            with history_path.open("a") as handle:
+                import json
+
+                handle.write(json.dumps({"step": step, "valid": scores, "loss": ema}) + "\n")
+            t0 = time.time()
+    return export(network, cfg, vision_config, vision_state, processor, out / "model")
+
+
+def _validation_set(cfg: ChatTrainConfig, attrs: dict, heldout_labels: list[str], n: int = 96) -> dict[str, list[wc.Example]]:
+    """Fixed teacher-forced checks on the validation pool; ICL uses held-out nonce labels."""
+    rng = np.random.default_rng([cfg.seed, 10**6])
+    source = wc.SceneSource(VALID_SEED, rng, pool=cfg.valid_pool, count_pool=cfg.valid_pool // 2, pool_attributes=attrs)
+    tasks = ("color", "shape", "texture", "position", "name", "count", "mcq", "multiturn")
+    sets = {t: [wc.make_example(t, source, rng, heldout_labels) for _ in range(n)] for t in tasks}
+    sets["icl4"] = [wc.make_example("icl", source, rng, heldout_labels, ways=4) for _ in range(n)]
+    sets["text_icl"] = [wc.make_example("text_icl", source, rng, heldout_labels, icl_queries=1) for _ in range(n)]
+    return sets
