@@ -9,7 +9,13 @@ import pytest
 
 from vlmkit.classify.cache_adapters import knn_vote, tip_adapter_logits
 from vlmkit.classify.circle import answer_with_context, refine_context
-from vlmkit.classify.icl import closed_question, context_conversation, parse_choice, sample_pool, select_shots
+from vlmkit.classify.icl import (
+    closed_question,
+    context_conversation,
+    parse_choice,
+    sample_pool,
+    select_shots,
+)
 
 
 def unit(rows):
@@ -69,12 +75,15 @@ def test_tip_adapter_by_hand():
     assert flipped.argmax(1).tolist() == [1]
 
 
-def test_context_conversation_turns_and_closed_question():
-    conversation = context_conversation([(Path("a.png"), "red star"), (Path("b.png"), "blue cross")], Path("q.png"), closed_question(["red star", "blue cross"]))
-    roles = [m.role for m in conversation]
-    assert roles == ["user", "assistant", "user", "assistant", "user"]
-    assert conversation[1].text == "red star" and conversation[-1].images == [Path("q.png")]
-    assert "red star, blue cross" in conversation[-1].text
+def test_context_conversation_layouts_and_closed_question():
+    shots = [(Path("a.png"), "red star"), (Path("b.png"), "blue cross")]
+    question = closed_question(["red star", "blue cross"])
+    (interleaved,) = context_conversation(shots, Path("q.png"), question)
+    assert interleaved.role == "user" and interleaved.parts == (Path("a.png"), "red star", Path("b.png"), "blue cross", Path("q.png"), question)
+    turns = context_conversation(shots, Path("q.png"), question, layout="turns")
+    assert [m.role for m in turns] == ["user", "assistant", "user", "assistant", "user"]
+    assert turns[1].text == "red star" and turns[-1].images == [Path("q.png")]
+    assert "red star, blue cross" in question
 
 
 class Echo:
@@ -89,12 +98,17 @@ class Echo:
         self.seen += conversations
         out = []
         for conversation in conversations:
-            context = [m.text for m in conversation if m.role == "assistant"]
-            out.append(f"{conversation[-1].images[0].stem}|{','.join(context)}")
+            texts = [p for m in conversation for p in m.parts if isinstance(p, str) and p != "what?"]
+            out.append(f"{conversation[-1].images[-1].stem}|{','.join(texts)}")
         return out
 
 
-def test_circle_rounds_are_parallel_and_leave_one_out():
+@pytest.mark.parametrize("layout", ["interleaved", "turns"])
+def test_circle_rounds_are_parallel_and_leave_one_out(layout, monkeypatch):
+    from vlmkit.classify import icl
+
+    prompts = {**icl.icl_prompts(), "layout": layout, "context_question": "what?"}
+    monkeypatch.setattr(icl, "icl_prompts", lambda: prompts)
     images = [Path(f"x{j}.png") for j in range(3)]
     history = refine_context(Echo(), images, "what?", rounds=2, batch_size=2)
     assert history[0] == ["x0|", "x1|", "x2|"]

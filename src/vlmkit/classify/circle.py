@@ -9,7 +9,7 @@ Given context images ``X = {x_1..x_m}`` without labels:
 
 The context is shared by all queries, so its ``m (T + 1)`` calls are paid once (and cached on
 disk with every other answer); each query costs one call. Conversations are built by
-:func:`vlmkit.classify.icl.context_conversation` (one user/assistant turn per context image).
+:func:`vlmkit.classify.icl.context_conversation` (context images interleaved with their labels).
 """
 
 from __future__ import annotations

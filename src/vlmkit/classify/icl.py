@@ -1,8 +1,8 @@
 """In-context image classification with an LMM (CIRCLE, "LMMs as General In-Context
 Classifiers", arXiv 2602.23229, closed-world setting).
 
-A conversation shows k labelled context images, one user turn each (the image and the context
-question) answered by its label, then the query image with a question. In the closed world the
+A conversation interleaves k labelled context images, each followed by its label, then shows the
+query image with a question (or, with the ``turns`` layout, one user/assistant turn per shot). In the closed world the
 question lists every class name and the answer is mapped to a class by :func:`parse_choice`.
 Shots are the k pool items most similar to the query under a contrastive model ("vanilla ICL",
 placed in increasing similarity, so the most similar shot sits next to the query) or k random
@@ -34,9 +34,18 @@ def closed_question(classes: Sequence[str]) -> str:
     return fill(icl_prompts()["closed_question"], classes=", ".join(classes))
 
 
-def context_conversation(shots: Sequence[tuple], query, question: str, context_question: str | None = None) -> list:
-    """``[(image, label), ...]`` then the query: user/assistant turns, ending with the query turn."""
-    context_question = context_question or icl_prompts()["context_question"]
+def context_conversation(shots: Sequence[tuple], query, question: str, context_question: str | None = None, layout: str | None = None) -> list:
+    """``[(image, label), ...]`` then the query image and ``question``, as one interleaved user
+    turn (``layout="interleaved"``, the default of ``data/icl.json``) or as one user/assistant
+    turn per shot (``"turns"``, each shot asked ``context_question``)."""
+    prompts = icl_prompts()
+    layout = layout or prompts["layout"]
+    if layout == "interleaved":
+        parts = [part for image, label in shots for part in (image, fill(prompts["shot"], label=label))]
+        return [user(*parts, query, question)]
+    if layout != "turns":
+        raise ValueError("layout must be interleaved or turns")
+    context_question = context_question or prompts["context_question"]
     turns = []
     for image, label in shots:
         turns += [user(image, context_question), assistant(label)]
