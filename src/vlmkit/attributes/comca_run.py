@@ -30,7 +30,7 @@ from vlmkit.embed import embed_images
 from vlmkit.errors import UserError
 from vlmkit.metrics.attributes import attribute_map
 from vlmkit.models import load_model
-from vlmkit.report import html
+from vlmkit.report import html, plots
 from vlmkit.retrieval.index import ImageIndex
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.readers import read_lines
@@ -92,8 +92,10 @@ def run_build_cache(opts: BuildCacheOptions) -> Path:
             "compatibility_log": missing[:200]}
     save_cache(cache, opts.out, attributes, meta)
     result = {k: v for k, v in meta.items() if k != "compatibility_log"} | {"keys": len(cache.keys), "attributes": len(attributes), "log": cache.log}
+    pairs = list(zip(cache.paths, cache.queries, strict=True))
     return run.finish(result, html.page("ComCa cache", html.key_values({k: v for k, v in result.items() if k != "log"}),
-                                        html.section("Queries (first 50)", html.table(["query", "image"], list(zip(cache.queries, cache.paths, strict=True))[:50]))))
+                                        html.section("Retrieved images (first 48)", plots.thumbnails(pairs[:48])),
+                                        html.section("Queries (first 50)", html.table(["query", "image"], [(q, p) for p, q in pairs[:50]]))))
 
 
 class ComCaEvalOptions(RunOptions):
@@ -133,11 +135,22 @@ def run_comca_eval(opts: ComCaEvalOptions) -> Path:
 
         def score(c):
             return comca_scores(images, z, c, cfg)
-    table = {"zero-shot": attribute_map(score(None), y, names), record.get("kind", "cache"): attribute_map(score(cache), y, names)}
+    scores = {"zero-shot": score(None), record.get("kind", "cache"): score(cache)}
+    table = {m: attribute_map(s, y, names) for m, s in scores.items()}
     result = {"model": model.name, "dataset": str(opts.dataset), "cache": str(opts.comca_cache), "images": len(y),
               "table": {m: {k: r[k] for k in ("mAP", "head", "medium", "tail")} for m, r in table.items()},
               "ap": {m: r["ap"] for m, r in table.items()}, "bins": table["zero-shot"]["bins"]}
+    curves = {m: plots.precision_recall(s, y) for m, s in scores.items()}
+    return run.finish(result, eval_report(result, names, curves, cache.paths, cache.queries))
+
+
+def eval_report(result: dict, names: list[str], curves: dict, paths: list[str], queries: list[str]) -> str:
+    """mAP table, AP per attribute per method, micro precision-recall curves, and the cache's images."""
     methods = list(result["table"])
     rows = [[m, *("-" if result["table"][m][k] is None else result["table"][m][k] for k in ("mAP", "head", "medium", "tail"))] for m in methods]
-    bars = [html.bars(names, [result["ap"][m][a] or 0.0 for a in names], caption=f"AP per attribute: {m}") for m in methods]
-    return run.finish(result, html.page(f"ComCa evaluation: {model.name}", html.section("mAP", html.table(["method", "mAP", "head", "medium", "tail"], rows)), html.section("Per attribute", *bars)))
+    ap = plots.grouped_bars(names, {m: [result["ap"][m][a] or 0.0 for a in names] for m in methods}, ylabel="AP",
+                            caption="AP per attribute (unknown labels ignored)")
+    pr = plots.pr_curves(curves, caption="precision-recall over every known (image, attribute) pair")
+    cached = plots.thumbnails(list(zip(paths, queries, strict=True))[:24], caption="the first cached images and the queries that found them")
+    return html.page(f"ComCa evaluation: {result['model']}", html.section("mAP", html.table(["method", "mAP", "head", "medium", "tail"], rows)),
+                     html.section("Per attribute", ap, pr), html.section("Cache", cached))

@@ -23,7 +23,7 @@ from vlmkit.debias.sae_train import SAETrainConfig, train_sae
 from vlmkit.embed import CHUNK, embed_images, embed_texts
 from vlmkit.errors import UserError
 from vlmkit.models import load_model
-from vlmkit.report import html
+from vlmkit.report import html, plots
 from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.readers import read_texts
@@ -148,10 +148,10 @@ def run_sae_train(opts: SAETrainOptions) -> Path:
     train, heldout = _split_to_disk(vectors, checksum, work, opts.seed)
     cfg = SAETrainConfig(steps=opts.steps, batch_size=min(opts.train_batch, len(train)), lr=opts.lr, seed=opts.seed)
     log_path = Path(opts.out) / "train_log.jsonl"
-    losses: list[float] = []
+    losses: list[tuple[int, float]] = []
 
     def log(record: dict) -> None:
-        losses.append(record["loss"])
+        losses.append((record["step"], record["loss"]))
         with log_path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -189,11 +189,13 @@ def run_sae_eval(opts: SAEEvalOptions) -> Path:
     return run.finish(result, _report(result, []))
 
 
-def _report(result: dict, losses: list[float]) -> str:
+def _report(result: dict, losses: list[tuple[int, float]]) -> str:
     quality_rows = result["quality"].items() if "train" in result["quality"] else [("data", result["quality"])]
     rows = [(name, q["fvu"], q["cosine"], q["l0"], q["dead"], q["sparsity"]) for name, q in quality_rows if q]
     blocks = [html.key_values({k: v for k, v in result.items() if k not in ("quality",)}),
               html.section("Reconstruction quality (ReLU latents, as at inference)", html.table(["split", "FVU", "cosine", "L0", "dead latents", "sparsity"], rows))]
     if losses:
-        blocks.append(html.section("Training loss", html.sparkline(losses, width=400, height=80)))
+        steps, values = zip(*losses, strict=True)
+        blocks.append(html.section("Training loss (this session's steps)", plots.lines({"loss": values}, x=steps, xlabel="step",
+                                                                                       ylabel="Matryoshka loss", log_y=min(values) > 0)))
     return html.page(f"Sparse autoencoder: {result['model']}", *blocks)

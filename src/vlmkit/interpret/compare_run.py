@@ -10,7 +10,7 @@ from vlmkit.errors import UserError
 from vlmkit.interpret.compare import jaccard, match_layer
 from vlmkit.interpret.sith import explain
 from vlmkit.interpret.sith_run import SithOptions, prepare
-from vlmkit.report import html
+from vlmkit.report import html, plots
 from vlmkit.runs.progress import track
 from vlmkit.runs.record import Run
 
@@ -83,5 +83,11 @@ def _report(result: dict) -> str:
         html.key_values({"base": result["base"], "tuned": result["tuned"], **{k.replace("_", " "): v for k, v in result["summary"].items()}}),
         html.section("Per layer", html.table(columns, rows)),
         html.section("Matched |cos| per head", html.heatmap(heat, [f"layer {layer['layer']}" for layer in result["layers"]], [f"head {h}" for h in range(n_heads)], "shading is row-relative")),
+        html.section("Rotation against re-weighting", plots.scatter(
+            [v["cos"] for layer in result["layers"] for head in layer["heads"] for v in head["vectors"]],
+            [(v["tuned_sigma"] - v["sigma"]) / max(v["sigma"], 1e-12) for layer in result["layers"] for head in layer["heads"] for v in head["vectors"]],
+            groups=[f"layer {layer['layer']}" for layer in result["layers"] for head in layer["heads"] for _ in head["vectors"]],
+            xlabel="matched |cos| (1: the direction is kept)", ylabel="dsigma / sigma",
+            caption="each singular vector: how far it turned (x) and how much its singular value changed (y)")),
         html.section("Per head (top 16 vectors; all in result.json)", *detail),
     )

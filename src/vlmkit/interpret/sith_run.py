@@ -16,7 +16,7 @@ from vlmkit.interpret.image_mean import resolve_image_mean
 from vlmkit.interpret.sith import SithConfig, explain, parse_layers, sentence_coherence
 from vlmkit.interpret.vocab import load_vocabulary, vocabulary_name
 from vlmkit.models import load_model
-from vlmkit.report import html
+from vlmkit.report import html, plots
 from vlmkit.runs.files import atomic_save_npz
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.progress import track
@@ -140,9 +140,16 @@ def report(result: dict) -> str:
         cells = []
         for head in layer["heads"]:
             top = "<br>".join(html.fmt(_label(v)) for v in head["vectors"][:3])
-            spectrum = html.sparkline([v["sigma"] for v in head["vectors"]])
-            cells.append(f"<td><a href='#L{layer['layer']}H{head['head']}'>{spectrum}</a><br>{top}</td>")
+            sigma = head["vectors"][0]["sigma"] if head["vectors"] else 0.0
+            cells.append(f"<td><a href='#L{layer['layer']}H{head['head']}'>sigma_1 {sigma:.3g}</a><br>{top}</td>")
         grid_rows.append(f"<tr><th>layer {layer['layer']}</th>{''.join(cells)}</tr>")
+    spectra = [plots.lines({f"head {head['head']}": [v["sigma"] for v in head["vectors"]] for head in layer["heads"]},
+                           caption=f"layer {layer['layer']}: singular values of each head's value-output matrix",
+                           xlabel="singular index j", ylabel="sigma_j", log_y=True, width=4.2, height=2.4) for layer in layers]
+    scatter = plots.scatter([v["sigma"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
+                            [v["fidelity"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
+                            groups=[f"layer {layer['layer']}" for layer in layers for head in layer["heads"] for _ in head["vectors"]],
+                            xlabel="sigma_j", ylabel="fidelity", caption="fidelity of each singular vector's explanation against its singular value")
     head_cols = "".join(f"<th>head {h}</th>" for h in range(n_heads))
     grid = f"<table class='grid'><thead><tr><th></th>{head_cols}</tr></thead><tbody>{''.join(grid_rows)}</tbody></table>"
     per_layer = [(layer["layer"], layer["mean_fidelity"], "-" if layer["mean_coherence"] is None else layer["mean_coherence"]) for layer in layers]
@@ -161,7 +168,9 @@ def report(result: dict) -> str:
                          "method": f"{cfg['method']} (K={cfg['k']}, lambda={cfg['lam']})", "side": cfg["side"],
                          "image mean": result["image_mean"]["source"], "vectors": result["summary"]["vectors"],
                          "mean fidelity": result["summary"]["mean_fidelity"], "mean coherence": result["summary"]["mean_coherence"] or "-"}),
-        html.section("Heads", "<p class='muted'>Each cell: the singular-value spectrum and the two leading concepts of the top three singular vectors. Click a spectrum for the head's detail.</p>", grid),
-        html.section("Per layer", html.table(["layer", "mean fidelity", "mean coherence"], per_layer)),
+        html.section("Heads", "<p class='muted'>Each cell: the largest singular value and the two leading concepts of the top three "
+                     "singular vectors. Click a cell for the head's detail.</p>", grid),
+        html.section("Spectra", "<div class='thumbs'>" + "".join(spectra) + "</div>"),
+        html.section("Per layer", html.table(["layer", "mean fidelity", "mean coherence"], per_layer), scatter),
         html.section(f"Per head (top {REPORT_VECTORS} vectors; all in result.json)", *detail),
     )

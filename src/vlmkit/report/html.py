@@ -1,9 +1,12 @@
-"""Small builders for self-contained HTML report pages."""
+"""Small builders for self-contained HTML report pages; charts come from :mod:`vlmkit.report.plots`
+(matplotlib, inlined SVG) and images are inlined, so a page opens offline as one file."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+
+from vlmkit.report import plots
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,sans-serif;margin:2rem auto;max-width:72rem;color:#222;padding:0 1rem}
@@ -14,6 +17,9 @@ td:first-child,th:first-child{text-align:left}.muted{color:#777;font-size:.85rem
 .heat td{min-width:2rem;text-align:center}
 .grid td{vertical-align:top;text-align:left;font-size:.78rem;min-width:7rem}
 details{margin:.3rem 0}summary{cursor:pointer}
+figure{margin:.5rem 0}figure svg{max-width:100%;height:auto}
+.thumbs{display:flex;flex-wrap:wrap;gap:.4rem}.thumb{margin:0;font-size:.7rem;max-width:7rem;text-align:center}
+.thumb img{display:block;margin:auto}
 """
 
 # following a link to a collapsed <details> block opens it
@@ -54,31 +60,16 @@ def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_la
     return f"<table class='heat'>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def sparkline(values: Sequence[float], width: int = 110, height: int = 28) -> str:
-    """An inline SVG polyline of ``values`` (e.g. a singular-value spectrum), scaled to its maximum."""
-    top = max(max(values, default=0.0), 1e-12)
-    step = width / max(len(values) - 1, 1)
-    points = " ".join(f"{i * step:.1f},{height - height * v / top:.1f}" for i, v in enumerate(values))
-    return (f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}'>"
-            f"<polyline fill='none' stroke='#1f77b4' stroke-width='1.2' points='{points}'/></svg>")
+def sparkline(values: Sequence[float], width: int = 110, height: int = 28, caption: str = "", xlabel: str = "", ylabel: str = "") -> str:
+    """A line chart of ``values`` (a singular-value spectrum, a training curve), ``width`` x
+    ``height`` pixels, drawn by :func:`vlmkit.report.plots.lines`."""
+    return plots.lines({"": values}, caption=caption, xlabel=xlabel, ylabel=ylabel, width=width / 100, height=height / 100, legend=False)
 
 
 def bars(labels: Sequence[str], values: Sequence[float], errors: Sequence[float] | None = None, width: int = 360, caption: str = "") -> str:
-    """A horizontal SVG bar chart with optional error bars (e.g. mean and 95% interval per method)."""
-    top = max([v + (e if errors else 0) for v, e in zip(values, errors or [0] * len(values), strict=True)] + [1e-12])
-    row, label_w = 22, 110
-    parts = []
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        y, w = i * row + 4, (width - label_w - 60) * max(value, 0) / top
-        parts.append(f"<text x='0' y='{y + 13}' font-size='12'>{escape(str(label))}</text>"
-                     f"<rect x='{label_w}' y='{y}' width='{w:.1f}' height='14' fill='#1f77b4'/>"
-                     f"<text x='{label_w + w + 4:.1f}' y='{y + 12}' font-size='11'>{value:.3f}</text>")
-        if errors:
-            scale = (width - label_w - 60) / top
-            lo, hi = label_w + (value - errors[i]) * scale, label_w + (value + errors[i]) * scale
-            parts.append(f"<line x1='{lo:.1f}' x2='{hi:.1f}' y1='{y + 7}' y2='{y + 7}' stroke='#333'/>")
-    cap = f"<div class='muted'>{escape(caption)}</div>" if caption else ""
-    return f"{cap}<svg width='{width}' height='{len(labels) * row + 8}'>{''.join(parts)}</svg>"
+    """Horizontal bars with optional error bars (e.g. mean and 95% interval per method), drawn by
+    :func:`vlmkit.report.plots.bars`; ``width`` in pixels."""
+    return plots.bars(labels, values, errors, caption=caption, width=max(width, 300) / 100 + 1.5)
 
 
 def details(summary: str, *blocks: str, anchor: str = "") -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from vlmkit.data.datasets import load_dataset
 from vlmkit.errors import UserError
 from vlmkit.models import load_model
-from vlmkit.report import html
+from vlmkit.report import html, plots
 from vlmkit.retrieval.index import ImageIndex, build_index
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.record import Run
@@ -31,7 +31,9 @@ def run_index_build(opts: IndexBuildOptions) -> Path:
                             batch_size=opts.batch_size, skip_bad=opts.skip_bad_images)
     index.save(opts.out)
     result = {**index.meta, "dataset": str(opts.dataset), "timings_s": dict(run.timings)}
-    return run.finish(result, html.page(f"Image index: {index.meta['items']} images", html.key_values({k: v for k, v in result.items() if k != "skipped"})))
+    sample = [(item.path, item.caption or Path(item.path).name) for item in index.items[:24]]
+    return run.finish(result, html.page(f"Image index: {index.meta['items']} images", html.key_values({k: v for k, v in result.items() if k != "skipped"}),
+                                        html.section("The first images", plots.thumbnails(sample))))
 
 
 def search_index(index_dir: Path, texts: list[str], images: list[Path], k: int, model_spec: str | None = None, dedup: bool = True) -> dict:
