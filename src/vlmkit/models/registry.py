@@ -34,6 +34,7 @@ MODEL_TYPES: dict[str, str] = {"clip": "clip", "siglip": "siglip", "vlmkit-embed
 NAMED: dict[str, tuple[str, str]] = {
     "embedded": ("vlmkit.models.embedded:load", "shipped: CLIP ViT trained on the shapes world, frozen MiniLM text tower"),
     "embedded-biased": ("vlmkit.models.embedded:load", "shipped: the same, trained where shape is tied to background colour (p=0.95)"),
+    "embedded-textbiased": ("vlmkit.models.embedded:load", "shipped: embedded's image tower, frozen, with a text adapter trained where shape is tied to background (p=0.95)"),
 }
 
 #: name prefix -> loader ``(spec, device) -> model``.
