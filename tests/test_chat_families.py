@@ -63,6 +63,21 @@ def test_every_family_in_the_issue_is_registered():
     assert {f"{name}-tiny" for name in wanted} <= set(FAMILIES)
 
 
+def test_without_video_drops_only_the_video_slot():
+    from transformers import LlavaNextVideoProcessor, LlavaOnevisionProcessor, LlavaProcessor
+
+    from vlmkit.models.hf_processors import without_video
+
+    assert without_video(LlavaProcessor) is LlavaProcessor
+    for base in (LlavaOnevisionProcessor, LlavaNextVideoProcessor):  # video slot last, video slot first
+        derived = without_video(base)
+        assert derived.__name__ == base.__name__ and issubclass(derived, base)
+        assert derived.get_attributes() == [a for a in base.get_attributes() if a != "video_processor"]
+        # transformers passes saved options back by the names in __init__'s code object
+        names = derived.__init__.__code__.co_varnames[: derived.__init__.__code__.co_argcount]
+        assert "video_processor" not in names and {"chat_template", "vision_feature_select_strategy"} <= set(names)
+
+
 def test_batched_generation_equals_one_at_a_time(family):
     conversations = batch_of_three(family)
     batched = family.generate(conversations, max_new_tokens=NEW_TOKENS)

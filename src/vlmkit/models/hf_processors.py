@@ -80,7 +80,7 @@ def without_video(processor_class: type) -> type:
     exec(compile(source, f"<{processor_class.__name__} without video>", "exec"), namespace)  # noqa: S102 - generated from a signature
     return type(
         processor_class.__name__,
-        (processor_class,),
+        (processor_class, _positional_video_dropper(processor_class)),
         {
             "__init__": namespace["__init__"],
             VIDEO_SLOT: AbsentVideoProcessor(),
@@ -88,6 +88,25 @@ def without_video(processor_class: type) -> type:
             "__doc__": f"{processor_class.__name__} without its video processor (see vlmkit.models.hf_processors).",
         },
     )
+
+
+def _positional_video_dropper(processor_class: type) -> type:
+    """A class that sits between ``processor_class`` and ``ProcessorMixin`` in the method
+    resolution order and removes the video argument the base passes on to
+    ``ProcessorMixin.__init__`` (by position: the parts are passed positionally, in signature order)."""
+    from transformers.processing_utils import ProcessorMixin
+
+    index = processor_class.get_attributes().index(VIDEO_SLOT)
+
+    class DropVideoArgument(ProcessorMixin):
+        def __init__(self, *args, **kwargs):
+            args = list(args)
+            if len(args) > index:
+                del args[index]
+            kwargs.pop(VIDEO_SLOT, None)
+            ProcessorMixin.__init__(self, *args, **kwargs)
+
+    return DropVideoArgument
 
 
 def torchvision_available() -> bool:
