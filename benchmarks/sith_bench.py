@@ -1,40 +1,39 @@
-"""SITH speed on a real architecture, with ratios measured in the same run.
+"""SITH end to end, as a user runs it, against the one-pass floor measured in the same run.
 
-    python benchmarks/sith_bench.py [--model random:clip-vit-l14] [--vocab default] [--cache-dir DIR]
+    python benchmarks/sith_bench.py [--model random:clip-vit-l14] [--vocab default] [--layers all]
+                                    [--reference OLD/arrays.npz] [--skip-sklearn]
 
-1. One-time costs, reported apart: encoding the vocabulary with the text tower (cold, then read
-   back from the embedding cache) and the image mean.
-2. Full SITH: every layer, every head, all d_head singular vectors, K = 5 (SVD, mapping, COMP,
-   fidelity), with the vocabulary embeddings cached. Its wall time is compared with the time of
-   the matrix products no implementation can avoid, timed here on the same shapes: mapping every
-   vector into the joint space and one (vectors x dictionary) similarity product per selection
-   step.
-3. COMP with lambda = 0 (non-negative OMP) against scikit-learn's ``OrthogonalMatchingPursuit``
-   fitted vector by vector on the same targets: speed ratio and agreement of the selected atoms.
-   scikit-learn's OMP is unconstrained (it picks the largest |correlation| and refits by least
-   squares), so agreement is expected only where the non-negative constraint does not bind: on
-   the head vectors themselves, and on planted targets ``sum_k c_k d_k`` with ``c_k`` in
-   [0.5, 1.5], where both should find the planted atoms.
+1. Warm-up (skipped with ``--no-warm``): one ``vlmkit sith`` run that fills the caches (drawn
+   random weights, vocabulary embeddings, image mean, MiniLM concept vectors); not timed.
+2. The floor: every explained vector scored once against the whole dictionary, i.e. the
+   ``(vectors x 768) @ (768 x concepts)`` products in batches of 1,024 (the size SITH uses), timed
+   in this process just before and just after the CLI run (the machine is shared; both are
+   reported and the ratio uses their mean).
+3. The CLI: ``vlmkit sith --model M --layers L --vocab V --k K --out DIR`` in a subprocess under
+   ``/usr/bin/time -v``: wall time (from this process), peak resident memory, and the split the
+   run records in ``run.json`` (load, vocabulary, image mean, decomposition, coherence).
+4. With ``--reference``: the run's codes against an ``arrays.npz`` written by another vlmkit
+   version (e.g. before the factored scoring): supports must be equal, coefficients within 1e-5.
+5. Non-negative OMP (COMP with lambda = 0) against scikit-learn's ``OrthogonalMatchingPursuit``
+   fitted vector by vector on the same targets: speed ratio and agreement of the selected atoms
+   (scikit-learn's OMP is unconstrained, so agreement is expected only where the non-negative
+   constraint does not bind; planted targets ``sum_k c_k d_k`` with ``c_k`` in [0.5, 1.5] are
+   the fair case).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-
-from vlmkit.interpret.comp import sparse_code
-from vlmkit.interpret.concepts import build_dictionary
-from vlmkit.interpret.heads import to_joint_space
-from vlmkit.interpret.image_mean import resolve_image_mean
-from vlmkit.interpret.sith import SithConfig, explain, layer_svd
-from vlmkit.interpret.vocab import load_vocabulary
-from vlmkit.models import load_model
-from vlmkit.runs.cache import EmbeddingCache
 
 
 def timed(fn):
@@ -43,21 +42,75 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def unavoidable_products(weights, n_vectors: int, atoms: torch.Tensor, k: int, batch: int) -> float:
-    """Seconds for the mapping product and ``k`` similarity products over ``n_vectors`` targets."""
-    d = weights.proj.shape[0]
-    gen = torch.Generator().manual_seed(0)
+def cli(args, out: Path) -> tuple[float, dict]:
+    """Run ``vlmkit sith`` under ``/usr/bin/time -v``; wall seconds and the measured facts."""
+    command = [sys.executable, "-m", "vlmkit.cli.main", "sith", "--model", args.model, "--layers", args.layers,
+               "--vocab", args.vocab, "--k", str(args.k), "--out", str(out)]
+    timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
     start = time.perf_counter()
-    for first in range(0, n_vectors, batch):
-        rows = min(batch, n_vectors - first)
-        mapped = torch.randn(rows, d, generator=gen) @ weights.proj
-        for _ in range(k):
-            mapped @ atoms.T
+    done = subprocess.run(timer + command, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"vlmkit sith failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    facts = {}
+    if rss := re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr):
+        facts["peak_rss_gib"] = round(int(rss.group(1)) / 2**20, 2)
+    facts["run_json_timings_s"] = json.loads((out / "run.json").read_text())["timings_s"]
+    return wall, facts
+
+
+def floor_seconds(targets: torch.Tensor, atoms: torch.Tensor, batch: int = 1024) -> float:
+    """Seconds to score every target once against every atom (SITH's batch size)."""
+    start = time.perf_counter()
+    for first in range(0, targets.shape[0], batch):
+        targets[first : first + batch] @ atoms.T
     return time.perf_counter() - start
+
+
+def joint_targets(args):
+    """The run's dictionary atoms and every explained vector in the joint space (from the caches)."""
+    from vlmkit.interpret.concepts import build_dictionary
+    from vlmkit.interpret.heads import to_joint_space
+    from vlmkit.interpret.image_mean import resolve_image_mean
+    from vlmkit.interpret.sith import SithConfig, layer_svd, parse_layers
+    from vlmkit.interpret.vocab import load_vocabulary
+    from vlmkit.models import load_model
+    from vlmkit.runs.cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    model = load_model(args.model)
+    dictionary = build_dictionary(model, load_vocabulary(args.vocab), cache=cache)
+    image_mean, _ = resolve_image_mean(model, "auto", cache=cache)
+    weights = model.vision_weights()
+    cfg = SithConfig(k=args.k)
+    directions = []
+    for layer in parse_layers(args.layers, weights.n_layers):
+        _, _, Vt = layer_svd(weights, layer, cfg)
+        directions.append(Vt.reshape(-1, Vt.shape[-1]).float())
+    return dictionary.atoms, to_joint_space(torch.cat(directions), weights, image_mean)
+
+
+def compare_codes(run_dir: Path, reference: Path) -> dict:
+    """Supports and coefficients of a run against a reference ``arrays.npz`` (layers in the same order)."""
+    with np.load(run_dir / "arrays.npz") as ours, np.load(reference) as theirs:
+        keys = [sorted((k for k in f.files if k.endswith(".indices")), key=lambda k: int(re.match(r"layer(\d+)", k).group(1))) for f in (ours, theirs)]
+        if len(keys[0]) != len(keys[1]):
+            return {"error": f"{len(keys[0])} layers vs {len(keys[1])} in the reference"}
+        vectors = differing = 0
+        worst = 0.0
+        for a, b in zip(*keys, strict=True):
+            same = (ours[a] == theirs[b]).all(1)
+            vectors += same.size
+            differing += int((~same).sum())
+            sa, sb = ours[a.replace(".indices", ".scores")], theirs[b.replace(".indices", ".scores")]
+            worst = max(worst, float(np.abs(sa[same] - sb[same]).max(initial=0.0)))
+    return {"vectors": vectors, "different_supports": differing, "max_coefficient_difference": worst}
 
 
 def sklearn_agreement(targets: torch.Tensor, atoms: torch.Tensor, k: int) -> dict:
     from sklearn.linear_model import OrthogonalMatchingPursuit
+
+    from vlmkit.interpret.comp import sparse_code
 
     (ours_idx, _), ours_s = timed(lambda: sparse_code(targets, atoms, k=k, method="omp"))
     X = atoms.T.double().numpy()  # (D, M): columns are atoms
@@ -77,48 +130,51 @@ def sklearn_agreement(targets: torch.Tensor, atoms: torch.Tensor, k: int) -> dic
             "first_atom_agreement": round(sum(first) / len(first), 3)}
 
 
+def sklearn_report(targets: torch.Tensor, atoms: torch.Tensor, k: int, n: int) -> dict:
+    from vlmkit.interpret.comp import sparse_code
+
+    report = {"head_vectors": sklearn_agreement(targets[-n:], atoms, k)}
+    gen = torch.Generator().manual_seed(0)
+    support = torch.stack([torch.randperm(len(atoms), generator=gen)[:k] for _ in range(n)])
+    coef = 0.5 + torch.rand(n, k, generator=gen)
+    planted = torch.nn.functional.normalize((coef.unsqueeze(-1) * atoms[support]).sum(1), dim=-1)
+    report["planted"] = sklearn_agreement(planted, atoms, k)
+    found = sparse_code(planted, atoms, k=k, method="omp")[0]
+    report["planted"]["vlmkit_planted_recovery"] = round(
+        sum(len(set(f) & set(s)) for f, s in zip(found.tolist(), support.tolist(), strict=True)) / support.numel(), 3)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="random:clip-vit-l14")
     parser.add_argument("--vocab", default="default")
+    parser.add_argument("--layers", default="all")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True, help="fill the caches with one untimed run first")
+    parser.add_argument("--reference", type=Path, default=None, help="arrays.npz of another version's run to compare codes with")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the timed run's output here")
     parser.add_argument("--sklearn-vectors", type=int, default=256)
-    parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: a fresh temporary folder)")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--skip-sklearn", action="store_true")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    report: dict = {"model": args.model, "vocab": args.vocab, "k": args.k, "threads": torch.get_num_threads()}
+    report: dict = {"model": args.model, "vocab": args.vocab, "layers": args.layers, "k": args.k, "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
-        cache = EmbeddingCache(args.cache_dir or Path(tmp))
-        model, report["load_model_s"] = timed(lambda: load_model(args.model))
-        concepts = load_vocabulary(args.vocab)
-        report["concepts"] = len(concepts)
-        _, report["encode_vocabulary_cold_s"] = timed(lambda: build_dictionary(model, concepts, cache=cache))
-        dictionary, report["encode_vocabulary_cached_s"] = timed(lambda: build_dictionary(model, concepts, cache=cache))
-        (image_mean, _), report["image_mean_s"] = timed(lambda: resolve_image_mean(model, "auto", cache=cache))
-    weights = model.vision_weights()
-    cfg = SithConfig(k=args.k)
-    layers = list(range(weights.n_layers))
-    _, report["svd_s"] = timed(lambda: [layer_svd(weights, layer, cfg) for layer in layers])
-    explanations, report["sith_s"] = timed(lambda: explain(weights, layers, dictionary, image_mean, cfg))
-    n_vectors = sum(e.indices.shape[0] for e in explanations)
-    report["vectors"] = n_vectors
-    report["unavoidable_products_s"] = unavoidable_products(weights, n_vectors, dictionary.atoms, args.k, cfg.batch)
-    report["sith_over_unavoidable"] = round(report["sith_s"] / report["unavoidable_products_s"], 2)
-    last = explanations[-1]
-    targets = to_joint_space(last.directions[: args.sklearn_vectors], weights, image_mean)
-    report["omp_vs_sklearn"] = sklearn_agreement(targets, dictionary.atoms, args.k)
-    gen = torch.Generator().manual_seed(0)
-    support = torch.stack([torch.randperm(len(dictionary), generator=gen)[: args.k] for _ in range(args.sklearn_vectors)])
-    coef = 0.5 + torch.rand(args.sklearn_vectors, args.k, generator=gen)
-    planted = torch.nn.functional.normalize((coef.unsqueeze(-1) * dictionary.atoms[support]).sum(1), dim=-1)
-    report["omp_vs_sklearn_planted"] = sklearn_agreement(planted, dictionary.atoms, args.k)
-    found = sparse_code(planted, dictionary.atoms, k=args.k, method="omp")[0]
-    report["omp_vs_sklearn_planted"]["vlmkit_planted_recovery"] = round(
-        sum(len(set(f) & set(s)) for f, s in zip(found.tolist(), support.tolist(), strict=True)) / support.numel(), 3)
-    report["mean_fidelity"] = round(float(torch.cat([e.fidelity for e in explanations]).mean()), 4)
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in report.items()}, indent=2))
+        if args.warm:
+            _, report["warm_up_run_s"] = timed(lambda: cli(args, Path(tmp) / "warm"))
+        atoms, targets = joint_targets(args)
+        report["vectors"], report["concepts"] = targets.shape[0], atoms.shape[0]
+        before = floor_seconds(targets, atoms)
+        out = args.keep or Path(tmp) / "timed"
+        wall, facts = cli(args, out)
+        after = floor_seconds(targets, atoms)
+        floor = (before + after) / 2
+        report |= {"floor_before_s": round(before, 2), "cli_wall_s": round(wall, 2), "floor_after_s": round(after, 2),
+                   "cli_over_floor": round(wall / floor, 2), **facts}
+        if args.reference:
+            report["codes_vs_reference"] = compare_codes(out, args.reference)
+    if not args.skip_sklearn:
+        report["omp_vs_sklearn"] = sklearn_report(targets, atoms, args.k, args.sklearn_vectors)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The factored scoring of COMP and its baselines gives the codes of direct rescoring.
 
-``_direct_sparse_code`` is the implementation vlmkit shipped before the factored scoring (commit
-4698ac4, verbatim but for names): every step rescores ``residual + lam * mean_S`` against the
+``_direct_sparse_code`` and ``_direct_nnls`` are the implementation vlmkit shipped before the
+factored scoring (commit 4698ac4, verbatim but for names): every step rescores ``residual + lam * mean_S`` against the
 whole dictionary. The factored one must select the same atoms in the same order and the same
 coefficients to 1e-5, on planted codes, random targets, and a correlated dictionary like a
 text tower's (all words close together).
@@ -15,12 +15,30 @@ from vlmkit.interpret.comp import nnls, sparse_code
 from vlmkit.interpret.gram import GramRows, factored_scores
 
 
+def _direct_nnls(atoms, targets, ridge=1e-6, sweeps=100, tol=1e-6):
+    A = atoms.double()
+    gram = A @ A.transpose(1, 2)
+    rhs = (A @ targets.double().unsqueeze(-1)).squeeze(-1)
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype)
+    coef = torch.linalg.solve(gram + ridge * eye, rhs).clamp(min=0)
+    diag = gram.diagonal(dim1=1, dim2=2).clamp(min=1e-12)
+    for _ in range(sweeps):
+        largest_step = torch.zeros((), dtype=coef.dtype)
+        for j in range(coef.shape[1]):
+            updated = (coef[:, j] + (rhs[:, j] - (gram[:, j] * coef).sum(-1)) / diag[:, j]).clamp(min=0)
+            largest_step = torch.maximum(largest_step, (updated - coef[:, j]).abs().max())
+            coef[:, j] = updated
+        if largest_step <= tol:
+            break
+    return coef.to(targets.dtype)
+
+
 def _direct_sparse_code(targets, dictionary, k=5, lam=0.3, method="comp"):
     targets, dictionary = targets.float(), dictionary.float()
     n = targets.shape[0]
     if method == "topk":
         indices = (targets @ dictionary.T).topk(k, dim=1).indices
-        return indices, nnls(dictionary[indices], targets)
+        return indices, _direct_nnls(dictionary[indices], targets)
     lam = lam if method == "comp" else 0.0
     indices = torch.zeros(n, k, dtype=torch.long)
     coef = torch.zeros(n, k)
@@ -38,7 +56,7 @@ def _direct_sparse_code(targets, dictionary, k=5, lam=0.3, method="comp"):
         if method == "mp":
             coef[:, step] = (residual * atoms[:, -1]).sum(-1).clamp(min=0)
         else:
-            coef[:, : step + 1] = nnls(atoms, targets)
+            coef[:, : step + 1] = _direct_nnls(atoms, targets)
         residual = targets - (coef[:, : step + 1].unsqueeze(-1) * atoms).sum(1)
     return indices, coef
 
@@ -142,3 +160,12 @@ def test_direct_rescoring_when_rows_do_not_pay_or_do_not_fit():
     assert tiny.count <= 10
     assert torch.equal(got[0], want[0]) and torch.allclose(got[1], want[1], atol=1e-5, rtol=0)
     assert not GramRows(dictionary).worth_it(torch.arange(50).view(25, 2), targets=20)
+
+
+@pytest.mark.parametrize("kind", ["random", "correlated"])
+def test_nnls_equals_the_direct_implementation(kind):
+    gen = torch.Generator().manual_seed(11)
+    base = torch.randn(48, generator=gen) if kind == "correlated" else torch.zeros(48)
+    atoms = F.normalize(torch.randn(300, 5, 48, generator=gen) + 2 * base, dim=-1)
+    targets = torch.randn(300, 48, generator=gen)
+    assert torch.allclose(nnls(atoms, targets), _direct_nnls(atoms, targets), atol=1e-6, rtol=0)

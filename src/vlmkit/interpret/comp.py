@@ -13,6 +13,7 @@ All functions work on batches: targets ``(N, d)``, dictionary ``(M, d)`` with un
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,7 +30,7 @@ def nnls(atoms: Tensor, targets: Tensor, ridge: float = 1e-6, sweeps: int = 100,
         targets: ``(N, d)``.
         ridge: ridge of the initial solve; its solution, clipped at 0, starts the descent.
         sweeps, tol: at most ``sweeps`` passes over the coordinates in a fixed order, stopping
-            when no coefficient moves by more than ``tol``.
+            when no coefficient of any target moves by more than ``tol``.
 
     Returns:
         ``(N, k)`` non-negative coefficients (float64 internally for determinism).
@@ -37,18 +38,31 @@ def nnls(atoms: Tensor, targets: Tensor, ridge: float = 1e-6, sweeps: int = 100,
     A = atoms.double()
     gram = A @ A.transpose(1, 2)  # (N, k, k)
     rhs = (A @ targets.double().unsqueeze(-1)).squeeze(-1)  # (N, k)
+    return nnls_normal(gram, rhs, ridge, sweeps, tol).to(targets.dtype)
+
+
+def nnls_normal(gram: Tensor, rhs: Tensor, ridge: float = 1e-6, sweeps: int = 100, tol: float = 1e-6) -> Tensor:
+    """:func:`nnls` from its normal equations: ``gram`` ``(N, k, k)`` = ``A A^T`` and ``rhs``
+    ``(N, k)`` = ``A p``, float64. Returns ``(N, k)`` float64.
+
+    The sweeps run in numpy: the same float64 arithmetic in the same coordinate order, at a
+    fraction of torch's per-call cost on these small arrays.
+    """
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype)
-    coef = torch.linalg.solve(gram + ridge * eye, rhs).clamp(min=0)
-    diag = gram.diagonal(dim1=1, dim2=2).clamp(min=1e-12)
+    coef = torch.linalg.solve(gram + ridge * eye, rhs).clamp(min=0).numpy().copy()
+    diag = gram.diagonal(dim1=1, dim2=2).clamp(min=1e-12).numpy()
+    G, b = gram.numpy(), rhs.numpy()
+    rows = [np.ascontiguousarray(G[:, j]) for j in range(coef.shape[1])]
     for _ in range(sweeps):
-        largest_step = torch.zeros((), dtype=coef.dtype)
-        for j in range(coef.shape[1]):
-            updated = (coef[:, j] + (rhs[:, j] - (gram[:, j] * coef).sum(-1)) / diag[:, j]).clamp(min=0)
-            largest_step = torch.maximum(largest_step, (updated - coef[:, j]).abs().max())
+        largest_step = 0.0
+        for j, row in enumerate(rows):
+            current = coef[:, j]
+            updated = np.maximum(current + (b[:, j] - np.einsum("nk,nk->n", row, coef)) / diag[:, j], 0.0)
+            largest_step = max(largest_step, float(np.abs(updated - current).max(initial=0.0)))
             coef[:, j] = updated
         if largest_step <= tol:
             break
-    return coef.to(targets.dtype)
+    return torch.from_numpy(coef)
 
 
 def sparse_code(
@@ -88,6 +102,9 @@ def sparse_code(
     indices = torch.zeros(n, k, dtype=torch.long)
     coef = torch.zeros(n, k)
     residual = targets
+    normal = torch.zeros(n, k, k, dtype=torch.float64)  # the selected atoms' A A^T, grown a row per step
+    rhs = torch.zeros(n, k, dtype=torch.float64)  # A p
+    targets64 = targets.double()
     for step in range(k):
         if step == 0:
             score = passed
@@ -103,6 +120,11 @@ def sparse_code(
         if method == "mp":
             coef[:, step] = (residual * atoms[:, -1]).sum(-1).clamp(min=0)
         else:
-            coef[:, : step + 1] = nnls(atoms, targets)
+            newest = atoms[:, -1].double()
+            products = (atoms.double() @ newest.unsqueeze(-1)).squeeze(-1)  # (N, step+1): <d_t, d_new>
+            normal[:, step, : step + 1] = products
+            normal[:, : step + 1, step] = products
+            rhs[:, step] = (newest * targets64).sum(-1)
+            coef[:, : step + 1] = nnls_normal(normal[:, : step + 1, : step + 1], rhs[:, : step + 1]).float()
         residual = targets - (coef[:, : step + 1].unsqueeze(-1) * atoms).sum(1)
     return indices, coef
