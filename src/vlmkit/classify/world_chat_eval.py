@@ -96,9 +96,14 @@ def to_messages(turns: list[wc.Turn], images: dict[wc.SceneRef, Image.Image]):
 
 
 def load_chat(name: str, device: str = "cpu"):
-    """A :class:`~vlmkit.models.chat.ChatModel` by name (the chat registry)."""
-    from vlmkit.models.chat_registry import load_chat_model
+    """A :class:`~vlmkit.models.chat.ChatModel` by name, through the chat registry; a plain
+    transformers fallback on a directory where the registry is not installed."""
+    try:
+        from vlmkit.models.chat_registry import load_chat_model
+    except ImportError:
+        from vlmkit.models.embedded_chat_plain import PlainLlavaChat
 
+        return PlainLlavaChat.load(name, device=device)
     return load_chat_model(name, device=device)
 
 

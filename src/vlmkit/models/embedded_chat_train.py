@@ -57,7 +57,8 @@ class ChatTrainConfig:
     grad_clip: float = 1.0
     pool: int = 6000
     count_pool: int = 2000
-    valid_pool: int = 400
+    valid_pool: int = 300
+    valid_n: int = 96
     grid: int = 4
     tower_mode: str = "resize"
     resample: str = "bicubic"
@@ -369,12 +370,36 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
     return export(network, cfg, vision_config, vision_state, processor, out / "model")
 
 
-def _validation_set(cfg: ChatTrainConfig, attrs: dict, heldout_labels: list[str], n: int = 96) -> dict[str, list[wc.Example]]:
+def _validation_set(cfg: ChatTrainConfig, attrs: dict, heldout_labels: list[str]) -> dict[str, list[wc.Example]]:
     """Fixed teacher-forced checks on the validation pool; ICL uses held-out nonce labels."""
     rng = np.random.default_rng([cfg.seed, 10**6])
+    n = cfg.valid_n
     source = wc.SceneSource(VALID_SEED, rng, pool=cfg.valid_pool, count_pool=cfg.valid_pool // 2, pool_attributes=attrs)
     tasks = ("color", "shape", "texture", "position", "name", "count", "mcq", "multiturn")
     sets = {t: [wc.make_example(t, source, rng, heldout_labels) for _ in range(n)] for t in tasks}
     sets["icl4"] = [wc.make_example("icl", source, rng, heldout_labels, ways=4) for _ in range(n)]
     sets["text_icl"] = [wc.make_example("text_icl", source, rng, heldout_labels, icl_queries=1) for _ in range(n)]
     return sets
+
+
+def export_checkpoint(out: str | Path, directory: str | Path | None = None, metrics: dict | None = None, log=print) -> Path:
+    """Export the latest checkpoint under ``out/work`` (training may still be running) to
+    ``directory`` (default ``out/model``) as a HF LLaVA directory."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from vlmkit.models.embedded import shipped_dir
+    from vlmkit.models.embedded_chat_export import export
+
+    out = Path(out)
+    cfg = ChatTrainConfig(**json.loads((out / "work" / "config.json").read_text()))
+    state = {k[len("model."):]: v for k, v in load_file(out / "work" / "state.safetensors").items() if k.startswith("model.")}
+    vision_config, vision_state = build.coarse_tower(*build.embedded_tower_state(cfg.tower or shipped_dir("embedded")), cfg.grid, cfg.tower_mode)
+    network = ChatNetwork(cfg, state["linear_1.weight"].shape[1], state["feature_mean"], state["feature_std"])
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if [k for k in missing if k != TIED] or unexpected:
+        raise ValueError(f"checkpoint under {out} does not match its config.json")
+    network.eval()
+    processor = build.build_processor(cfg.grid, cfg.tower_mode, cfg.resample)
+    return export(network, cfg, vision_config, vision_state, processor, directory or out / "model", metrics)

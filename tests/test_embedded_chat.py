@@ -1,0 +1,104 @@
+"""embedded-chat: the HF LLaVA build, a tiny training run, export, reload and resumption."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vlmkit.data import world_chat as wc
+from vlmkit.models import embedded_chat_build as build
+
+
+def test_chat_template_matches_the_python_rendering():
+    processor = build.build_processor(4, "resize", "bicubic")
+    ref = wc.SceneRef(0, 0)
+    turns = [wc.Turn("user", [ref, "what color is the shape ?"]), wc.Turn("assistant", ["red"]), wc.Turn("user", [ref, "and its shape ?"])]
+    messages = [{"role": t.role, "content": [{"type": "image"} if isinstance(p, wc.SceneRef) else {"type": "text", "text": p} for p in t.parts]} for t in turns]
+    assert processor.apply_chat_template(messages, add_generation_prompt=True) == build.render_text(turns, add_generation_prompt=True)
+    ids = processor.tokenizer("What is in the image?")["input_ids"]
+    assert processor.tokenizer.unk_token_id not in ids
+
+
+@pytest.mark.parametrize("mode", ["tile", "resize"])
+def test_coarse_tower_pools_positions_and_keeps_the_fine_tower_at_full_grid(mode):
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    config = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1, "image_size": 32, "patch_size": 8}
+    torch.manual_seed(0)
+    state = CLIPVisionModel(CLIPVisionConfig(**config)).state_dict()
+    same_config, same_state = build.coarse_tower(config, state, 4, mode)
+    assert same_config == config and all(torch.equal(same_state[k], state[k]) for k in same_state)
+    coarse_config, coarse_state = build.coarse_tower(config, state, 2, mode)
+    table = state["embeddings.position_embedding.weight"]
+    assert torch.allclose(coarse_state["embeddings.position_embedding.weight"][1], table[1:].reshape(4, 4, -1)[:2, :2].mean((0, 1)))
+    tower = build.vision_model(coarse_config, coarse_state)
+    side = coarse_config["image_size"]
+    assert build.tower_features(tower, torch.zeros(1, 3, side, side)).shape == (1, 5, 16)
+    if mode == "tile":  # a coarse patch embeds as the mean of the fine patches it covers
+        image = torch.randn(1, 3, 32, 32)
+        fine = torch.nn.functional.conv2d(image, state["embeddings.patch_embedding.weight"], stride=8)
+        coarse = torch.nn.functional.conv2d(image, coarse_state["embeddings.patch_embedding.weight"], stride=16)
+        assert torch.allclose(coarse, torch.nn.functional.avg_pool2d(fine, 2), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from vlmkit.models.embedded_chat_train import ChatTrainConfig, train
+
+    out = tmp_path_factory.mktemp("chat")
+    cfg = ChatTrainConfig(steps=4, pool=64, count_pool=16, valid_pool=16, valid_n=4, short_batch=8, icl_batch=4, eval_every=4,
+                          checkpoint_every=2, log_every=2, threads=1, hidden=32, layers=2, heads=2, mlp=64)
+    lines: list[str] = []
+    model_dir = train(cfg, out, log=lines.append)
+    return cfg, out, model_dir, lines
+
+
+def test_tiny_run_exports_a_plain_hf_llava_directory(trained):
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    cfg, out, model_dir, lines = trained
+    assert any("validation" in line for line in lines)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["architectures"] == ["LlavaForConditionalGeneration"] and config["image_seq_length"] == 17
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    image = Image.fromarray(wc.render_scene(wc.SceneRef(3, 1)))
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "What is in the image?"}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=[text], images=[image, image], return_tensors="pt")
+    assert int((inputs["input_ids"] == config["image_token_index"]).sum()) == 2 * 17
+    output = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert output.shape[1] <= inputs["input_ids"].shape[1] + 3
+    assert (model_dir / "README.md").read_text().startswith("---")
+
+
+def test_training_resumes_from_its_checkpoint(trained):
+    from vlmkit.models.embedded_chat_train import train
+
+    cfg, out, _, _ = trained
+    cfg.steps = 6
+    lines: list[str] = []
+    train(cfg, out, log=lines.append)
+    assert "resumed at step 4" in lines
+    assert json.loads((out / "work" / "history.jsonl").read_text().splitlines()[-1])["step"] == 6
+
+
+def test_plain_transformers_reference_answers(trained):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from vlmkit.models.embedded_chat_plain import PlainLlavaChat
+
+    def ask(question, *images):
+        return [SimpleNamespace(role="user", parts=(*images, question))]
+
+    _, _, model_dir, _ = trained
+    chat = PlainLlavaChat.load(str(model_dir))
+    image = Image.fromarray(wc.render_scene(wc.SceneRef(3, 2)))
+    replies = chat.generate([ask("what color is the shape ?", image), ask("how many shapes are there ?", image, image)], max_new_tokens=2)
+    assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+    assert replies == chat.generate([ask("what color is the shape ?", image), ask("how many shapes are there ?", image, image)], max_new_tokens=2)
