@@ -219,6 +219,22 @@ def test_the_cache_file_is_shared_and_in_wal_mode(tmp_path):
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_several_processes_write_one_cache_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "responses.sqlite"
+    code = (
+        "import sys; from vlmkit.runs.response_cache import ResponseCache; c = ResponseCache(sys.argv[1]); "
+        "[c.put(f'{sys.argv[2]}-{i}', str(i), model='m') for i in range(300)]"
+    )
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(path), name], stderr=subprocess.PIPE, text=True) for name in ("a", "b", "c")]
+    errors = [w.communicate(timeout=120)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0, 0], errors
+    cache = ResponseCache(path)
+    assert len(cache) == 900 and cache.get("b-299") == "299"
+
+
 # -- options and scores ------------------------------------------------------------------------
 def test_options_environment_and_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://10.0.0.9:8000")

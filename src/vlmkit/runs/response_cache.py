@@ -60,16 +60,26 @@ class ResponseCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA busy_timeout=30000")
-                connection.execute(SCHEMA)
-            except sqlite3.Error as exc:
-                raise UserError(
-                    f"cannot open the response cache {self.path} ({exc}); pass another cache folder or turn the cache off (--no-cache)"
-                ) from exc
+            deadline = time.monotonic() + 30.0
+            while True:
+                connection = None
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    connection = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+                    connection.execute("PRAGMA busy_timeout=30000")
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute(SCHEMA)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if connection is not None:
+                        connection.close()
+                    # switching a new file to WAL can report "locked" at once while another
+                    # process creates it, without waiting for the busy timeout: try again
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise UserError(f"cannot open the response cache {self.path} ({exc}); pass another cache folder or turn the cache off") from exc
+                    time.sleep(0.05)
+                except (sqlite3.Error, OSError) as exc:
+                    raise UserError(f"cannot open the response cache {self.path} ({exc}); pass another cache folder or turn the cache off") from exc
             self._connection = connection
         return self._connection
 
