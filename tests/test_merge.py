@@ -177,3 +177,16 @@ parameters: {{exclude: [vision]}}
         from vlmkit.compress.merge_run import load_config, merge
 
         merge(load_config(tmp_path / "m.yaml"), tmp_path / "lin")
+
+
+def test_row_blocks_give_the_same_merge(llava_dirs, tmp_path, monkeypatch):
+    """Large tensors are merged a block of rows at a time; the result equals the one-piece merge."""
+    import vlmkit.compress.merge_run as merge_run
+
+    base, (e1, e2) = llava_dirs
+    config = merge_run.build_config("t", merge_method="task_arithmetic", base_model=str(base),
+                                    models=[{"model": str(e1), "weight": 0.3}, {"model": str(e2), "weight": 0.9}], exclude=[])
+    whole = load_file(merge_run.merge(config, tmp_path / "whole") / "model.safetensors")
+    monkeypatch.setattr(merge_run, "ROW_BLOCK", 40)
+    blocks = load_file(merge_run.merge(config, tmp_path / "blocks") / "model.safetensors")
+    assert all(torch.equal(whole[k], blocks[k]) for k in whole)

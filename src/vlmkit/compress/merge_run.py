@@ -33,6 +33,8 @@ Role = Literal["vision", "projector", "embeddings", "head", "norm", "attention",
 #: exclusions of the DMO paper for LoRA experts (full fine-tuning excludes only ``vision``)
 LORA_EXCLUDE = ("vision", "projector", "embeddings", "head", "norm")
 SHARD_BYTES = 2 * 1024**3
+#: element-wise merges of larger tensors go this many elements at a time
+ROW_BLOCK = 1 << 22
 
 
 class ModelEntry(BaseModel):
@@ -170,10 +172,7 @@ def _write_merged(config, reference, experts, roles, where, weights, excluded, s
         else:
             tensors = [cw.read_tensor(d, key, where[d]) for d in experts]
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + zlib.crc32(key.encode()))
-            merged = merge_tensors(
-                config.merge_method, original if config.base_model else None, tensors, weights,
-                lam=config.lam, density=config.density, drop=config.drop, generator=generator,
-            ).to(_storage_dtype(config, original.dtype))
+            merged = _merge_in_rows(config, original, tensors, weights, generator).to(_storage_dtype(config, original.dtype))
         shard[key] = merged.contiguous()
         shard_bytes += merged.numel() * merged.element_size()
         if shard_bytes >= SHARD_BYTES:
@@ -186,6 +185,22 @@ def _write_merged(config, reference, experts, roles, where, weights, excluded, s
         (staging / files[0]).rename(staging / "model.safetensors")
         files = ["model.safetensors"]
     return files
+
+
+def _merge_in_rows(config: MergeConfig, original: torch.Tensor, tensors, weights, generator) -> torch.Tensor:
+    """Merge one tensor; element-wise methods go a block of rows at a time, so the float32
+    temporaries of a large tensor (an embedding matrix) stay near :data:`ROW_BLOCK` elements.
+    TIES ranks magnitudes over the whole tensor and is merged in one piece."""
+    base = original if config.base_model else None
+    kwargs = {"lam": config.lam, "density": config.density, "drop": config.drop, "generator": generator}
+    if config.merge_method in ("ties", "dare_ties") or original.dim() == 0 or original.numel() <= ROW_BLOCK:
+        return merge_tensors(config.merge_method, base, tensors, weights, **kwargs)
+    rows = max(1, ROW_BLOCK // max(1, original[0].numel()))
+    out = torch.empty(original.shape, dtype=original.dtype)
+    for start in range(0, original.shape[0], rows):
+        part = slice(start, start + rows)
+        out[part] = merge_tensors(config.merge_method, None if base is None else base[part], [t[part] for t in tensors], weights, **kwargs)
+    return out
 
 
 def _copy_side_files(reference: Path, staging: Path) -> None:
