@@ -6,7 +6,8 @@ generic but related), is sent to ``--judge`` with the official prompt; the scrip
 share of replies that are exactly "1", exactly "0" or anything else (scored 0), LI, and its
 agreement with the hand judgements. Every reply is cached.
 
-Run: ``python benchmarks/li_judge.py --judge smollm2-135m --out runs/li-judge``.
+Run: ``python benchmarks/li_judge.py --judge smollm2-135m --out runs/li-judge`` (``--mode score``
+decides by ``log p("1") > log p("0")`` instead: not the official rule).
 """
 
 from __future__ import annotations
@@ -42,14 +43,15 @@ def main(argv=None) -> None:
     parser.add_argument("--judge", default="smollm2-135m")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--mode", default="generate", help="generate (the official rule) or score (log p('1') > log p('0'))")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     judge = CachedChatModel(load_chat_model(args.judge), chunk=4)
     answers, targets, truth = zip(*TABLE, strict=True)
-    li, raw = llm_inclusion(answers, targets, judge, batch_size=4)
+    li, raw = llm_inclusion(answers, targets, judge, batch_size=4, mode=args.mode)
     truth = np.asarray(truth, dtype=float)
     summary = {
-        "judge": args.judge, "n": len(TABLE), "replies_exactly_1": sum(r.strip() == "1" for r in raw) / len(raw),
+        "judge": args.judge, "mode": args.mode, "n": len(TABLE), "replies_exactly_1": sum(r.strip() == "1" for r in raw) / len(raw),
         "replies_exactly_0": sum(r.strip() == "0" for r in raw) / len(raw),
         "replies_other": sum(r.strip() not in ("0", "1") for r in raw) / len(raw),
         "li": float(li.mean()), "hand_li": float(truth.mean()), "agreement": float((li == truth).mean()),

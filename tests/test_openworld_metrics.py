@@ -154,3 +154,25 @@ def test_similarity_outcomes_use_the_official_margin():
     games = [elo.Game(0, "a", "b"), elo.Game(1, "a", "b"), elo.Game(2, "a", "b")]
     sim = {"a": np.asarray([0.9, 0.50, 0.1]), "b": np.asarray([0.1, 0.48, 0.9])}
     assert [g.score for g in elo.similarity_outcomes(games, sim)] == [1.0, 0.5, 0.0]
+
+
+class LikelihoodJudge:
+    """Prefers "1" when the answer contains the target's text (a stand-in for log-probabilities)."""
+
+    name, fingerprint, capabilities = "likelihood", "likelihood", frozenset({"score"})
+
+    def score(self, conversation, options):
+        text = conversation[-1].text
+        answer = text.split("This is the answer: ")[1].split("\n")[0]
+        target = text.split("This is the target value: ")[1].split("\n")[0]
+        yes = target in answer
+        return [-0.1 if yes else -2.0, -2.0 if yes else -0.1]
+
+
+def test_li_score_mode_compares_the_two_replies():
+    li, raw = m.llm_inclusion(["a dog", "a cat"], ["dog", "dog"], LikelihoodJudge(), mode="score")
+    assert li.tolist() == [1.0, 0.0] and raw == ["1", "0"]
+    from vlmkit.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError):
+        m.llm_inclusion(["a dog"], ["dog"], ScriptedJudge(["1"]), mode="score")

@@ -46,6 +46,7 @@ class CircleOptions(ChatRunOptions):
     rounds: int = Field(2, ge=0)
     prompt: str = "base"
     judge: str | None = None
+    judge_mode: str = Field("generate", pattern="^(generate|score)$")
     li_wrap: bool = True
     retriever: str = DEFAULT_MODEL
     baselines: bool = True
@@ -95,7 +96,7 @@ def run_circle(opts: CircleOptions) -> Path:
         for name in [m for m in METHODS if m in answers]:
             method_rows = [{"id": i, "path": str(q.path), "dataset": data.name, "group": data.group, "label": q.label, "prediction": a, "model": f"{model.name}|{name}"}
                            for i, (q, a) in enumerate(zip(queries, answers[name], strict=True))]
-            _, methods[name] = evaluate_rows(method_rows, space=space, judge=judge, li_wrap=opts.li_wrap, judge_batch=opts.batch_size)
+            _, methods[name] = evaluate_rows(method_rows, space=space, judge=judge, li_wrap=opts.li_wrap, judge_batch=opts.batch_size, judge_mode=opts.judge_mode)
             rows += method_rows
     per_round = [{"ti": float(text_inclusion(h, truth).mean()), "ss": float(semantic_similarity(h, truth, space).mean())} for h in history]
     result = {

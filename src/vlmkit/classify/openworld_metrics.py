@@ -169,9 +169,23 @@ def li_conversations(predictions: Sequence[str], labels: Sequence[str], question
     return [[user(fill(template, question=question, answer=p, target=y))] for p, y in zip(predictions, labels, strict=True)]
 
 
-def llm_inclusion(predictions: Sequence[str], labels: Sequence[str], judge, *, question: str = OFFICIAL_QUESTION, template: str | None = None, max_new_tokens: int = 16, batch_size: int = 16) -> tuple[np.ndarray, list[str]]:
-    """LI per row and the judge's raw outputs; ``judge`` is any :class:`ChatModel` (greedy)."""
+def llm_inclusion(predictions: Sequence[str], labels: Sequence[str], judge, *, question: str = OFFICIAL_QUESTION, template: str | None = None, max_new_tokens: int = 16, batch_size: int = 16, mode: str = "generate") -> tuple[np.ndarray, list[str]]:
+    """LI per row and the judge's raw outputs; ``judge`` is any :class:`ChatModel`.
+
+    ``mode="generate"`` (the official rule): greedy reply, exactly ``"1"`` scores 1.
+    ``mode="score"`` (not in the paper; for weak judges that do not follow the format): 1 when
+    ``log p("1") > log p("0")`` as the reply (needs the ``"score"`` capability); the raw output
+    is ``"1"`` or ``"0"``.
+    """
     conversations = li_conversations(predictions, labels, question, template)
+    if mode == "score":
+        from vlmkit.models.chat import require
+
+        require(judge, "score")
+        outputs = ["1" if one > zero else "0" for one, zero in (judge.score(c, ["1", "0"]) for c in conversations)]
+        return np.asarray([parse_binary(o) for o in outputs]), outputs
+    if mode != "generate":
+        raise ValueError("mode must be generate or score")
     outputs: list[str] = []
     for start in range(0, len(conversations), batch_size):
         outputs += judge.generate(conversations[start : start + batch_size], max_new_tokens=max_new_tokens, temperature=0.0)

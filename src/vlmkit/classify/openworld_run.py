@@ -28,6 +28,7 @@ class OpenWorldOptions(ChatRunOptions):
     dataset: str
     prompt: str = "base"
     judge: str | None = None
+    judge_mode: str = Field("generate", pattern="^(generate|score)$")
     limit: int | None = Field(None, ge=1)
 
 
@@ -62,7 +63,7 @@ def run_openworld(opts: OpenWorldOptions) -> Path:
         for i, s, p in zip(chosen, samples, predictions, strict=True)
     ]
     with run.timer("score"):
-        scores, summary = evaluate_rows(rows, space=SentenceSpace(), judge=judge, question=OFFICIAL_QUESTION, judge_batch=opts.batch_size)
+        scores, summary = evaluate_rows(rows, space=SentenceSpace(), judge=judge, question=OFFICIAL_QUESTION, judge_batch=opts.batch_size, judge_mode=opts.judge_mode)
     for i, row in enumerate(rows):
         row.update({k: v[i] for k, v in scores.items() if k not in ("concepts", "li_raw")})
     result = {"model": model.name, "dataset": opts.dataset, "prompt": prompt.name, "question": prompt.question,

@@ -42,6 +42,7 @@ class PredictionRow(BaseModel):
 class ScoreOptions(ChatRunOptions):
     predictions: list[Path]
     judge: str | None = None
+    judge_mode: str = Field("generate", pattern="^(generate|score)$")
     question: str = OFFICIAL_QUESTION
     li_wrap: bool = False
     elo_games: int = Field(10_000, ge=0)
@@ -65,7 +66,7 @@ def read_predictions(paths: list[Path]) -> dict[str, list[dict]]:
     return dict(by_model)
 
 
-def evaluate_rows(rows: list[dict], *, space: SentenceSpace, judge=None, question: str = OFFICIAL_QUESTION, li_wrap: bool = False, judge_batch: int = 16) -> tuple[dict, dict]:
+def evaluate_rows(rows: list[dict], *, space: SentenceSpace, judge=None, question: str = OFFICIAL_QUESTION, li_wrap: bool = False, judge_batch: int = 16, judge_mode: str = "generate") -> tuple[dict, dict]:
     """Per-row scores and their aggregate for one model's rows."""
     predictions = [r["prediction"] for r in rows]
     labels = [r["label"] for r in rows]
@@ -74,7 +75,7 @@ def evaluate_rows(rows: list[dict], *, space: SentenceSpace, judge=None, questio
         from vlmkit.classify.openworld_metrics import llm_inclusion
 
         judged = wrap_lists(predictions, li_wrap_template()) if li_wrap else predictions
-        scores["li"], scores["li_raw"] = llm_inclusion(judged, labels, judge, question=question, batch_size=judge_batch)
+        scores["li"], scores["li_raw"] = llm_inclusion(judged, labels, judge, question=question, batch_size=judge_batch, mode=judge_mode)
     return scores, aggregate(scores, [r["dataset"] for r in rows], [r["group"] for r in rows])
 
 
@@ -117,7 +118,7 @@ def run_score(opts: ScoreOptions) -> Path:
     models, per_row = {}, {}
     with run.timer("score"):
         for name, rows in by_model.items():
-            per_row[name], models[name] = evaluate_rows(rows, space=space, judge=judge, question=opts.question, li_wrap=opts.li_wrap, judge_batch=opts.batch_size)
+            per_row[name], models[name] = evaluate_rows(rows, space=space, judge=judge, question=opts.question, li_wrap=opts.li_wrap, judge_batch=opts.batch_size, judge_mode=opts.judge_mode)
     result: dict = {"models": models}
     if len(models) == 1:
         result.update(next(iter(models.values())))
@@ -125,7 +126,7 @@ def run_score(opts: ScoreOptions) -> Path:
         with run.timer("elo"):
             result["elo"] = elo_ratings(by_model, per_row, opts, judge)
         result["elo_criterion"] = f"judge {opts.judge}" if judge else "semantic similarity, margin 0.05"
-    result.update(judge=opts.judge, li_prompt=judge_template("li") if judge else None, li_question=opts.question,
+    result.update(judge=opts.judge, judge_mode=opts.judge_mode if judge else None, li_prompt=judge_template("li") if judge else None, li_question=opts.question,
                   li_wrap=li_wrap_template() if opts.li_wrap else None)
     if judge is not None:
         run.info["judge"] = {"name": judge.name, "fingerprint": judge.fingerprint, "cache": judge.stats()}

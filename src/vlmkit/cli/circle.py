@@ -9,7 +9,7 @@ import typer
 from vlmkit.cli.chat import ApiKeyOpt, BaseUrlOpt, ChatModelOpt, ConcurrencyOpt, DtypeOpt
 from vlmkit.cli.common import CacheDirOpt, CacheOpt, DeviceOpt, OutOpt, SeedOpt, run_job
 from vlmkit.cli.icl import RetrieverOpt
-from vlmkit.cli.openworld import ChatBatchOpt, DatasetOpt, JudgeOpt
+from vlmkit.cli.openworld import ChatBatchOpt, DatasetOpt, JudgeModeOpt, JudgeOpt
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
@@ -24,6 +24,7 @@ def run_cmd(
     rounds: int = typer.Option(2, help="T: leave-one-out refinement rounds of the context labels"),
     prompt: str = typer.Option("base", help="the open-world question (see vlmkit openworld run --prompt)"),
     judge: str | None = JudgeOpt,
+    judge_mode: str = JudgeModeOpt,
     li_wrap: bool = typer.Option(True, "--li-wrap/--no-li-wrap", help="wrap answers in CIRCLE's list sentence before the LI judge"),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="also run zero-shot, pseudo-ICL, random context and CLIP retrieval"),
     retriever: str = RetrieverOpt,
