@@ -66,12 +66,12 @@ def test_payload_has_only_the_portable_fields_and_images_as_png_data_urls():
 
 
 def test_answers_come_back_in_order_with_bounded_concurrency():
-    with FakeServer([Reply(body="ECHO", delay=0.15)]) as server:
+    with FakeServer([Reply(body="ECHO", delay=0.3)]) as server:
         model = served(server.url, concurrency=3)
         questions = [f"q{i}" for i in range(9)]
         answers = model.generate([ask(q) for q in questions])
     assert answers == [f"echo: {q}" for q in questions]
-    assert server.max_in_flight == 3  # parallel, and never more than asked
+    assert 1 < server.max_in_flight <= 3  # parallel, and never more than asked
 
 
 def test_null_content_is_the_empty_answer_and_a_refusal_is_the_answer():
@@ -114,13 +114,13 @@ def test_an_unreachable_server_is_named():
 
 
 def test_a_slow_server_times_out():
-    with FakeServer([Reply(body="ECHO", delay=1.5)]) as server:
+    with FakeServer([Reply(body="ECHO", delay=3.0)]) as server:
         model = served(server.url, timeout=0.3, max_retries=1)
         started = time.monotonic()
         with pytest.raises(ChatServerError, match="did not answer within 0.3 s") as info:
             model.generate([ask("hi")])
     assert server.url in one_line(info.value) and model.requests_sent == 2
-    assert time.monotonic() - started < 1.4  # did not wait for the slow answers
+    assert time.monotonic() - started < 2.5  # gave up on each attempt, did not wait for the slow answers
 
 
 @pytest.mark.parametrize("status", [401, 403])
