@@ -6,7 +6,7 @@ why the LLM gave nothing valid), ``template`` and ``template_source``, ``k``, ``
 ``ranking`` (``[{"attribute", "score", "interval", "targets", "classes": [{"target", "name",
 "phi", "n", "accuracy", "phi_interval", "detected"}]}]``, by descending score), ``detected``,
 ``groups`` (caption, retrieved paths and predictions per query), and, with ``--annotations``,
-``evaluation`` (ground-truth biases, Hit / False Hit / Miss, agreement), with ``--pool-labels``,
+``evaluation`` (``ground_truth_biases``, ``ground_truth_ranking``, Hit / False Hit / Miss, agreement), with ``--pool-labels``,
 ``retrieval_precision``. ``proposals.json`` beside it can be passed back as ``--proposals``.
 """
 
@@ -105,7 +105,7 @@ def _evaluate(opts: C2BOptions, classifier, ranking: list[dict], detected: list[
     predictions = classifier.predict([str(dataset.samples[i].path) for i in keep])
     annotations = [{k: v for k, v in dataset.samples[i].attributes.items() if k != opts.target_attribute and isinstance(v, (str, bool, int))} for i in keep]
     truth_ranking, truth = ground_truth_biases([labels[i] for i in keep], predictions, annotations, settings=opts.settings())
-    return {"annotations": str(opts.annotations), "images": len(keep), "ground_truth": truth, "ground_truth_ranking": truth_ranking,
+    return {"annotations": str(opts.annotations), "images": len(keep), "ground_truth_biases": truth, "ground_truth_ranking": truth_ranking,
             **hit_miss(detected, truth), "agreement": agreement(ranking, truth_ranking)}
 
 

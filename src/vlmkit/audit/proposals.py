@@ -5,11 +5,16 @@ Schema (one object per target class)::
 
     {"background": ["forest", "sky", "water"], "pose": ["flying", "perched"]}
 
-A reply is parsed strictly: the first JSON object in it (code fences allowed), attribute names and
-classes lower-cased and stripped, repeated classes dropped, attributes with fewer than two classes
-dropped (they cannot be scored). A reply with no valid attribute is retried (greedy first, then
-sampled at ``retry_temperature`` with a new seed each try); a target that still has none after
-``retries`` tries is reported as a failure, and the run stops with one line when no target has any.
+A reply is parsed against this schema only: the first JSON object in it (code fences and prose
+allowed; an object under an ``"attributes"`` or ``"biases"`` key, or a list of ``{"name",
+"classes"|"values"}`` objects there, is unwrapped) that holds at least one attribute mapping to a
+list of at least two class names. Names are lower-cased and stripped and repeated classes dropped;
+entries that are not attribute -> list of names (``"target_class": "circle"``) are ignored;
+attributes with fewer than two classes are dropped (they cannot be scored). A reply with no valid
+attribute is retried (greedy first, then sampled at ``retry_temperature`` with a new seed each
+try); a target that still has none after ``retries`` tries is reported as a failure, and the run
+stops with one line when no target has any. A proposals *file* is read strictly: any entry that
+does not fit the schema is an error.
 
 A proposals file holds the same mapping, for every target, or nested under target names::
 
@@ -34,8 +39,11 @@ SYSTEM_PROMPT = (
     "list visual attributes of images of that class that could change the classifier's decision "
     "(for example background, colour, pose, size), each with two to six mutually exclusive values. "
     'Reply with one JSON object only, mapping each attribute to a list of its values, e.g. '
-    '{"background": ["forest", "sky", "water"], "pose": ["flying", "perched"]}.'
+    '{"weather": ["sunny", "rainy", "snowy"], "pose": ["flying", "perched"]}.'
 )
+#: the example attributes of :data:`SYSTEM_PROMPT` (a reply that repeats them copied the prompt)
+PROMPT_EXAMPLE = {"weather": ["sunny", "rainy", "snowy"], "pose": ["flying", "perched"]}
+WRAPPERS = ("attributes", "biases", "bias_attributes")
 TEMPLATE_PROMPT = (
     "Write one caption template for retrieving photos for this image classification task. "
     "It must contain the slot {target} for the class name and the slot {bias} for a visual property, "
@@ -50,8 +58,12 @@ def _clean(text: str) -> str:
     return " ".join(str(text).replace("_", " ").split()).strip().lower()
 
 
-def validate_proposal(data: object, where: str = "proposal") -> Proposal:
-    """A checked :data:`Proposal` from parsed JSON; raises ``ValueError`` naming the problem."""
+def validate_proposal(data: object, where: str = "proposal", strict: bool = True) -> Proposal:
+    """A checked :data:`Proposal` from parsed JSON; raises ``ValueError`` naming the problem.
+
+    ``strict``: an entry that is not attribute -> list of names is an error (files); otherwise it
+    is skipped (LLM replies).
+    """
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be a JSON object mapping attributes to lists of classes, not {type(data).__name__}")
     out: Proposal = {}
@@ -60,7 +72,9 @@ def validate_proposal(data: object, where: str = "proposal") -> Proposal:
         if not attribute:
             continue
         if not isinstance(classes, list) or not all(isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in classes):
-            raise ValueError(f"{where}: attribute {name!r} must map to a list of class names")
+            if strict:
+                raise ValueError(f"{where}: attribute {name!r} must map to a list of class names")
+            continue
         kept: list[str] = []
         for value in classes:
             value = _clean(value)
@@ -73,23 +87,35 @@ def validate_proposal(data: object, where: str = "proposal") -> Proposal:
     return out
 
 
-def first_json_object(text: str) -> object:
-    """The first JSON object in a reply (code fences and surrounding prose allowed)."""
+def _unwrap(data: dict) -> object:
+    """``{"attributes": {...}}`` or ``{"attributes": [{"name": a, "classes": [...]}, ...]}`` -> the mapping."""
+    for key in WRAPPERS:
+        inner = data.get(key)
+        if isinstance(inner, dict):
+            return inner
+        if isinstance(inner, list) and all(isinstance(item, dict) for item in inner):
+            return {str(item.get("name", item.get("attribute", ""))): item.get("classes", item.get("values")) for item in inner}
+    return data
+
+
+def parse_reply(text: str) -> Proposal:
+    """A reply -> :data:`Proposal`: the first JSON object in it that fits the schema (objects
+    nested in a reply whose outer braces do not parse are tried too), or ``ValueError`` saying
+    why none does."""
     text = re.sub(r"```(?:json)?", "", text)
     decoder = json.JSONDecoder()
+    problem = "no JSON object in the reply"
     for match in re.finditer(r"\{", text):
         try:
             value, _ = decoder.raw_decode(text, match.start())
         except json.JSONDecodeError:
             continue
         if isinstance(value, dict):
-            return value
-    raise ValueError("no JSON object in the reply")
-
-
-def parse_reply(text: str) -> Proposal:
-    """A reply -> :data:`Proposal`, or ``ValueError`` saying why it is not one."""
-    return validate_proposal(first_json_object(text), "the reply")
+            try:
+                return validate_proposal(_unwrap(value), "the reply", strict=False)
+            except ValueError as exc:
+                problem = str(exc) if problem.startswith("no JSON") else problem
+    raise ValueError(problem)
 
 
 @dataclass

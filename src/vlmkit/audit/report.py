@@ -67,7 +67,7 @@ def _evaluation(evaluation: dict) -> str:
         html.key_values({"annotations": evaluation["annotations"], "images": evaluation["images"], **{k: evaluation[k] for k in keys},
                          "rows scored by both": agreement["rows"], "sign agreement": agreement["sign_agreement"], "Pearson r (phi vs Delta)": agreement["pearson"]}),
         html.details("ground-truth biases", html.table(["target", "attribute", "value", "Delta"],
-                                                        [(g["target"], g["attribute"], g["bias"], g["phi"]) for g in evaluation["ground_truth"]])),
+                                                        [(g["target"], g["attribute"], g["bias"], g["phi"]) for g in evaluation["ground_truth_biases"]])),
     )
 
 
