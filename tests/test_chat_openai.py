@@ -273,3 +273,15 @@ def test_score_is_unsupported_without_logprobs_and_reads_top_logprobs_with_them(
         assert server.requests[0]["logprobs"] is True and server.requests[0]["max_tokens"] == 1
         with pytest.raises(UnsupportedError, match="single-token"):
             model.score(ask("yes or no ?"), ["yes", "perhaps"])
+
+
+def test_vlmkit_chat_reports_a_server_failure_in_one_line_and_exit_code_2(capsys):
+    from vlmkit.cli.main import main
+
+    with FakeServer([Reply(401, {"error": {"message": "Incorrect API key provided"}})]) as server:
+        with pytest.raises(SystemExit) as info:
+            main(["chat", "--model", "openai:fake-model", "--base-url", server.url, "--api-key", "wrong", "hi"])
+    captured = capsys.readouterr()
+    assert info.value.code == 2 and captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert server.url in line and "HTTP 401" in line and "--api-key" in line
