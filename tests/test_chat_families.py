@@ -145,3 +145,23 @@ def test_saved_directories_load_in_a_fresh_process(family_cache):
         saved_class = json.loads((family_cache / "random-chat" / name / "processor_config.json").read_text())["processor_class"]
         assert fresh[name][0] == saved_class == type(models[arch].processor).__name__
         assert fresh[name][1] == models[arch].generate([c.ask("what color is it ?", RED)], max_new_tokens=5)[0]
+
+
+def test_a_processor_that_needs_torchvision_is_a_one_line_error(family_cache, tmp_path):
+    import shutil
+
+    from vlmkit.errors import UnsupportedError
+    from vlmkit.models.hf_processors import load_processor, torchvision_available
+
+    if torchvision_available():
+        pytest.skip("torchvision is installed: every processor loads")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VLMKIT_CACHE", str(family_cache))
+        load_chat_model("random:llava-tiny")
+        source = cached_directory("llava-tiny", 0)
+    shutil.copytree(source, tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "processor_config.json").read_text())
+    config["processor_class"] = "PixtralProcessor"  # Pixtral's processor exists only with torchvision
+    (tmp_path / "model" / "processor_config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedError, match="needs torchvision"):
+        load_processor(tmp_path / "model")

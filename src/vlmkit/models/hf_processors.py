@@ -19,6 +19,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+from vlmkit.errors import UnsupportedError
+
 VIDEO_SLOT = "video_processor"
 
 
@@ -136,4 +138,14 @@ def load_processor(directory: Path):
     processor_class = saved_processor_class(directory)
     if processor_class is not None and has_video_slot(processor_class) and not torchvision_available():
         return without_video(processor_class).from_pretrained(directory)
-    return AutoProcessor.from_pretrained(directory)
+    try:
+        return AutoProcessor.from_pretrained(directory)
+    except ImportError as exc:  # an image processor or processor that exists only with torchvision
+        if "torchvision" not in str(exc).lower():
+            raise
+        import torch
+
+        raise UnsupportedError(
+            f"{directory}: this checkpoint's processor ({getattr(processor_class, '__name__', 'unknown')}) needs torchvision; "
+            f"install the torchvision release that matches torch {torch.__version__.split('+')[0]}"
+        ) from exc
