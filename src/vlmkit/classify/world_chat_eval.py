@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from PIL import Image
 from vlmkit.data import world as w
 from vlmkit.data import world_chat as wc
 from vlmkit.report import html
-from vlmkit.runs.files import atomic_write_json, atomic_write_text
+from vlmkit.runs.files import atomic_write_text
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.progress import track
 from vlmkit.runs.record import Run
@@ -117,19 +118,21 @@ def _example_html(example: wc.Example, reply: str, images: dict) -> str:
     rows = []
     for turn in example.prompt:
         parts = "".join(
-            f'<img src="{_png(images[p], 64)}" style="margin:2px;vertical-align:middle">' if isinstance(p, wc.SceneRef) else f" {html.escape(p)} "
+            f'<img src="{_png(images[p], 64)}" style="margin:2px;vertical-align:middle">' if isinstance(p, wc.SceneRef) else f" {escape(p)} "
             for p in turn.parts
         )
         rows.append(f"<div><b>{turn.role}</b>: {parts}</div>")
-    ok = "&#10003;" if score(example.task, example, reply).get(example.task, score(example.task, example, reply).get("name_exact")) else "&#10007;"
-    rows.append(f"<div><b>model</b>: {html.escape(reply)} &nbsp; <i>(truth: {html.escape(example.answer)})</i> {ok}</div>")
+    scores = score(example.task, example, reply)
+    ok = "&#10003;" if scores.get(example.task, scores.get("name_exact")) else "&#10007;"
+    rows.append(f"<div><b>model</b>: {escape(reply)} &nbsp; <i>(truth: {escape(example.answer)})</i> {ok}</div>")
     return '<div style="border:1px solid #ccc;margin:6px;padding:6px">' + "".join(rows) + "</div>"
 
 
 def run_world_chat_eval(opts: WorldChatEvalOptions) -> Path:
     out = Path(opts.out)
-    run = Run.start(out, "world eval-chat", opts)
-    model = load_chat(opts.model, device=opts.resolved_device())
+    run = Run(out, "world eval-chat", opts.model_dump(mode="json"), seed=opts.seed)
+    with run.timer("load"):
+        model = load_chat(opts.model, device=opts.resolved_device())
     examples = eval_examples(opts.n, opts.seed)
     replies: dict[str, list[str]] = {}
     images_cache: dict[wc.SceneRef, Image.Image] = {}
@@ -155,12 +158,10 @@ def run_world_chat_eval(opts: WorldChatEvalOptions) -> Path:
     order = [t for t in ("color", "shape", "size", "texture", "position", "background", "name_exact", "name_attributes", "yesno", "mcq", "count", "icl_4shot", "multiturn") if t in tasks]
     result = {"model": opts.model, "world_seed": opts.seed, "n": opts.n, "tasks": {t: tasks[t] for t in order}}
     atomic_write_text(out / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    atomic_write_json(out / "result.json", result)
     shown = []
     for task, items in examples.items():
         blocks = [_example_html(e, r, images_cache) for e, r in list(zip(items, replies[task], strict=True))[:4]]
         shown.append(html.section(task, *blocks))
     summary = html.table(["task", "accuracy", "n"], [[t, tasks[t]["accuracy"], tasks[t]["n"]] for t in order])
-    atomic_write_text(out / "report.html", html.page(f"eval-chat: {opts.model} on world seed {opts.seed}", html.section("accuracy", summary), *shown))
-    run.finish(result)
-    return out
+    page = html.page(f"eval-chat: {opts.model} on world seed {opts.seed}", html.section("accuracy", summary), *shown)
+    return run.finish(result, page)

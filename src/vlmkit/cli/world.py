@@ -105,3 +105,18 @@ def train_chat_cmd(
     cfg.pool = pool or cfg.pool
     model_dir = train(cfg, out, log=typer.echo)
     typer.echo(f"wrote {model_dir}; evaluate it with: vlmkit world eval-chat --model {model_dir} --out <dir>")
+
+
+@app.command("eval-chat")
+def eval_chat_cmd(
+    out: Path = OutOpt,
+    model: str = typer.Option("embedded-chat", "--model", "-m", help="a chat model: embedded-chat, a directory, hf:<repo-or-dir>, openai:<model>"),
+    n: int = typer.Option(500, "--n", help="conversations per task"),
+    seed: int = typer.Option(1000, help="world seed of the evaluation split (embedded-chat trains on 0, validates on 1)"),
+    batch_size: int = typer.Option(32, help="conversations per generate call"),
+    device: str = DeviceOpt,
+) -> None:
+    """Accuracy of a chat model on shapes-world questions, naming, counting, ICL and follow-ups."""
+    if n < 1:
+        raise UserError("need --n >= 1")
+    run_job("vlmkit.classify.world_chat_eval", "WorldChatEvalOptions", "run_world_chat_eval", dict(locals()))
