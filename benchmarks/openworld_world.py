@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from vlmkit.classify.circle_run import CircleOptions, run_circle  # noqa: E402
 from vlmkit.classify.icl_run import ICLOptions, run_icl  # noqa: E402
 from vlmkit.classify.openworld_run import OpenWorldOptions, run_openworld  # noqa: E402
+from vlmkit.classify.openworld_score import ScoreOptions, run_score  # noqa: E402
 from vlmkit.runs.files import atomic_write_json  # noqa: E402
 
 METRICS = ("ti", "ss", "cs_max", "cs_median")
@@ -56,10 +57,28 @@ def prompts_table(args, seeds) -> tuple[dict, list[str]]:
                                            out=out, judge=args.judge, batch_size=args.batch_size))
             raw.setdefault(prompt, []).append(read(out)["metrics"])
     names = [m for m in ("ti", "li", "ss", "cs_max", "cs_median") if m in next(iter(raw.values()))[0]]
+    elo_lines = elo_over_prompts(args, seeds[0]) if len(args.prompts) > 1 else []
     lines = ["| prompt | " + " | ".join(n.upper().replace("CS_MAX", "bCS").replace("CS_MEDIAN", "mCS") for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for prompt, runs in raw.items():
         lines.append(f"| {prompt} | " + " | ".join(mean_std([r[n] for r in runs]) for n in names) + " |")
-    return raw, lines
+    return raw, lines + [""] + elo_lines
+
+
+def elo_over_prompts(args, seed: int) -> list[str]:
+    """Elo with each prompt variant as a player (seed ``seed``'s predictions; SS criterion)."""
+    files = []
+    for prompt in args.prompts:
+        rows = [json.loads(line) for line in (args.out / "prompts" / f"{prompt}-s{seed}" / "predictions.jsonl").read_text().splitlines()]
+        path = args.out / "prompts" / f"elo-{prompt}.jsonl"
+        path.write_text("".join(json.dumps({**r, "model": prompt}) + "\n" for r in rows))
+        files.append(path)
+    out = args.out / "prompts" / "elo"
+    run_score(ScoreOptions(predictions=files, out=out, seed=seed))
+    ratings = read(out)["elo"]["world"]["ratings"]
+    lines = ["| prompt (Elo, SS criterion) | median | 95% interval |", "|---|---|---|"]
+    for prompt, r in sorted(ratings.items(), key=lambda kv: -kv[1]["median"]):
+        lines.append(f"| {prompt} | {r['median']:.0f} | [{r['low']:.0f}, {r['high']:.0f}] |")
+    return lines
 
 
 def icl_table(args, seeds) -> tuple[dict, list[str]]:
