@@ -144,10 +144,9 @@ def _report(result: dict) -> str:
 
 def _scatter(result: dict) -> str:
     """Proxy score against mixture-trained score, one point per mixture (inline SVG)."""
-    try:
-        from vlmkit.report.plots import scatter
-    except ImportError:
-        return ""
+    from vlmkit.report.plots import scatter
+
     xs = [r["proxy"]["average"] for r in result["mixtures"]]
     ys = [r["mixed"]["average"] for r in result["mixtures"]]
-    return scatter(xs, ys, xlabel="merged proxy (average)", ylabel="trained on the mixture (average)")
+    return scatter(xs, ys, xlabel="merged proxy (average)", ylabel="trained on the mixture (average)",
+                   caption="One point per mixture: a proxy that ranks mixtures well gives a rising cloud.")

@@ -99,13 +99,20 @@ def run_prune(opts: PruneOptions) -> Path:
 
 
 def _report(record: dict) -> str:
-    from vlmkit.report.html import bars, key_values, page, section
+    from vlmkit.report.html import key_values, page, section
+    from vlmkit.report.plots import bars
 
     summary = {"method": record["method"], "importance": record["importance"], **{f"compression ({k})": v for k, v in record["compression"].items()},
                "parameters before": record["parameters_before"]["total"], "parameters after": record["parameters_after"]["total"]}
     blocks = []
     if "block_influence" in record:
         influence = record["block_influence"]
-        blocks.append(bars([f"block {i}" + (" (removed)" if i in record["removed_blocks"] else "") for i in range(len(influence))], influence,
-                           caption="Block Influence (lowest are removed)"))
+        blocks.append(bars([f"{i}" + ("*" if i in record["removed_blocks"] else "") for i in range(len(influence))], influence,
+                           caption="Block Influence per decoder block (* removed: the lowest)"))
+    else:
+        from vlmkit.report.plots import lines
+
+        blocks.append(lines({f"block {i}": sorted(s, reverse=True) for i, s in enumerate(record["kv_group_scores"])}, xlabel="kv group (sorted)",
+                            ylabel="importance", legend=len(record["kv_group_scores"]) <= 8,
+                            caption="Importance of each block's kv groups, highest first"))
     return page("vlmkit prune", section("Summary", key_values(summary)), section("Scores", *blocks))

@@ -103,8 +103,9 @@ def run_recover(model_name: str, teacher_name: str | None, recipe: Recipe, data,
     student.save(out)  # result.json, written last by run.finish, marks the run complete
     shutil.rmtree(out / "work", ignore_errors=True)
     result = {"recipe": recipe, "fraction": fraction, "samples": count, "steps": summary["steps"], "losses": summary["losses"]}
-    from vlmkit.report.html import key_values, page, section, sparkline
+    from vlmkit.report.html import key_values, page, section
+    from vlmkit.report.plots import lines
 
     run.finish(result, page("vlmkit recover", section("Run", key_values({k: v for k, v in result.items() if k != "losses"})),
-                            section("Loss", sparkline(summary["losses"], width=480, height=90))))
+                            section("Loss", lines({"training loss": summary["losses"]}, xlabel="step", ylabel="loss", legend=False))))
     return out

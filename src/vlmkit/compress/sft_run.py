@@ -47,7 +47,8 @@ def run_sft(model_name: str, data: Path, out: Path, config: SFTConfig, *, device
 
 
 def _report(result: dict) -> str:
-    from vlmkit.report.html import key_values, page, section, sparkline
+    from vlmkit.report.html import key_values, page, section
+    from vlmkit.report.plots import lines
 
     summary = {k: v for k, v in result.items() if k != "losses"}
-    return page("vlmkit sft", section("Run", key_values(summary)), section("Training loss", sparkline(result["losses"], width=480, height=90)))
+    return page("vlmkit sft", section("Run", key_values(summary)), section("Training loss", lines({"training loss": result["losses"]}, xlabel="step", ylabel="loss", legend=False)))
