@@ -8,6 +8,7 @@ layouts. Name them as ``<format>:<folder>[@<split>]``, e.g. ``waterbirds:/data/w
 | ``celeba`` | ``img_align_celeba/``, ``list_attr_celeba.txt`` (40 attributes, +-1), ``list_eval_partition.txt`` | ``train``, ``val``, ``test`` (test) | the 40 attributes (true/false), gender, hair (blond/dark) |
 | ``waterbirds`` | ``metadata.csv`` (img_filename, y, split, place) beside the species folders | ``train``, ``val``, ``test`` (test) | bird (landbird/waterbird), place (land/water); group bird\\|place |
 
+``imagenetx:<folder>[@multi|top]`` is ImageNet-X (:mod:`vlmkit.data.imagenet_x`).
 ``ovad:<folder>`` and ``vaw:<folder>[@test|val]`` are the attribute benchmarks
 (:mod:`vlmkit.data.attribute_datasets`). Prompts follow the papers that use them: Waterbirds ``"This is a picture of a {}."`` (bird),
 CelebA ``"A photo of a celebrity with {} hair."`` (hair).
@@ -23,10 +24,10 @@ from vlmkit.data.datasets import ImageDataset, Sample
 from vlmkit.errors import DatasetError, UserError
 from vlmkit.runs.readers import read_text
 
-FORMATS = ("fairface", "utkface", "celeba", "waterbirds", "ovad", "vaw")
+FORMATS = ("fairface", "utkface", "celeba", "waterbirds", "ovad", "vaw", "imagenetx")
 SPLITS = {"fairface": ("train", "val"), "celeba": ("train", "val", "test"), "waterbirds": ("train", "val", "test"), "utkface": ("all",),
-          "ovad": ("all",), "vaw": ("test", "val")}
-DEFAULT_SPLIT = {"fairface": "val", "celeba": "test", "waterbirds": "test", "utkface": "all", "ovad": "all", "vaw": "test"}
+          "ovad": ("all",), "vaw": ("test", "val"), "imagenetx": ("multi", "top")}
+DEFAULT_SPLIT = {"fairface": "val", "celeba": "test", "waterbirds": "test", "utkface": "all", "ovad": "all", "vaw": "test", "imagenetx": "multi"}
 UTK_RACES = ("White", "Black", "Asian", "Indian", "Others")
 UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_\d+")
 
@@ -142,7 +143,13 @@ def _vaw(root: Path, split: str) -> ImageDataset:
     return vaw(root, split)
 
 
-LOADERS = {"fairface": fairface, "utkface": utkface, "celeba": celeba, "waterbirds": waterbirds, "ovad": _ovad, "vaw": _vaw}
+def _imagenetx(root: Path, split: str) -> ImageDataset:
+    from vlmkit.data.imagenet_x import imagenet_x
+
+    return imagenet_x(root, split)
+
+
+LOADERS = {"fairface": fairface, "utkface": utkface, "celeba": celeba, "waterbirds": waterbirds, "ovad": _ovad, "vaw": _vaw, "imagenetx": _imagenetx}
 
 
 def load_published(spec: str) -> ImageDataset | None:
