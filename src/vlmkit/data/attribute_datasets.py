@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydField
 
-from vlmkit.data.datasets import ImageDataset, Sample
+from vlmkit.data.types import ImageDataset, Sample
 from vlmkit.errors import DatasetError
 from vlmkit.runs.readers import read_json
 

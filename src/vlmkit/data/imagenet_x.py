@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlmkit.data.datasets import ImageDataset, Sample
+from vlmkit.data.types import ImageDataset, Sample
 from vlmkit.errors import DatasetError
 
 FACTORS = ("pose", "background", "pattern", "color", "smaller", "shape", "partial_view", "subcategory", "texture", "larger",

@@ -20,7 +20,7 @@ import csv
 import re
 from pathlib import Path
 
-from vlmkit.data.datasets import ImageDataset, Sample
+from vlmkit.data.types import ImageDataset, Sample
 from vlmkit.errors import DatasetError, UserError
 from vlmkit.runs.readers import read_text
 
