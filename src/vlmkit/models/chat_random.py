@@ -1,12 +1,17 @@
 """``random:<arch>-tiny[@seed]``: real chat architectures with random weights, no download.
 
-Each architecture is a real transformers class (LLaVA, a Llama text LLM, ...) at a tiny width,
-with a word-level tokenizer over a small fixed vocabulary, an image processor built directly
-(PIL classes: no torchvision needed) and a chat template. The configs are data in
-``specs/chat_architectures.json``; this file holds only the generic builders. The same name and
-seed always give the same weights, so tests exercise the real code paths in seconds.
+Each architecture is a real transformers class at a tiny width (hidden size 32, 1-2 layers): a
+Llama text LLM and every image-text-to-text family that transformers can build without
+torchvision (LLaVA-1.5/NeXT/NeXT-Video/OneVision, Qwen2-VL/2.5-VL/3-VL, Idefics2/3, SmolVLM,
+Gemma 3, InternVL, PaliGemma, Aya Vision, GLM-4.1V, Llama 3.2 Vision, DeepSeek-VL). Each gets a
+word-level tokenizer over a small fixed vocabulary holding the family's special tokens, the
+family's PIL image processor and processor (video-slot processors through
+:func:`vlmkit.models.hf_processors.without_video`) and a shared chat template in which an image
+is the family's placeholder. Family facts are data in ``specs/chat_architectures.json``; this
+file holds only the generic builders. The same name and seed always give the same weights; the
+models never generate special tokens, so their answers are words. Built directories are cached
+under a hash of their recipe.
 """
-
 from __future__ import annotations
 
 import hashlib
