@@ -176,3 +176,13 @@ def test_li_score_mode_compares_the_two_replies():
 
     with pytest.raises(UnsupportedError):
         m.llm_inclusion(["a dog"], ["dog"], ScriptedJudge(["1"]), mode="score")
+
+
+def test_groups_average_their_datasets_not_their_samples():
+    from vlmkit.classify.openworld import aggregate
+
+    scores = {"ti": np.asarray([1.0, 1.0, 1.0, 0.0, 0.5])}
+    summary = aggregate(scores, ["a", "a", "a", "b", "c"], ["g", "g", "g", "g", "h"])
+    assert summary["per_dataset"]["a"] == {"n": 3, "group": "g", "ti": 1.0}
+    assert summary["per_group"]["g"]["ti"] == 0.5 and summary["per_group"]["g"]["datasets"] == ["a", "b"]
+    assert summary["metrics"]["ti"] == pytest.approx(0.7)  # all rows pooled
