@@ -23,6 +23,9 @@ class ChatRunOptions(RunOptions):
         from vlmkit.classify.chat_cache import CachedChatModel
         from vlmkit.models.chat_registry import load_chat_model
 
-        served = {"base_url": self.base_url, "api_key": self.api_key, "concurrency": self.concurrency}
+        # served models keep their own response cache: --no-cache must reach it too
+        served = {"base_url": self.base_url, "api_key": self.api_key, "concurrency": self.concurrency, "cache": self.cache, "cache_dir": self.cache_dir}
         model = load_chat_model(name or self.model, device=self.resolved_device(), dtype=self.dtype, **served)
-        return CachedChatModel(model, self.cache_dir, enabled=self.cache, chunk=self.batch_size, description=description)
+        # a chunk is one generate call: smaller than --concurrency it would cap a server's requests in flight
+        chunk = max(self.batch_size, self.concurrency)
+        return CachedChatModel(model, self.cache_dir, enabled=self.cache, chunk=chunk, description=description)
