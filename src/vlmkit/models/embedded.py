@@ -149,7 +149,7 @@ def load(name: str, device: str = "cpu"):
     directory = shipped_dir(name)
     if not (directory / "model.safetensors").is_file():
         raise ModelNotFound(f"the packaged checkpoint {name!r} is missing from {directory}; reinstall vlmkit or train it with `vlmkit world train-model`")
-    from vlmkit.models.hf_loading import dir_fingerprint
+    from vlmkit.models.families import dir_fingerprint
     from vlmkit.models.quiet import quiet_transformers
 
     with quiet_transformers():

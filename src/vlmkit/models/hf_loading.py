@@ -6,24 +6,16 @@ these has them, the user gets one line saying so and how to fix it.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from safetensors import SafetensorError
 
 from vlmkit.errors import ModelNotFound
+from vlmkit.models.families import MODEL_TYPES, dir_fingerprint, family_class
 from vlmkit.models.quiet import quiet_transformers
-from vlmkit.models.registry import MODEL_TYPES, family_class
 from vlmkit.runs.readers import first_line, read_json
 
-
-def dir_fingerprint(directory: Path) -> str:
-    """Hash of config.json and the size and mtime of every weight file."""
-    digest = hashlib.sha256((directory / "config.json").read_bytes())
-    for path in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return f"dir:{directory.resolve()}:{digest.hexdigest()[:16]}"
+__all__ = ["dir_fingerprint", "load"]  # dir_fingerprint lives in families; kept here for old imports
 
 
 def _snapshot(source: str) -> Path:

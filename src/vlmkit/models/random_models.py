@@ -25,7 +25,7 @@ import torch
 
 from vlmkit.errors import ModelNotFound
 from vlmkit.models import preprocess as pp
-from vlmkit.models.registry import family_class
+from vlmkit.models.families import family_class
 from vlmkit.models.tokenizers import clip_byte_tokenizer, siglip_byte_tokenizer
 
 _TOKENIZERS = {"clip": clip_byte_tokenizer, "siglip": siglip_byte_tokenizer}

@@ -7,28 +7,21 @@ A model name is resolved in two steps:
 2. its *family* (the adapter class) from the architecture spec or the checkpoint's
    ``config.json`` ``model_type``.
 
-Adding a family is one entry in :data:`FAMILIES` (and :data:`MODEL_TYPES` for checkpoints).
+Adding a family is one entry in :data:`~vlmkit.models.families.FAMILIES` (and
+:data:`~vlmkit.models.families.MODEL_TYPES` for checkpoints).
 Entries are ``"module:attribute"`` strings imported on first use; importing this module
 registers and imports nothing else.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from vlmkit.errors import ModelNotFound
+from vlmkit.models.families import FAMILIES, MODEL_TYPES, family_class, resolve
 
-#: family -> adapter class. Each family lives in one file.
-FAMILIES: dict[str, str] = {
-    "clip": "vlmkit.models.hf_clip:CLIPAdapter",
-    "siglip": "vlmkit.models.hf_siglip:SiglipAdapter",
-    "embedded": "vlmkit.models.embedded:EmbeddedAdapter",
-}
-
-#: Hugging Face ``config.json`` ``model_type`` -> family.
-MODEL_TYPES: dict[str, str] = {"clip": "clip", "siglip": "siglip", "vlmkit-embedded": "embedded"}
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "MODEL_TYPES", "NAMED", "SOURCES", "family_class", "list_models", "load_model", "shipped_companion"]
 
 #: names that load a checkpoint shipped inside the package -> (loader, description).
 NAMED: dict[str, tuple[str, str]] = {
@@ -45,18 +38,6 @@ SOURCES: dict[str, str] = {
 
 #: The model every command uses when ``--model`` is not given.
 DEFAULT_MODEL = "embedded"
-
-
-def _resolve(target: str):
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def family_class(family: str):
-    """The adapter class of a family name."""
-    if family not in FAMILIES:
-        raise ModelNotFound(f"unknown model family {family!r}; known families: {', '.join(sorted(FAMILIES))}")
-    return _resolve(FAMILIES[family])
 
 
 def shipped_companion(model, name: str) -> Path | None:
@@ -80,12 +61,12 @@ def load_model(name: str | None = None, *, device: str = "cpu"):
     """
     name = name or DEFAULT_MODEL
     if name in NAMED:
-        return _resolve(NAMED[name][0])(name, device=device)
+        return resolve(NAMED[name][0])(name, device=device)
     prefix, sep, rest = name.partition(":")
     if sep and prefix in SOURCES:
-        return _resolve(SOURCES[prefix])(rest, device=device)
+        return resolve(SOURCES[prefix])(rest, device=device)
     if Path(name).expanduser().is_dir():
-        return _resolve(SOURCES["hf"])(name, device=device)
+        return resolve(SOURCES["hf"])(name, device=device)
     raise ModelNotFound(
         f"unknown model {name!r}; use {', '.join(NAMED)}, random:<architecture>, hf:<repo-or-dir> or a local checkpoint directory "
         "(`vlmkit models` lists them)"
