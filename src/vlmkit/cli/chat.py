@@ -19,9 +19,13 @@ DtypeOpt = typer.Option("auto", help="weights dtype for in-process models: auto,
 DeviceOpt = typer.Option("cpu", help="cpu, cuda, cuda:N, mps or auto (spread over GPUs)")
 
 
-def chat_options(base_url: str | None, api_key: str | None, concurrency: int) -> dict:
+TimeoutOpt = typer.Option(120.0, min=0.001, help="seconds to wait for one response of openai:<model> (retried up to 5 times)")
+ResponseCacheOpt = typer.Option(True, "--cache/--no-cache", help="keep openai:<model> answers in the on-disk response cache (re-runs cost nothing)")
+
+
+def chat_options(base_url: str | None, api_key: str | None, concurrency: int, timeout: float = 120.0, cache: bool = True) -> dict:
     """The served-backend options the registry passes to ``openai:`` models."""
-    return {"base_url": base_url, "api_key": api_key, "concurrency": concurrency}
+    return {"base_url": base_url, "api_key": api_key, "concurrency": concurrency, "timeout": timeout, "cache": cache}
 
 
 def chat_cmd(
@@ -35,6 +39,8 @@ def chat_cmd(
     base_url: str | None = BaseUrlOpt,
     api_key: str | None = ApiKeyOpt,
     concurrency: int = ConcurrencyOpt,
+    timeout: float = TimeoutOpt,
+    cache: bool = ResponseCacheOpt,
     device: str = DeviceOpt,
     dtype: str = DtypeOpt,
 ) -> None:
@@ -48,7 +54,7 @@ def chat_cmd(
             raise UserError(f"image {path} does not exist; pass an existing PNG or JPEG file to --image")
     images = [c.open_image(path) for path in image]  # unreadable files fail here, before the model loads
     conversation = ([c.system(system)] if system else []) + [c.user(*images, prompt)]
-    chat_model = load_chat_model(model, device=device, dtype=dtype, **chat_options(base_url, api_key, concurrency))
+    chat_model = load_chat_model(model, device=device, dtype=dtype, **chat_options(base_url, api_key, concurrency, timeout, cache))
     (answer,) = chat_model.generate([conversation], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     typer.echo(answer)
 
