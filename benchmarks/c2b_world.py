@@ -131,6 +131,41 @@ def run_seed(root: Path, seed: int, args) -> dict:
     return out
 
 
+def figure(result_dir: Path, attribute: str, target: str, path: Path, per_row: int = 6) -> Path:
+    """A grid of the images retrieved for ``target`` and each class of ``attribute``, framed green
+    where the classifier named the target and red where it did not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    result = json.loads((result_dir / "result.json").read_text())
+    groups = [g for g in result["groups"] if g["attribute"] == attribute and g["target"] == target]
+    phis = {r["name"]: r["phi"] for e in result["ranking"] if e["attribute"] == attribute for r in e["classes"] if r["target"] == target}
+    fig, axes = plt.subplots(len(groups), per_row, figsize=(per_row * 0.9 + 1.6, len(groups) * 0.95))
+    for row, group in zip(axes, groups, strict=True):
+        row[0].set_ylabel(f"{group['bias']}\nphi {phis.get(group['bias']) or 0:+.2f}", rotation=0, ha="right", va="center", fontsize=8)
+        for ax, (image, predicted) in zip(row, list(zip(group["paths"], group["predictions"], strict=True))[:per_row] + [(None, None)] * per_row, strict=False):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if image is None:
+                ax.axis("off")
+                continue
+            ax.imshow(Image.open(image))
+            colour = "#2ca02c" if predicted == target else "#d62728"
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(2.5)
+            ax.set_title(predicted, fontsize=6, color=colour, pad=1)
+    fig.suptitle(f"{result['classifier'].split('/')[-1]}: '{target}' images retrieved per {attribute}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/c2b-world"))
@@ -141,12 +176,17 @@ def main(argv=None) -> None:
     parser.add_argument("-k", type=int, default=20)
     parser.add_argument("--llm-temperatures", type=float, nargs="*", default=[0.0, 0.7])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--figures", type=Path, default=None, help="write the docs' figures (first seed) to this folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     summary = []
     for seed in args.seeds:
         summary.append(run_seed(args.out / f"seed{seed}", seed, args))
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if args.figures:
+        first = args.out / f"seed{args.seeds[0]}"
+        figure(first / "file-zeroshot-embedded-biased", "background", "square", args.figures / "c2b_world_background.png")
+        figure(first / "file-probe-texture", "texture", "square", args.figures / "c2b_world_texture.png")
     print(json.dumps(summary, indent=1), file=sys.stdout)
 
 
