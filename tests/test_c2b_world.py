@@ -154,7 +154,7 @@ def test_cli_writes_the_ranking_and_a_report_with_images(pool, tmp_path):
     assert scores == sorted(scores, reverse=True) and {"attribute", "score", "classes"} <= set(result["ranking"][0])
     assert {"name", "phi", "n", "target"} <= set(result["ranking"][0]["classes"][0])
     assert result["retrieval_precision"]["n"] > 0 and json.loads((out / "proposals.json").read_text())["circle"]["size"] == ["small", "large"]
-    assert "data:image/png;base64" in (out / "report.html").read_text()
+    assert "data:image/jpeg;base64" in (out / "report.html").read_text()
 
 
 def test_cli_errors_are_one_line_and_leave_no_output(tmp_path, capsys):

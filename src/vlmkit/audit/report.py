@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import lru_cache
 from html import escape
 
 from vlmkit.report import html
 
 THUMB = 64
-PER_CELL = 8
+PER_CELL = 6
 TOP_ATTRIBUTES = 3
 
 
+@lru_cache(maxsize=4096)
 def _thumbnail(path: str) -> str:
+    """An inline JPEG thumbnail (an image shown in several cells is encoded once)."""
     from PIL import Image
 
     try:
@@ -22,10 +25,10 @@ def _thumbnail(path: str) -> str:
             image = image.convert("RGB")
             image.thumbnail((THUMB, THUMB))
             buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
+            image.save(buffer, format="JPEG", quality=80)
     except OSError:
         return "<span class='muted'>unreadable</span>"
-    return f"<img src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}' width='{THUMB}' height='{THUMB}'>"
+    return f"<img src='data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}' width='{THUMB}' height='{THUMB}'>"
 
 
 def _cell(paths: list[str], predictions: list[str], target: str) -> str:
@@ -50,13 +53,13 @@ def _bias_grid(summary: dict, attribute: str, target: str) -> str:
     return f"<table class='grid'><tbody>{''.join(body)}</tbody></table>"
 
 
-def _ranking_table(ranking: list[dict]) -> str:
+def _ranking_table(ranking: list[dict], level: float) -> str:
     rows = []
     for e in ranking:
         interval = "-" if e["interval"] is None else f"[{e['interval'][0]:.3f}, {e['interval'][1]:.3f}]"
         detected = sum(bool(r["detected"]) for r in e["classes"])
         rows.append((e["attribute"], "-" if e["score"] is None else e["score"], interval, e["targets"], detected))
-    return html.table(["attribute", "score (mean over targets of max |phi|)", "90% interval", "targets", "detected rows"], rows)
+    return html.table(["attribute", "score (mean over targets of max |phi|)", f"{level:.0%} interval (basic)", "targets", "detected rows"], rows)
 
 
 def _evaluation(evaluation: dict) -> str:
@@ -77,7 +80,7 @@ def page(summary: dict) -> str:
                                "caption template": f"{summary['template']} ({summary['template_source']})", "images per caption": summary["k"]})]
     if summary["proposal_failures"]:
         blocks.append(html.section("Proposal failures", html.table(["class", "why"], list(summary["proposal_failures"].items()))))
-    blocks.append(html.section("Attribute ranking", _ranking_table(summary["ranking"])))
+    blocks.append(html.section("Attribute ranking", _ranking_table(summary["ranking"], summary["settings"]["level"])))
     for entry in summary["ranking"][:TOP_ATTRIBUTES]:
         if entry["score"] is None:
             continue
