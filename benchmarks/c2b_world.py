@@ -77,7 +77,7 @@ def planted_check(result: dict, knob: w.Spurious) -> dict:
         rows = [r for r in entry["classes"] if r["target"] == target and r["phi"] is not None]
         paired = next((r for r in rows if r["name"] == knob.paired(target)), None)
         positive += bool(paired and paired["phi"] > 0)
-        argmax += bool(paired and paired["phi"] == max(r["phi"] for r in rows))
+        argmax += bool(paired and paired["phi"] > 0 and paired["phi"] == max(r["phi"] for r in rows))
     return {"positive": positive, "argmax": argmax, "targets": len(targets)}
 
 
@@ -166,6 +166,46 @@ def figure(result_dir: Path, attribute: str, target: str, path: Path, per_row: i
     return path
 
 
+def tables(summary: list[dict]) -> str:
+    """The markdown tables of docs/c2b.md."""
+    def fmt(x):
+        return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+    lines = ["| seed | classifier | first | its score [90% basic interval] | planted phi > 0 / largest | hit | false hit | miss | precision | recall | sign agreement | Pearson r |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for seed in summary:
+        for name, r in seed["file"].items():
+            first = r["first"]
+            planted = f"{r['planted']['positive']} / {r['planted']['argmax']} of {r['planted']['targets']}" if r["planted"] else "-"
+            lo, hi = r["intervals"][first]
+            lines.append(f"| {seed['seed']} | {name} | {first} | {r['scores'][first]:.3f} [{lo:.3f}, {hi:.3f}] | {planted} | {r['hit']} | {r['false_hit']} | {r['miss']} | "
+                         f"{fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['agreement']['sign_agreement'])} | {fmt(r['agreement']['pearson'])} |")
+    names = list(summary[0]["file"])
+    attributes = sorted(summary[0]["file"][names[0]]["scores"])
+    lines += ["", "| classifier | " + " | ".join(attributes) + " |", "|---|" + "---|" * len(attributes)]
+    for name in names:
+        cells = []
+        for a in attributes:
+            values = [seed["file"][name]["scores"][a] for seed in summary]
+            cells.append(f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| seed | retrieved images | shows the target | shows the bias class | both |", "|---|---|---|---|---|"]
+    for seed in summary:
+        rp = next(iter(seed["file"].values()))["retrieval_precision"]
+        lines.append(f"| {seed['seed']} | {rp['n']} | {fmt(rp['target'])} | {fmt(rp['bias'])} | {fmt(rp['both'])} |")
+    lines += ["", "| seed | LLM temperature | outcome |", "|---|---|---|"]
+    for seed in summary:
+        for temperature, r in seed["llm"].items():
+            if "error" in r:
+                outcome = "stopped: " + r["error"].split(" (class")[0]
+            else:
+                outcome = (f"{r['classes_with_proposals']} of 6 classes with proposals ({r['with_background']} with a background attribute, {r['echoes']} copied the prompt's example); "
+                           f"attributes {', '.join(r['attributes'])}; {r['world_values']} of {r['proposed_values']} classes are world values; first-ranked {r['first']}; "
+                           f"hit {r['hit']}, false hit {r['false_hit']}, miss {r['miss']}")
+            lines.append(f"| {seed['seed']} | {temperature} | {outcome} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/c2b-world"))
@@ -187,7 +227,7 @@ def main(argv=None) -> None:
         first = args.out / f"seed{args.seeds[0]}"
         figure(first / "file-zeroshot-embedded-biased", "background", "square", args.figures / "c2b_world_background.png")
         figure(first / "file-probe-texture", "texture", "square", args.figures / "c2b_world_texture.png")
-    print(json.dumps(summary, indent=1), file=sys.stdout)
+    print(tables(summary), file=sys.stdout)
 
 
 if __name__ == "__main__":
