@@ -5,7 +5,6 @@ through the captions)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from pydantic import Field, field_validator
 from vlmkit.attributes.comca import (
     ComCaConfig,
     build_cache,
+    cache_logits,
     comca_scores,
     zero_shot_logits,
     zero_shot_text,
@@ -36,9 +36,9 @@ from vlmkit.metrics.attributes import attribute_map
 from vlmkit.models import load_model
 from vlmkit.report import html
 from vlmkit.retrieval.index import build_index
-from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.record import Run
+from vlmkit.runs.stamps import build_once
 
 METHODS = ("zero-shot", "retrieval cache", "ComCa", "ComCa (co-occurrence only)", "ComCa (compatibility only)")
 
@@ -59,13 +59,11 @@ class ComCaBenchOptions(RunOptions):
 
 
 def _split(out: Path, n: int, seed: int, labelled: bool, words=None) -> Path:
-    stamp = out / "split.json"
+    """Render a split under ``out`` once; reuse it while its parameters match."""
     params = {"n": n, "seed": seed, "labelled": labelled, "version": 1}
     if words is not None:
         params["caption_words"] = [f"{t.name}:{t.synonyms[0]}" for t in words]
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == params and (out / "manifest.jsonl").is_file()):
-        write_split(out, n, seed, labelled, words=words)
-        atomic_write_json(stamp, params)
+    build_once(out / "split.json", params, lambda: write_split(out, n, seed, labelled, words=words), out / "manifest.jsonl")
     return out / "manifest.jsonl"
 
 
@@ -121,7 +119,7 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
             table[method] = attribute_map(scores, y, names)
             logs[method] = built.log if built is not None else []
             if built is not None:
-                logits = np.exp(-cfg.beta * (1 - images.astype(np.float64) @ built.keys.T)) @ built.values
+                logits = cache_logits(images, built, cfg)
                 diagnostics[method] = {
                     "label_precision": round(float(np.mean([names[a] in truth[Path(p).stem] for p, a in zip(built.paths, built.source, strict=True)])), 4),
                     "cache_logit_mean": round(float(logits.mean()), 3), "cache_logit_spread": round(float(logits.std(1).mean()), 4),

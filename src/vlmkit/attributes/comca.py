@@ -149,13 +149,14 @@ def sigmoid_scores(images: np.ndarray, text: list[torch.Tensor], cache: Cache | 
     return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
 
 
+def cache_logits(images: np.ndarray, cache: Cache, cfg: ComCaConfig) -> np.ndarray:
+    """The cache term ``c = exp(-beta (1 - x K^T)) V`` ``(n, A)`` over the whole cache (Tip-Adapter's kernel)."""
+    return np.exp(-cfg.beta * (1 - np.asarray(images, np.float64) @ cache.keys.T)) @ cache.values
+
+
 def comca_scores(images: np.ndarray, z: np.ndarray, cache: Cache | None, cfg: ComCaConfig) -> np.ndarray:
     """``f`` ``(n, A)``; with ``cache=None`` the zero-shot scores ``eta_A(z)``."""
-    g = z
-    if cache is not None:
-        affinity = np.exp(-cfg.beta * (1 - np.asarray(images, np.float64) @ cache.keys.T))
-        g = z + cfg.lam * affinity @ cache.values
-    return normalise_scores(g)
+    return normalise_scores(z if cache is None else z + cfg.lam * cache_logits(images, cache, cfg))
 
 
 def build_cache(index, retrieval_model, inference_model, attributes: list[Term], objects: list[Term] | None, pi: np.ndarray | None,

@@ -28,7 +28,7 @@ from vlmkit.attributes.prior import Term, compatibility_from_file, cooccurrence,
 from vlmkit.data.datasets import load_dataset
 from vlmkit.embed import embed_images
 from vlmkit.errors import UserError
-from vlmkit.metrics.attributes import attribute_map
+from vlmkit.metrics.attributes import attribute_map, label_matrix
 from vlmkit.models import load_model
 from vlmkit.report import html, plots
 from vlmkit.retrieval.index import ImageIndex
@@ -104,13 +104,8 @@ class ComCaEvalOptions(RunOptions):
 
 
 def eval_labels(dataset, names: list[str]) -> np.ndarray:
-    out = np.full((len(dataset.samples), len(names)), -1, np.int64)
-    for i, sample in enumerate(dataset.samples):
-        for a, name in enumerate(names):
-            value = sample.attributes.get(name)
-            if value is not None:
-                out[i, a] = int(value)
-    return out
+    """``(n, A)`` labels from each sample's ``attributes`` (1, 0, or -1 where unmentioned)."""
+    return label_matrix([s.attributes for s in dataset.samples], names)
 
 
 def run_comca_eval(opts: ComCaEvalOptions) -> Path:

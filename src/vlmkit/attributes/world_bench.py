@@ -41,6 +41,7 @@ from vlmkit.data import world as w
 from vlmkit.data.datasets import Sample, write_manifest
 from vlmkit.data.world_sample import SHAPE_WORDS, SIZE_WORDS, TEXTURE_ADJECTIVES, sample_image
 from vlmkit.embed import embed_texts
+from vlmkit.metrics.attributes import label_matrix
 from vlmkit.retrieval.index import ImageIndex, Item, make_index
 
 GROUPS = ("color", "texture", "size")
@@ -126,11 +127,7 @@ def write_split(out: Path, n: int, seed: int, labelled: bool, side: int = 96, wo
 def labels(dataset) -> np.ndarray:
     """``(n, A)`` labels in {0, 1} of the evaluation split, in :func:`attribute_terms` order."""
     names = [t.name for t in attribute_terms()]
-    out = np.zeros((len(dataset.samples), len(names)), np.int64)
-    for i, sample in enumerate(dataset.samples):
-        for group in GROUPS:
-            out[i, names.index(sample.attributes[group])] = 1
-    return out
+    return label_matrix([{sample.attributes[group]: 1 for group in GROUPS} for sample in dataset.samples], names, missing=0)
 
 
 

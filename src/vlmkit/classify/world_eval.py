@@ -8,7 +8,6 @@ attribute (a hit is a caption identical to the image's own, so duplicates count)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,13 @@ from vlmkit.data import world as w
 from vlmkit.data.datasets import load_dataset
 from vlmkit.data.world_sample import full_caption, generate
 from vlmkit.embed import embed_images, embed_texts
-from vlmkit.metrics.classification import group_accuracies
+from vlmkit.metrics.classification import group_summary
 from vlmkit.metrics.retrieval import recall_at_k
 from vlmkit.models import load_model
 from vlmkit.report import html
-from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.record import Run
+from vlmkit.runs.stamps import build_once
 
 EVAL_ATTRIBUTES = ("color", "shape", "size", "position", "texture", "background")
 
@@ -39,11 +38,8 @@ class WorldEvalOptions(RunOptions):
 def world_split(out: Path, n: int, seed: int, spurious: str | None) -> Path:
     """Generate (or reuse, when its parameters match) the evaluation split under ``out``."""
     params = {"n": n, "seed": seed, "spurious": spurious}
-    stamp = out / "world.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == params and (out / "manifest.jsonl").is_file()):
-        knob = w.Spurious.parse(spurious) if spurious else None
-        generate(out, n, seed, spurious=knob, group_by=("shape", "background"))
-        atomic_write_json(stamp, params)
+    knob = w.Spurious.parse(spurious) if spurious else None
+    build_once(out / "world.json", params, lambda: generate(out, n, seed, spurious=knob, group_by=("shape", "background")), out / "manifest.jsonl")
     return out / "manifest.jsonl"
 
 
@@ -57,8 +53,7 @@ def evaluate_world(model, dataset, cache=None, batch_size: int = 64) -> dict:
         result = zeroshot_classify(images.vectors, class_embeddings(model, classes, dataset.prompts[name], cache), [s.target(name) for s in samples], classes)
         attributes[name] = {**result.summary(), "templates": dataset.prompts[name]}
         if name == "shape":
-            groups = group_accuracies(result.y_true == result.y_pred, [s.group for s in samples])
-            shape_groups = {"worst_group_accuracy": min(groups.values()), "mean_group_accuracy": float(np.mean(list(groups.values()))), "groups": groups}
+            shape_groups = group_summary(result.y_true == result.y_pred, [s.group for s in samples])
     captions = [full_caption(s.attributes) for s in samples]
     unique = sorted(set(captions))
     text = embed_texts(model, unique, cache=cache).vectors

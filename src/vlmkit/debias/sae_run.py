@@ -24,10 +24,10 @@ from vlmkit.embed import CHUNK, embed_images, embed_texts
 from vlmkit.errors import UserError
 from vlmkit.models import load_model
 from vlmkit.report import html, plots
-from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.readers import read_texts
 from vlmkit.runs.record import Run
+from vlmkit.runs.stamps import build_once
 
 HELDOUT = 0.05
 
@@ -110,8 +110,8 @@ def raw_embeddings_to_disk(model, opts: SAEDataOptions, path: Path) -> tuple[np.
 def _split_to_disk(vectors: np.ndarray, checksum: float, work: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Write a seeded train / held-out split as memory-mapped ``.npy`` files; reuse a matching one."""
     stamp = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "seed": seed, "checksum": checksum}
-    stamp_path = work / "split.json"
-    if not (stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp):
+
+    def write() -> None:
         order = np.random.default_rng(seed).permutation(len(vectors))
         n_held = max(1, int(round(HELDOUT * len(vectors)))) if len(vectors) > 20 else 0
         for name, rows in (("heldout", order[:n_held]), ("train", order[n_held:])):
@@ -120,7 +120,8 @@ def _split_to_disk(vectors: np.ndarray, checksum: float, work: Path, seed: int) 
                 block = rows[first : first + 65536]
                 out[first : first + len(block)] = vectors[np.sort(block)][np.argsort(np.argsort(block))]
             out.flush()
-        atomic_write_json(stamp_path, stamp)
+
+    build_once(work / "split.json", stamp, write, work / "train.npy", work / "heldout.npy")
     return np.load(work / "train.npy", mmap_mode="r"), np.load(work / "heldout.npy", mmap_mode="r")
 
 

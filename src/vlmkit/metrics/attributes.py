@@ -13,7 +13,22 @@ the attributes' positive counts (the most frequent third is "head").
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
+
+
+def label_matrix(rows: Sequence[Mapping[str, int]], names: Sequence[str], missing: int = -1) -> np.ndarray:
+    """``(n, A)`` labels in ``{1, 0, -1}``: row ``i``'s value for attribute ``names[a]``, ``missing``
+    where the row does not mention it (unknown, -1, for a benchmark's manifest; negative, 0, for a
+    split with complete ground truth)."""
+    out = np.full((len(rows), len(names)), missing, np.int64)
+    for i, row in enumerate(rows):
+        for a, name in enumerate(names):
+            value = row.get(name)
+            if value is not None:
+                out[i, a] = int(value)
+    return out
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float | None:

@@ -32,3 +32,11 @@ def group_accuracies(correct: np.ndarray, groups: list[str]) -> dict[str, float]
         mask = np.asarray([g == group for g in groups])
         out[group] = float(correct[mask].mean())
     return out
+
+
+def group_summary(correct: np.ndarray, groups: list[str]) -> dict:
+    """Worst-group and mean-group accuracy over the groups present, and each group's accuracy:
+    ``{"worst_group_accuracy", "mean_group_accuracy", "groups"}``."""
+    accuracies = group_accuracies(correct, groups)
+    values = list(accuracies.values())
+    return {"worst_group_accuracy": min(values), "mean_group_accuracy": float(np.mean(values)), "groups": accuracies}

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from vlmkit.metrics.classification import group_summary
+
 EPS = 1e-10
 
 
@@ -77,9 +79,8 @@ def retrieval_fairness(similarity: np.ndarray, sensitive: Sequence, k: int, rele
 
 def worst_group_accuracy(correct: np.ndarray, groups: Sequence) -> tuple[float, float]:
     """(worst-group accuracy, mean-group accuracy) over the groups present."""
-    groups = np.asarray(groups)
-    accs = [float(correct[groups == g].mean()) for g in np.unique(groups)]
-    return min(accs), float(np.mean(accs))
+    summary = group_summary(correct, [str(g) for g in groups])
+    return summary["worst_group_accuracy"], summary["mean_group_accuracy"]
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
