@@ -46,3 +46,21 @@ def test_mapped_weights_can_be_edited_without_touching_the_file(tmp_path):
         loaded.vision_model.post_layernorm.weight.mul_(2)
     again = load_mapped(empty_model(type(model.hf_model), model.hf_model.config), path)
     assert torch.equal(again.vision_model.post_layernorm.weight, weights.ln_post.weight)
+
+
+def test_checkpoint_directory_loads_mapped_and_equals_from_pretrained(tmp_path):
+    from transformers import CLIPConfig, CLIPModel
+
+    from vlmkit.models import load_model
+    from vlmkit.models.fast_init import load_checkpoint
+
+    model = random_models.build("clip-tiny", seed=5)
+    model.save(tmp_path / "ckpt")
+    mapped = load_checkpoint(CLIPModel, CLIPConfig, tmp_path / "ckpt")
+    reference = CLIPModel.from_pretrained(tmp_path / "ckpt")
+    want, got = reference.state_dict(), mapped.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    loaded = load_model(str(tmp_path / "ckpt"))
+    pixels = torch.rand(2, 3, 64, 64)
+    assert torch.equal(loaded.encode_images(pixels), model.encode_images(pixels))
+    assert torch.allclose(loaded.encode_texts(["a red circle"]), model.encode_texts(["a red circle"]), atol=1e-5)

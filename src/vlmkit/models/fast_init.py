@@ -61,3 +61,18 @@ def save_weights(model: nn.Module, path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def load_checkpoint(hf_class, config_class, directory: str | Path) -> nn.Module:
+    """A ``save_pretrained`` directory's model: built without initialisation and given its single
+    ``model.safetensors`` memory-mapped when the file's tensors match the model exactly (names,
+    shapes, float32); otherwise (sharded or half-precision files, renamed keys) through
+    ``from_pretrained``."""
+    directory = Path(directory)
+    weights = directory / "model.safetensors"
+    if weights.is_file():
+        try:
+            return load_mapped(empty_model(hf_class, config_class.from_pretrained(directory)), weights)
+        except ValueError:
+            pass
+    return hf_class.from_pretrained(directory)

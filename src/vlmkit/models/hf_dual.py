@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlmkit.models.base import VisionWeights
+from vlmkit.models.fast_init import load_checkpoint
 from vlmkit.models.hf_vit import HFViTView, layouts
 from vlmkit.models.hooks import run_and_capture
 from vlmkit.models.preprocess import ImagePreprocessor, to_hf_config
@@ -59,7 +60,7 @@ class HFDualEncoder:
 
         from vlmkit.models import preprocess as pp
 
-        hf_model = cls.hf_class.from_pretrained(directory)
+        hf_model = load_checkpoint(cls.hf_class, cls.config_class, directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         preprocess = pp.from_model_dir(directory, pp.preset(cls.default_preprocess))
         return cls(hf_model, tokenizer, preprocess, name=name, fingerprint=fingerprint, device=device)
