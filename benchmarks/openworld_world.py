@@ -103,21 +103,27 @@ def icl_table(args, seeds) -> tuple[dict, list[str]]:
 
 
 def circle_table(args, seeds) -> tuple[dict, list[str]]:
-    raw = []
-    for seed in seeds:
-        out = args.out / "circle" / f"s{seed}"
-        run_circle(CircleOptions(model=args.model, dataset=f"world:{args.test_size}", context=f"world:{args.pool_size}@train", m=args.m,
-                                 rounds=args.rounds, retriever=args.retriever, limit=args.n, seed=seed, out=out, judge=args.judge, batch_size=args.batch_size))
-        raw.append(read(out))
-    methods = list(raw[0]["methods"])
-    names = [m for m in ("ti", "li", "ss", "cs_max", "cs_median") if m in raw[0]["methods"][methods[0]]["metrics"]]
-    lines = ["| method | " + " | ".join(n.upper().replace("CS_MAX", "bCS").replace("CS_MEDIAN", "mCS") for n in names) + " |", "|---" * (len(names) + 1) + "|"]
-    for method in methods:
-        lines.append(f"| {method} | " + " | ".join(mean_std([r["methods"][method]["metrics"][n] for r in raw]) for n in names) + " |")
-    lines += ["", "| round | context labels: TI vs truth | SS vs truth |", "|---|---|---|"]
-    for t in range(args.rounds + 1):
-        quality = [r["context"]["label_quality_per_round"][t] for r in raw]
-        lines.append(f"| t = {t} | {mean_std([q['ti'] for q in quality])} | {mean_std([q['ss'] for q in quality])} |")
+    raw: dict = {}
+    lines: list[str] = []
+    for prompt in args.circle_prompts:
+        runs = raw.setdefault(prompt, [])
+        for seed in seeds:
+            out = args.out / "circle" / f"{prompt}-s{seed}"
+            run_circle(CircleOptions(model=args.model, dataset=f"world:{args.test_size}", context=f"world:{args.pool_size}@train", m=args.m,
+                                     rounds=args.rounds, prompt=prompt, retriever=args.retriever, limit=args.n, seed=seed, out=out,
+                                     judge=args.judge, batch_size=args.batch_size))
+            runs.append(read(out))
+        methods = list(runs[0]["methods"])
+        names = [m for m in ("ti", "li", "ss", "cs_max", "cs_median") if m in runs[0]["methods"][methods[0]]["metrics"]]
+        lines += [f"prompt `{prompt}` ({runs[0]['question']!r})", "",
+                  "| method | " + " | ".join(n.upper().replace("CS_MAX", "bCS").replace("CS_MEDIAN", "mCS") for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+        for method in methods:
+            lines.append(f"| {method} | " + " | ".join(mean_std([r["methods"][method]["metrics"][n] for r in runs]) for n in names) + " |")
+        lines += ["", "| round | context labels: TI vs truth | SS vs truth |", "|---|---|---|"]
+        for t in range(args.rounds + 1):
+            quality = [r["context"]["label_quality_per_round"][t] for r in runs]
+            lines.append(f"| t = {t} | {mean_std([q['ti'] for q in quality])} | {mean_std([q['ss'] for q in quality])} |")
+        lines.append("")
     return raw, lines
 
 
@@ -134,6 +140,7 @@ def main(argv=None) -> None:
     parser.add_argument("--prompts", nargs="+", default=["base", "generic", "specific", "cot", "caption", "describe", "list"])
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 4, 8])
     parser.add_argument("--m", type=int, default=16)
+    parser.add_argument("--circle-prompts", nargs="+", default=["base", "world"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--parts", nargs="+", default=["prompts", "icl", "circle"])
