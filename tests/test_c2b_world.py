@@ -181,3 +181,13 @@ def test_cli_reports_an_llm_that_never_gives_valid_json(colour_folder, tmp_path,
                    "--index", tmp_path / "index", "--llm", "random:llama-tiny", "--retries", "2", "--out", out)
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no valid bias proposal" in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_cli_trains_a_probe_the_audit_can_load(colour_folder, tmp_path):
+    out = tmp_path / "probe"
+    assert run_cli("c2b", "train-probe", "--model", "random:clip-tiny", "--dataset", colour_folder, "--l2", "1e-5", "--out", out) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["classes"] == ["blue", "green", "red"] and result["n"] == 9 and result["train_accuracy"] == 1.0
+    assert load_classifier(f"probe:{out / 'probe.safetensors'}", ["red"]).classes == ["blue", "green", "red"]
+    assert run_cli("c2b", "train-probe", "--model", "random:clip-tiny", "--dataset", colour_folder, "--l2", "-1", "--out", tmp_path / "bad") == 2
+    assert not (tmp_path / "bad").exists()

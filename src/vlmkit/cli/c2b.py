@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, OutOpt, SeedOpt, run_job
+from vlmkit.cli.common import (
+    BatchOpt,
+    CacheDirOpt,
+    CacheOpt,
+    DeviceOpt,
+    ModelOpt,
+    OutOpt,
+    SeedOpt,
+    run_job,
+)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
@@ -41,3 +50,20 @@ def run_cmd(
 ) -> None:
     """Rank bias attributes of a classifier from a task description and an unlabelled image index."""
     run_job("vlmkit.audit.c2b_run", "C2BOptions", "run_c2b", dict(locals()))
+
+
+@app.command("train-probe")
+def train_probe_cmd(
+    dataset: str = typer.Option(..., help="labelled images: manifest .jsonl, class-per-folder tree or <format>:<folder>"),
+    out: Path = OutOpt,
+    model: str = ModelOpt,
+    attribute: str | None = typer.Option(None, help="train on this manifest attribute instead of the label"),
+    l2: float = typer.Option(1e-3, help="L2 penalty on the probe's weights"),
+    batch_size: int = BatchOpt,
+    cache: bool = CacheOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Fit a linear probe on a model's image embeddings; audit it with --classifier probe:OUT/probe.safetensors."""
+    run_job("vlmkit.audit.probe_run", "ProbeOptions", "run_train_probe", dict(locals()))
