@@ -13,7 +13,6 @@ when complete, with ``merge.json`` recording the coefficients and exclusions.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -25,7 +24,7 @@ from safetensors.torch import save_file
 from vlmkit.compress.merge import METHODS, NEEDS_BASE, merge_tensors
 from vlmkit.errors import UserError
 from vlmkit.models import chat_weights as cw
-from vlmkit.runs.files import atomic_write_json
+from vlmkit.runs.files import atomic_directory, atomic_write_json
 from vlmkit.runs.progress import track
 
 Method = Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"]
@@ -133,9 +132,7 @@ def merge(config: MergeConfig, out: Path) -> Path:
             raise UserError(f"{directory} lacks {len(missing)} tensors of {reference} (e.g. {sorted(missing)[0]}); merge checkpoints of one architecture")
     weights = config.coefficients()
     excluded = set(config.exclude)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         shards = _write_merged(config, reference, experts, roles, where, weights, excluded, staging)
         _copy_side_files(reference, staging)
         atomic_write_json(staging / "merge.json", {
@@ -144,12 +141,6 @@ def merge(config: MergeConfig, out: Path) -> Path:
             "kept_from_base": sorted(k for k, r in roles.items() if r in excluded or (config.exclude_biases and cw.is_bias(k))),
             "shards": shards,
         })
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

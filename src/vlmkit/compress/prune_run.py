@@ -9,8 +9,6 @@ compression ratio over the language backbone and over the whole model), ``run.js
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +18,7 @@ from vlmkit.compress import prune as P
 from vlmkit.data.conversations import load_training_data
 from vlmkit.errors import UserError
 from vlmkit.models import chat_blocks as cb
+from vlmkit.runs.files import atomic_directory
 from vlmkit.runs.record import Run
 
 
@@ -82,19 +81,11 @@ def run_prune(opts: PruneOptions) -> Path:
     with run.timer("prune"):
         pruned, record = prune_model(model, calibration, opts)
     record.update(method=opts.method, importance=opts.importance if opts.method == "width" else None, ratio_asked=opts.ratio, calibration_ids=ids)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         model.model = pruned
         model.save(staging)
         run.out = staging  # the record lands beside the weights, then the folder is renamed
         run.finish(record, _report(record))
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -7,11 +7,10 @@ their own ``save``. The directory appears only when complete (written beside it,
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from vlmkit.errors import UserError
+from vlmkit.runs.files import atomic_directory
 
 
 def _is_chat_name(name: str) -> bool:
@@ -41,14 +40,6 @@ def export_model(name: str, out: Path) -> Path:
         model = load_model(name)
     if not hasattr(model, "save"):
         raise UserError(f"{name} cannot be exported: its backend has no weights to write")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         model.save(staging)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,26 @@ def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
             np.savez(handle, **arrays)
 
     return _atomic(Path(path), write)
+
+
+@contextmanager
+def atomic_directory(out: str | Path) -> Iterator[Path]:
+    """Build a directory beside ``out`` and rename it to ``out`` only if the block succeeds.
+
+    ``out`` must not exist or be an empty folder. The staging folder gets the usual permissions
+    (``mkdtemp`` makes 0700 folders), and is removed when the block fails or is interrupted.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
