@@ -80,6 +80,7 @@ class Turn:
     action_verdict: str  # correct / wrong / mismatch against the valid proactive options
     category_verdict: str  # correct / wrong / mismatch against the categories
     action: str | None  # the requested action (a valid proactive option), else None
+    thumb: Image.Image | None = None  # a small copy of the frame, for reports
 
 
 @dataclass

@@ -18,6 +18,12 @@ from vlmkit.proactive.envs import Environment
 MAX_NEW_TOKENS = 50
 
 
+def thumbnail(image, side: int = 96):
+    small = image.copy()
+    small.thumbnail((side, side))
+    return small
+
+
 def turn_conversation(env: Environment, hint: bool = False) -> list[Message]:
     """The single-turn conversation an episode shows in its current state."""
     return [user(env.frame(), multi_choice_prompt(env.prompt(hint), env.shown_options()))]
@@ -33,6 +39,7 @@ def run_mcqa(
     temperature: float = 0.0,
     seed: int = 0,
     progress=None,
+    keep_frames: bool = False,
 ) -> list[Environment]:
     """Play every episode to its end; returns them (finished, with their turns recorded).
 
@@ -42,16 +49,19 @@ def run_mcqa(
         hint: append the scenario's hint to the question.
         temperature: 0 is the protocol (greedy); the RL recipe samples with > 0.
         progress: optional callable ``(finished, total)`` called after every turn batch.
+        keep_frames: keep a 96-pixel copy of every frame shown (``Turn.thumb``), for reports.
     """
     active = [e for e in episodes if not e.done]
     round_ = 0
     while active:
         for start in range(0, len(active), batch_size):
             chunk = active[start : start + batch_size]
-            replies = model.generate([turn_conversation(e, hint) for e in chunk], max_new_tokens=max_new_tokens,
-                                     temperature=temperature, seed=seed + 7919 * round_ + start)
-            for env, reply in zip(chunk, replies):
-                env.step(reply, hint)
+            conversations = [turn_conversation(e, hint) for e in chunk]
+            replies = model.generate(conversations, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + 7919 * round_ + start)
+            for env, conversation, reply in zip(chunk, conversations, replies):
+                turn = env.step(reply, hint)
+                if keep_frames:
+                    turn.thumb = thumbnail(conversation[0].images[0])
         round_ += 1
         active = [e for e in active if not e.done]
         if progress is not None:
