@@ -33,6 +33,7 @@ from vlmkit.cli.debias import app as debias_app
 from vlmkit.cli.icl import app as icl_app
 from vlmkit.cli.index import app as index_app
 from vlmkit.cli.openworld import app as openworld_app
+from vlmkit.cli.proactive import app as proactive_app
 from vlmkit.cli.sae import app as sae_app
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
@@ -49,6 +50,7 @@ app.add_typer(c2b_app, name="c2b")
 app.add_typer(openworld_app, name="openworld")
 app.add_typer(icl_app, name="icl")
 app.add_typer(circle_app, name="circle")
+app.add_typer(proactive_app, name="proactive")
 app.command("chat")(chat_cli.chat_cmd)
 app.command("export")(chat_cli.export_cmd)
 app.command("merge")(compress_cli.merge_cmd)
@@ -94,7 +96,9 @@ def zeroshot_cmd(
     out: Path = OutOpt,
     model: str = ModelOpt,
     classes: str | None = typer.Option(None, help="comma-separated class names or a file (default: the dataset's labels)"),
-    templates: list[str] | None = typer.Option(None, help="template set (simple, ensemble, bare), a file, or a template with {}; repeatable"),
+    templates: list[str] | None = typer.Option(
+        None, help="template set (simple, ensemble, bare), a file, or a template with {}; repeatable"
+    ),
     attribute: str | None = typer.Option(None, help="classify this manifest attribute instead of the label"),
     batch_size: int = BatchOpt,
     skip_bad_images: bool = SkipBadOpt,
