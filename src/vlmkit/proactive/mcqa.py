@@ -58,7 +58,7 @@ def run_mcqa(
             chunk = active[start : start + batch_size]
             conversations = [turn_conversation(e, hint) for e in chunk]
             replies = model.generate(conversations, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + 7919 * round_ + start)
-            for env, conversation, reply in zip(chunk, conversations, replies):
+            for env, conversation, reply in zip(chunk, conversations, replies, strict=True):
                 turn = env.step(reply, hint)
                 if keep_frames:
                     turn.thumb = thumbnail(conversation[0].images[0])

@@ -61,12 +61,12 @@ def run_oeg(
     for start in range(0, len(episodes), batch_size):
         chunk = list(episodes[start : start + batch_size])
         prompts = [f"{e.question} {GENERIC_HINT}" if hint else e.question for e in chunk]
-        outputs = model.generate([[user(e.frame(), p)] for e, p in zip(chunk, prompts)], max_new_tokens=max_new_tokens,
+        outputs = model.generate([[user(e.frame(), p)] for e, p in zip(chunk, prompts, strict=True)], max_new_tokens=max_new_tokens,
                                  temperature=temperature, seed=seed + start)
         answers = [e.oeg_answers() for e in chunk]
-        verdicts = judge.generate([judge_conversation(p, a, o) for p, a, o in zip(prompts, answers, outputs)],
+        verdicts = judge.generate([judge_conversation(p, a, o) for p, a, o in zip(prompts, answers, outputs, strict=True)],
                                   max_new_tokens=judge_max_new_tokens, temperature=0.0, seed=seed)
-        for env, prompt, output, items, verdict in zip(chunk, prompts, outputs, answers, verdicts):
+        for env, prompt, output, items, verdict in zip(chunk, prompts, outputs, answers, verdicts, strict=True):
             bits = parse_bits(verdict, len(items))
             rows.append({"id": env.entry["id"], "frame": env.frame_path(), "prompt": prompt, "output": output, "answers": items,
                          "judge": verdict, "bits": bits, **oeg_scores(bits, env.k_proactive), "unreadable": bits is None})
