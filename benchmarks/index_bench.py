@@ -87,7 +87,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--noise", type=float, default=0.02, help="per-dimension noise added to a stored vector to make a query (0.02: cosine about 0.9 at 512-d)")
+    parser.add_argument("--noise", type=float, default=0.02,
+                        help="per-dimension noise added to a stored vector to make a query (0.02: cosine about 0.9 at 512-d)")
     parser.add_argument("--quantisers", action="store_true", help="compare SQ8 and PQ codes on clustered data instead")
     args = parser.parse_args()
     if args.quantisers:
@@ -103,7 +104,8 @@ def main() -> None:
         ivf, ivf_hits = measure(vectors, queries, "ivf")
         for result, hits in ((exact, exact_hits), (ivf, ivf_hits)):
             result["planted_found_at_1"] = round(float(np.mean([row[0].position == s for row, s in zip(hits, sources, strict=True)])), 3)
-        ivf["recall@10"] = round(float(np.mean([len({h.position for h in a} & {h.position for h in b}) / 10 for a, b in zip(ivf_hits, exact_hits, strict=True)])), 3)
+        ivf["recall@10"] = round(float(np.mean([len({h.position for h in a} & {h.position for h in b}) / 10 for a,
+                                                b in zip(ivf_hits, exact_hits, strict=True)])), 3)
         report.append({"vectors": n, "dim": args.dim, "exact": exact, "ivf": ivf})
         print(json.dumps(report[-1]), flush=True)
 

@@ -30,7 +30,8 @@ def main() -> None:
     data, dictionary = planted_data()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        sae = train_sae(data, SAEConfig(32, 96, (3, 6)), SAETrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50, block_rows=8192), tmp)
+        sae = train_sae(data, SAEConfig(32, 96, (3, 6)), SAETrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50, block_rows=8192),
+                        tmp)
     seconds = time.perf_counter() - start
     best = (dictionary @ F.normalize(sae.atoms.detach(), dim=-1).T).max(1).values
     q = quality(sae, [torch.from_numpy(data[:4000])])

@@ -67,19 +67,22 @@ def main() -> None:
         original = model.vision_weights()
         layers = list(range(original.n_layers))
         print(f"{args.model}, fresh balanced split of {args.n} images, vocabulary {args.vocab}, all layers, COMP K=5 lambda=0.3\n")
-        print("| model | vectors edited | shape acc. | worst group | mean group | background acc. | colour acc. |\n|---|---|---|---|---|---|---|")
+        print("| model | vectors edited | shape acc. | worst group | mean group | background acc. | colour acc. "
+              "|\n|---|---|---|---|---|---|---|")
         print(row("unedited", evaluate_world(model, dataset, cache)), flush=True)
         for label, targets, factor, side, threshold in EDITS:
             cfg = SithConfig(side=side)
             weights = original.clone()
             explanations = explain(weights, layers, dictionary, image_mean, cfg)
-            edited = edit_by_concepts(weights, explanations, dictionary, dictionary.center(model.encode_texts(targets)), threshold, factor, cfg)
+            edited = edit_by_concepts(weights, explanations, dictionary, dictionary.center(model.encode_texts(targets)), threshold, factor,
+                                      cfg)
             model.set_vision_weights(weights)
             print(row(label, evaluate_world(model, dataset, cache), len(edited)), flush=True)
 
         oracle = load_dataset(world_split(Path(tmp) / "oracle", args.oracle_n, 1001, None))
         print(f"\nOracle: each head ablated alone, on a second split of {args.oracle_n} images (world seed 1001)\n")
-        print("| model | vectors edited | shape acc. | worst group | mean group | background acc. | colour acc. |\n|---|---|---|---|---|---|---|")
+        print("| model | vectors edited | shape acc. | worst group | mean group | background acc. | colour acc. "
+              "|\n|---|---|---|---|---|---|---|")
         model.set_vision_weights(original)
         print(row("unedited", evaluate_world(model, oracle, cache)), flush=True)
         for layer in layers:

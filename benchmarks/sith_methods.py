@@ -51,7 +51,8 @@ def main() -> None:
             coherence = torch.cat(sentence_coherence(explanations, concepts, embedder))
             defined = torch.isfinite(coherence)
             active = torch.cat([(e.scores > 0).sum(1).float() for e in explanations]).mean()
-            print(f"| {method} | {k} | {fidelity:.3f} | {coherence[defined].mean():.3f} | {defined.float().mean():.2f} | {active:.2f} |", flush=True)
+            print(f"| {method} | {k} | {fidelity:.3f} | {coherence[defined].mean():.3f} | {defined.float().mean():.2f} | {active:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

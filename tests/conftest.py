@@ -46,7 +46,8 @@ def colour_manifest(tmp_path) -> Path:
     for name, rgb in COLOURS.items():
         for i in range(2):
             write_image(tmp_path / "img" / f"{name}{i}.png", rgb)
-            rows.append({"path": f"img/{name}{i}.png", "label": name, "attributes": {"color": name, "size": ["small", "large"][i]}, "group": f"{name}|{i}"})
+            rows.append({"path": f"img/{name}{i}.png", "label": name, "attributes": {"color": name, "size": ["small", "large"][i]},
+                         "group": f"{name}|{i}"})
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -51,8 +51,10 @@ def valid(tmp_path_factory) -> Path:
     (root / "objs.txt").write_text("thing\nshape\n")
     (root / "compat.json").write_text(json.dumps({"red": {"thing": 1.0, "shape": 2.0}, "blue": {"thing": 1.0}}))
     (root / "compat.csv").write_text("attribute,object,score\nred,thing,1\nblue,shape,2\n")
-    (root / "para.json").write_text(json.dumps({"a red thing": ["a red object", "something red"], "a blue thing": ["a blue object", "something blue"]}))
-    (root / "bias.json").write_text(json.dumps({"tone": {"warm": ["a warm photo", "a warm image"], "cold": ["a cold photo", "a cold image"]}}))
+    (root / "para.json").write_text(json.dumps({"a red thing": ["a red object", "something red"],
+                                                "a blue thing": ["a blue object", "something blue"]}))
+    (root / "bias.json").write_text(json.dumps({"tone": {"warm": ["a warm photo", "a warm image"],
+                                                         "cold": ["a cold photo", "a cold image"]}}))
     (root / "neutral.txt").write_text("\n".join(f"a photo number {i}" for i in range(12)) + "\n")
     model = load_model(MODEL)
     model.save(root / "model")
@@ -111,44 +113,104 @@ CASES = {
     "zeroshot template file": (ZS + ["--templates", "{templates.txt}"], "templates.txt", ("empty", "binary")),
     "zeroshot model config.json": (ZS[:2] + ["{model}"] + ZS[3:], "model/config.json", JSON_BREAKS),
     "zeroshot model weights": (ZS[:2] + ["{model}"] + ZS[3:], "model/model.safetensors", BINARY_BREAKS),
-    "zeroshot model preprocessor config": (ZS[:2] + ["{model}"] + ZS[3:], "model/preprocessor_config.json", ("empty", "truncated", "json list")),
+    "zeroshot model preprocessor config": (
+        ZS[:2] + ["{model}"] + ZS[3:],
+        "model/preprocessor_config.json",
+        ("empty", "truncated", "json list"),
+    ),
     "embed texts": (["embed", "-m", MODEL, "--texts", "{texts.txt}"], "texts.txt", TEXT_BREAKS),
     "embed dataset": (["embed", "-m", MODEL, "--dataset", "{data.jsonl}"], "data.jsonl", ("missing", "truncated", "binary")),
-    "index build dataset": (["index", "build", "-m", MODEL, "--dataset", "{data.jsonl}"], "data.jsonl", ("missing", "truncated", "json list")),
-    "sith vocabulary": (["sith", "-m", MODEL, "--layers", "all", "--vocab", "{vocab.txt}", "--image-mean", "none", "--no-coherence"], "vocab.txt", TEXT_BREAKS),
-    "sith image-mean dataset": (["sith", "-m", MODEL, "--layers", "all", "--vocab", "world", "--image-mean", "{data.jsonl}", "--no-coherence"], "data.jsonl",
-                                ("missing", "truncated", "json list")),
-    "sae train texts": (["sae", "train", "-m", MODEL, "--latents", "16", "--k", "2,4", "--steps", "2", "--texts", "{texts.txt}"], "texts.txt",
-                        TEXT_BREAKS),
+    "index build dataset": (
+        ["index", "build", "-m", MODEL, "--dataset", "{data.jsonl}"],
+        "data.jsonl",
+        ("missing", "truncated", "json list"),
+    ),
+    "sith vocabulary": (
+        ["sith", "-m", MODEL, "--layers", "all", "--vocab", "{vocab.txt}", "--image-mean", "none", "--no-coherence"],
+        "vocab.txt",
+        TEXT_BREAKS,
+    ),
+    "sith image-mean dataset": (
+        ["sith", "-m", MODEL, "--layers", "all", "--vocab", "world", "--image-mean", "{data.jsonl}", "--no-coherence"],
+        "data.jsonl",
+        ("missing", "truncated", "json list"),
+    ),
+    "sae train texts": (
+        ["sae", "train", "-m", MODEL, "--latents", "16", "--k", "2,4", "--steps", "2", "--texts", "{texts.txt}"],
+        "texts.txt",
+        TEXT_BREAKS,
+    ),
     "sae eval sae.json": (["sae", "eval", "-m", MODEL, "--sae", "{sae}", "--texts", "{texts.txt}"], "sae/sae.json", JSON_BREAKS),
     "sae eval weights": (["sae", "eval", "-m", MODEL, "--sae", "{sae}", "--texts", "{texts.txt}"], "sae/sae.safetensors", BINARY_BREAKS),
-    "sae eval official checkpoint": (["sae", "eval", "-m", MODEL, "--sae", "{sae_clip_32_48_4x8_reverse.pth}", "--texts", "{texts.txt}"],
-                                     "sae_clip_32_48_4x8_reverse.pth", ("empty", "binary", "json text")),
+    "sae eval official checkpoint": (
+        ["sae", "eval", "-m", MODEL, "--sae", "{sae_clip_32_48_4x8_reverse.pth}", "--texts", "{texts.txt}"],
+        "sae_clip_32_48_4x8_reverse.pth",
+        ("empty", "binary", "json text"),
+    ),
     "debias encode texts": (ENC + ["--method", "none"], "texts.txt", TEXT_BREAKS),
     "debias encode paraphrases": (ENC + ["--method", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"], "para.json", JSON_BREAKS),
-    "debias encode bias prompts": (ENC + ["--method", "orth_proj", "--bias", "tone", "--bias-prompts", "{bias.json}"], "bias.json", JSON_BREAKS),
-    "debias encode neutral prompts": (ENC + ["--method", "none", "--neutral", "{neutral.txt}"], "neutral.txt", ("missing", "empty", "truncated", "binary")),
+    "debias encode bias prompts": (
+        ENC + ["--method", "orth_proj", "--bias", "tone", "--bias-prompts", "{bias.json}"],
+        "bias.json",
+        JSON_BREAKS,
+    ),
+    "debias encode neutral prompts": (
+        ENC + ["--method", "none", "--neutral", "{neutral.txt}"],
+        "neutral.txt",
+        ("missing", "empty", "truncated", "binary"),
+    ),
     "debias encode sae.json": (ENC + ["--method", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"], "sae/sae.json", JSON_BREAKS),
-    "debias encode sae weights": (ENC + ["--method", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"], "sae/sae.safetensors", BINARY_BREAKS),
+    "debias encode sae weights": (
+        ENC + ["--method", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"],
+        "sae/sae.safetensors",
+        BINARY_BREAKS,
+    ),
     "debias eval dataset": (EVAL + ["--methods", "none"], "data.jsonl", ("missing", "truncated", "json list")),
     "debias eval paraphrases": (EVAL + ["--methods", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"], "para.json", JSON_BREAKS),
     "debias eval sae": (EVAL + ["--methods", "sem_i", "--sae", "{sae}"], "sae/sae.safetensors", BINARY_BREAKS),
     "comca build-cache attributes": (BUILD, "attrs.txt", TEXT_BREAKS),
     "comca build-cache objects": (BUILD + ["--objects", "{objs.txt}"], "objs.txt", TEXT_BREAKS),
-    "comca build-cache json compatibility": (BUILD + ["--objects", "{objs.txt}", "--compatibility", "{compat.json}"], "compat.json", JSON_BREAKS),
-    "comca build-cache csv compatibility": (BUILD + ["--objects", "{objs.txt}", "--compatibility", "{compat.csv}"], "compat.csv", TEXT_BREAKS),
+    "comca build-cache json compatibility": (
+        BUILD + ["--objects", "{objs.txt}", "--compatibility", "{compat.json}"],
+        "compat.json",
+        JSON_BREAKS,
+    ),
+    "comca build-cache csv compatibility": (
+        BUILD + ["--objects", "{objs.txt}", "--compatibility", "{compat.csv}"],
+        "compat.csv",
+        TEXT_BREAKS,
+    ),
     "comca build-cache index.json": (BUILD, "index/index.json", JSON_BREAKS),
     "comca build-cache index.faiss": (BUILD, "index/index.faiss", BINARY_BREAKS),
     "comca build-cache items.jsonl": (BUILD, "index/items.jsonl", ("missing", "empty", "truncated", "json list")),
-    "comca eval cache.json": (["comca", "eval", "-m", MODEL, "--cache", "{cache}", "--dataset", "{data.jsonl}"], "cache/cache.json", JSON_BREAKS),
-    "comca eval cache.npz": (["comca", "eval", "-m", MODEL, "--cache", "{cache}", "--dataset", "{data.jsonl}"], "cache/cache.npz", BINARY_BREAKS),
+    "comca eval cache.json": (
+        ["comca", "eval", "-m", MODEL, "--cache", "{cache}", "--dataset", "{data.jsonl}"],
+        "cache/cache.json",
+        JSON_BREAKS,
+    ),
+    "comca eval cache.npz": (
+        ["comca", "eval", "-m", MODEL, "--cache", "{cache}", "--dataset", "{data.jsonl}"],
+        "cache/cache.npz",
+        BINARY_BREAKS,
+    ),
     "comca eval cache folder": (["comca", "eval", "-m", MODEL, "--cache", "{cache}", "--dataset", "{data.jsonl}"], "cache", ("missing",)),
-    "comca bench attributes": (["comca", "bench", "-m", MODEL, "--pool", "50", "--n", "20", "--attributes", "{attrs.txt}"], "attrs.txt",
-                               TEXT_BREAKS),
+    "comca bench attributes": (
+        ["comca", "bench", "-m", MODEL, "--pool", "50", "--n", "20", "--attributes", "{attrs.txt}"],
+        "attrs.txt",
+        TEXT_BREAKS,
+    ),
     "index search index.json": (["index", "search", "--index", "{index}", "--text", "red"], "index/index.json", JSON_BREAKS),
     "index search index.faiss": (["index", "search", "--index", "{index}", "--text", "red"], "index/index.faiss", BINARY_BREAKS),
-    "index search items.jsonl": (["index", "search", "--index", "{index}", "--text", "red"], "index/items.jsonl", ("missing", "truncated", "json list")),
-    "index search image query": (["index", "search", "--index", "{index}", "--image", "{img/red0.png}"], "img/red0.png", ("missing", "empty", "truncated")),
+    "index search items.jsonl": (
+        ["index", "search", "--index", "{index}", "--text", "red"],
+        "index/items.jsonl",
+        ("missing", "truncated", "json list"),
+    ),
+    "index search image query": (
+        ["index", "search", "--index", "{index}", "--image", "{img/red0.png}"],
+        "img/red0.png",
+        ("missing", "empty", "truncated"),
+    ),
 }
 
 PARAMS = [(case, kind) for case, (_, _, kinds) in sorted(CASES.items()) for kind in kinds]
@@ -202,40 +264,69 @@ def _write(path: Path, text: str) -> None:
 SPECIFIC = {
     "compatibility score that is not a number": (
         BUILD + ["--objects", "{objs.txt}", "--compatibility", "{compat.json}"],
-        lambda w: _write(w / "compat.json", json.dumps({"red": {"thing": "very"}})), "compat.json has the wrong shape"),
+        lambda w: _write(w / "compat.json", json.dumps({"red": {"thing": "very"}})),
+        "compat.json has the wrong shape",
+    ),
     "compatibility CSV score that is not a number": (
         BUILD + ["--objects", "{objs.txt}", "--compatibility", "{compat.csv}"],
-        lambda w: _write(w / "compat.csv", "attribute,object,score\nred,thing,high\n"), "is not a number"),
+        lambda w: _write(w / "compat.csv", "attribute,object,score\nred,thing,high\n"),
+        "is not a number",
+    ),
     "compatibility CSV without its header": (
         BUILD + ["--objects", "{objs.txt}", "--compatibility", "{compat.csv}"],
-        lambda w: _write(w / "compat.csv", "red,thing,1\n"), "needs a header attribute,object,score"),
+        lambda w: _write(w / "compat.csv", "red,thing,1\n"),
+        "needs a header attribute,object,score",
+    ),
     "paraphrases mapping a query to a plain string": (
         ENC + ["--method", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"],
-        lambda w: _write(w / "para.json", json.dumps({"a red thing": "a red object", "a blue thing": ["x"]})), "valid list"),
+        lambda w: _write(w / "para.json", json.dumps({"a red thing": "a red object", "a blue thing": ["x"]})),
+        "valid list",
+    ),
     "paraphrases as a list": (
         ENC + ["--method", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"],
-        lambda w: _write(w / "para.json", json.dumps([["a red object"]])), "holds a list, not an object"),
+        lambda w: _write(w / "para.json", json.dumps([["a red object"]])),
+        "holds a list, not an object",
+    ),
     "neutral prompts naming a missing file": (
-        ENC + ["--method", "none", "--neutral", "{neutral.txt}"], lambda w: (w / "neutral.txt").unlink(), "neutral prompt file not found"),
+        ENC + ["--method", "none", "--neutral", "{neutral.txt}"],
+        lambda w: (w / "neutral.txt").unlink(),
+        "neutral prompt file not found",
+    ),
     "SAE tensors that do not match sae.json": (
         ENC + ["--method", "sem_i", "--sae", "{sae}", "--paraphrases", "{para.json}"],
         lambda w: _write(w / "sae" / "sae.json", json.dumps({**json.loads((w / "sae" / "sae.json").read_text()), "latents": 64})),
-        "does not match"),
+        "does not match",
+    ),
     "model config.json that is not JSON": (
-        ZS[:2] + ["{model}"] + ZS[3:], lambda w: _write(w / "model" / "config.json", "{model_type: clip"), "is not valid JSON"),
+        ZS[:2] + ["{model}"] + ZS[3:],
+        lambda w: _write(w / "model" / "config.json", "{model_type: clip"),
+        "is not valid JSON",
+    ),
     "index folder without index.faiss": (
-        ["index", "search", "--index", "{index}", "--text", "red"], lambda w: (w / "index" / "index.faiss").unlink(), "index file not found"),
+        ["index", "search", "--index", "{index}", "--text", "red"],
+        lambda w: (w / "index" / "index.faiss").unlink(),
+        "index file not found",
+    ),
     "index whose items do not match its vectors": (
         ["index", "search", "--index", "{index}", "--text", "red"],
-        lambda w: _write(w / "index" / "items.jsonl", (w / "index" / "items.jsonl").read_text().splitlines()[0] + "\n"), "is inconsistent"),
+        lambda w: _write(w / "index" / "items.jsonl", (w / "index" / "items.jsonl").read_text().splitlines()[0] + "\n"),
+        "is inconsistent",
+    ),
     "ComCa cache folder without cache.json": (
         ["comca", "eval", "-m", MODEL, "--cache", "{cache}", "--dataset", "{data.jsonl}"],
-        lambda w: (w / "cache" / "cache.json").unlink(), "ComCa cache record not found"),
+        lambda w: (w / "cache" / "cache.json").unlink(),
+        "ComCa cache record not found",
+    ),
     "image mean over a dataset whose every image is unreadable": (
         ["sith", "-m", MODEL, "--layers", "all", "--vocab", "world", "--image-mean", "{data.jsonl}", "--no-coherence"],
-        lambda w: [p.write_bytes(b"not a png") for p in (w / "img").iterdir()], "none of its 6 images could be read"),
+        lambda w: [p.write_bytes(b"not a png") for p in (w / "img").iterdir()],
+        "none of its 6 images could be read",
+    ),
     "an SAE path that is neither a folder nor a checkpoint": (
-        ["sae", "eval", "-m", MODEL, "--sae", "{nowhere}", "--texts", "{texts.txt}"], lambda w: None, "SAE not found"),
+        ["sae", "eval", "-m", MODEL, "--sae", "{nowhere}", "--texts", "{texts.txt}"],
+        lambda w: None,
+        "SAE not found",
+    ),
 }
 
 

@@ -33,7 +33,8 @@ def test_zeroshot_writes_the_three_files(colour_folder, tmp_path, capsys):
 
 def test_zeroshot_on_an_attribute_with_given_classes(colour_manifest, tmp_path):
     out = tmp_path / "run"
-    code = run_cli("zeroshot", "-m", "random:clip-tiny", "--dataset", colour_manifest, "--attribute", "size", "--classes", "small,large,huge", "--templates", "a {} thing", "-o", out)
+    code = run_cli("zeroshot", "-m", "random:clip-tiny", "--dataset", colour_manifest, "--attribute", "size", "--classes",
+                   "small,large,huge", "--templates", "a {} thing", "-o", out)
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     assert result["classes"] == ["small", "large", "huge"] and result["target"] == "size" and result["n"] == 6

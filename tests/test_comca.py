@@ -15,7 +15,8 @@ from vlmkit.attributes.prior import Term
 
 
 def test_retrieval_query_joins_synonyms():
-    assert retrieval_query(Term("car", ("car", "automobile")), Term("striped", ("striped", "stripy"))) == "a photo of car that is striped or stripy"
+    assert retrieval_query(Term("car", ("car", "automobile")),
+                           Term("striped", ("striped", "stripy"))) == "a photo of car that is striped or stripy"
 
 
 def test_soft_labels_by_hand():
@@ -110,26 +111,63 @@ def test_build_cache_and_eval_cli(tmp_path, clip_tiny):
     names = [t.name for t in attribute_terms()]
     rows = [json.loads(line) for line in labelled.read_text().splitlines()]
     eval_manifest = tmp_path / "eval" / "labels.jsonl"
-    eval_manifest.write_text("".join(json.dumps({"path": r["path"], "attributes": {n: int(n in {r["attributes"][g] for g in GROUPS}) for n in names}}) + "\n" for r in rows))
+    eval_manifest.write_text("".join(
+        json.dumps({"path": r["path"], "attributes": {n: int(n in {r["attributes"][g] for g in GROUPS}) for n in names}}) + "\n"
+        for r in rows))
     (tmp_path / "attrs.txt").write_text("\n".join(["red", "blue", "striped", "small:small/little"]))
     (tmp_path / "objs.txt").write_text("\n".join(["circle:circle/disc", "square", "star"]))
     (tmp_path / "compat.csv").write_text("attribute,object,score\nblue,star,0\n")
     main(["index", "build", "--model", "random:clip-tiny", "--dataset", str(pool), "--out", str(tmp_path / "idx")])
-    main(["comca", "build-cache", "--model", "random:clip-tiny", "--attributes", str(tmp_path / "attrs.txt"), "--objects", str(tmp_path / "objs.txt"),
-          "--compatibility", str(tmp_path / "compat.csv"), "--index", str(tmp_path / "idx"), "--k", "3", "--out", str(tmp_path / "cache")])
+    main(
+        [
+            "comca",
+            "build-cache",
+            "--model",
+            "random:clip-tiny",
+            "--attributes",
+            str(tmp_path / "attrs.txt"),
+            "--objects",
+            str(tmp_path / "objs.txt"),
+            "--compatibility",
+            str(tmp_path / "compat.csv"),
+            "--index",
+            str(tmp_path / "idx"),
+            "--k",
+            "3",
+            "--out",
+            str(tmp_path / "cache"),
+        ]
+    )
     record = json.loads((tmp_path / "cache" / "cache.json").read_text())
     paths = record["paths"]
     assert len(set(paths)) == len(paths) and len(paths) + len(record["log"]) == 12  # a shortfall is logged per query
     assert not any("star that is blue" in q for q in record["queries"])  # compatibility 0 excludes the pair
-    main(["comca", "eval", "--model", "random:clip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(eval_manifest), "--out", str(tmp_path / "ev")])
+    main(["comca", "eval", "--model", "random:clip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(eval_manifest), "--out",
+          str(tmp_path / "ev")])
     result = json.loads((tmp_path / "ev" / "result.json").read_text())
     assert set(result["table"]) == {"zero-shot", "comca"} and 0 <= result["table"]["comca"]["mAP"] <= 1
     from vlmkit.attributes.comca import load_cache
 
     ovad_cache, _, ovad_record = load_cache(tmp_path / "cache")
     assert ovad_record["protocol"] == "ovad" and np.allclose(ovad_cache.values.mean(1), 0.2064)
-    main(["comca", "build-cache", "--model", "random:clip-tiny", "--attributes", str(tmp_path / "attrs.txt"), "--index", str(tmp_path / "idx"),
-          "--k", "3", "--protocol", "vaw", "--out", str(tmp_path / "vaw")])
+    main(
+        [
+            "comca",
+            "build-cache",
+            "--model",
+            "random:clip-tiny",
+            "--attributes",
+            str(tmp_path / "attrs.txt"),
+            "--index",
+            str(tmp_path / "idx"),
+            "--k",
+            "3",
+            "--protocol",
+            "vaw",
+            "--out",
+            str(tmp_path / "vaw"),
+        ]
+    )
     vaw_cache, _, vaw_record = load_cache(tmp_path / "vaw")
     assert vaw_record["protocol"] == "vaw" and vaw_record["scalings"] == ["standardise", "softmax"] and vaw_record["overfetch"] == 256
     assert np.allclose(vaw_cache.values.sum(1), 1)  # VAW's row softmax after the standardisation
@@ -171,11 +209,16 @@ def test_comca_eval_takes_the_sigmoid_branch_for_siglip(tmp_path):
     names = [t.name for t in attribute_terms()]
     rows = [json.loads(line) for line in labelled.read_text().splitlines()]
     manifest = tmp_path / "labels.jsonl"
-    manifest.write_text("".join(json.dumps({"path": str(labelled.parent / r["path"]), "attributes": {n: int(n in {r["attributes"][g] for g in GROUPS}) for n in names}}) + "\n" for r in rows))
+    manifest.write_text("".join(
+        json.dumps({"path": str(labelled.parent / r["path"]),
+                    "attributes": {n: int(n in {r["attributes"][g] for g in GROUPS}) for n in names}}) + "\n"
+        for r in rows))
     (tmp_path / "attrs.txt").write_text("red\nblue\nsmall\n")
     main(["index", "build", "--model", "random:siglip-tiny", "--dataset", str(pool), "--out", str(tmp_path / "idx")])
-    main(["comca", "build-cache", "--model", "random:siglip-tiny", "--attributes", str(tmp_path / "attrs.txt"), "--index", str(tmp_path / "idx"), "--k", "2", "--out", str(tmp_path / "cache")])
-    main(["comca", "eval", "--model", "random:siglip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(manifest), "--out", str(tmp_path / "ev")])
+    main(["comca", "build-cache", "--model", "random:siglip-tiny", "--attributes", str(tmp_path / "attrs.txt"), "--index",
+          str(tmp_path / "idx"), "--k", "2", "--out", str(tmp_path / "cache")])
+    main(["comca", "eval", "--model", "random:siglip-tiny", "--cache", str(tmp_path / "cache"), "--dataset", str(manifest), "--out",
+          str(tmp_path / "ev")])
     table = json.loads((tmp_path / "ev" / "result.json").read_text())["table"]
     assert set(table) == {"zero-shot", "retrieval"}
 
@@ -186,6 +229,7 @@ def test_bench_refuses_attributes_that_rename_the_world(tmp_path, capsys):
     bad = tmp_path / "attrs.txt"
     bad.write_text("scarlet:crimson\n")
     with pytest.raises(SystemExit) as exit_info:
-        main(["comca", "bench", "--model", "random:clip-tiny", "--pool", "50", "--n", "20", "--attributes", str(bad), "--out", str(tmp_path / "o")])
+        main(["comca", "bench", "--model", "random:clip-tiny", "--pool", "50", "--n", "20", "--attributes", str(bad), "--out",
+              str(tmp_path / "o")])
     assert exit_info.value.code == 2 and "must name the 14 world attributes" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # rejected before rendering, indexing or writing anything

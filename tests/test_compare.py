@@ -43,11 +43,13 @@ def test_compare_cli_model_with_itself(tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(f"word{i}" for i in range(30)))
     out = tmp_path / "cmp"
-    main(["sith", "compare", "--base", "random:clip-tiny", "--tuned", "random:clip-tiny", "--vocab", str(vocab), "--layers", "all", "--k", "3", "--out", str(out)])
+    main(["sith", "compare", "--base", "random:clip-tiny", "--tuned", "random:clip-tiny", "--vocab", str(vocab), "--layers", "all", "--k",
+          "3", "--out", str(out)])
     result = json.loads((out / "result.json").read_text())
     assert result["summary"]["mean_cos"] > 0.999 and result["summary"]["jaccard"] == 1.0
     assert abs(result["summary"]["mean_abs_rel_dsigma"]) < 1e-4
     other = tmp_path / "cmp2"
-    main(["sith", "compare", "--base", "random:clip-tiny", "--tuned", "random:clip-tiny@1", "--vocab", str(vocab), "--layers", "all", "--k", "3", "--out", str(other)])
+    main(["sith", "compare", "--base", "random:clip-tiny", "--tuned", "random:clip-tiny@1", "--vocab", str(vocab), "--layers", "all", "--k",
+          "3", "--out", str(other)])
     unrelated = json.loads((other / "result.json").read_text())["summary"]
     assert unrelated["mean_cos"] < 0.6

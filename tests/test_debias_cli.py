@@ -20,7 +20,8 @@ def queries(tmp_path):
 def test_encode_with_every_method(tmp_path, queries, clip_tiny):
     sae_dir = MatryoshkaSAE(SAEConfig(clip_tiny.embed_dim, 48, (4, 8))).save(tmp_path / "sae")
     para = tmp_path / "para.json"
-    para.write_text(json.dumps({"a photo of a doctor.": ["a doctor.", "an image of a doctor."], "a photo of a nurse.": ["a nurse.", "an image of a nurse."]}))
+    para.write_text(json.dumps({"a photo of a doctor.": ["a doctor.", "an image of a doctor."],
+                                "a photo of a nurse.": ["a nurse.", "an image of a nurse."]}))
     for method in ("none", "orth_proj", "orth_cali", "sem_i", "sem_b", "sem_bi"):
         out = tmp_path / method
         main(["debias", "encode", "--model", "random:clip-tiny", "--texts", str(queries), "--method", method, "--bias", "gender",
@@ -59,8 +60,34 @@ def world_split(tmp_path):
 def test_debias_eval_table(tmp_path, world_split, clip_tiny, task):
     sae_dir = MatryoshkaSAE(SAEConfig(clip_tiny.embed_dim, 48, (4, 8))).save(tmp_path / "sae")
     out = tmp_path / task
-    main(["debias", "eval", "--model", "random:clip-tiny", "--dataset", str(world_split), "--attribute", "shape", "--sensitive", "background",
-          "--task", task, "--methods", "none,orth_proj,sem_b,sem_bi", "--bias", "world-background", "--sae", str(sae_dir), "--splits", "3", "--k", "10", "--out", str(out)])
+    main(
+        [
+            "debias",
+            "eval",
+            "--model",
+            "random:clip-tiny",
+            "--dataset",
+            str(world_split),
+            "--attribute",
+            "shape",
+            "--sensitive",
+            "background",
+            "--task",
+            task,
+            "--methods",
+            "none,orth_proj,sem_b,sem_bi",
+            "--bias",
+            "world-background",
+            "--sae",
+            str(sae_dir),
+            "--splits",
+            "3",
+            "--k",
+            "10",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads((out / "result.json").read_text())
     assert list(result["table"]) == ["none", "orth_proj", "sem_b", "sem_bi"]
     metrics = {"zeroshot": {"accuracy", "worst_group", "mean_group"}, "retrieval": {"kl@k", "max_skew@k", "ndkl", "precision@k"}}[task]
@@ -74,6 +101,24 @@ def test_debias_eval_table(tmp_path, world_split, clip_tiny, task):
 
 def test_debias_eval_needs_an_sae_for_sem_off_the_embedded_models(tmp_path, world_split, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["debias", "eval", "--model", "random:clip-tiny", "--dataset", str(world_split), "--attribute", "shape", "--sensitive", "background",
-              "--methods", "none,sem_b", "--bias", "world-background", "--out", str(tmp_path / "o")])
+        main(
+            [
+                "debias",
+                "eval",
+                "--model",
+                "random:clip-tiny",
+                "--dataset",
+                str(world_split),
+                "--attribute",
+                "shape",
+                "--sensitive",
+                "background",
+                "--methods",
+                "none,sem_b",
+                "--bias",
+                "world-background",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     assert exit_info.value.code == 2 and "need --sae" in capsys.readouterr().err

@@ -64,7 +64,8 @@ def test_relevance_weighs_concepts_by_coefficient():
 
     atoms = torch.eye(3)
     dictionary = ConceptDictionary(["a", "b", "c"], atoms, torch.zeros(3))
-    e = LayerExplanation(0, torch.ones(1, 2), torch.zeros(2, 3), torch.tensor([[0, 1], [2, 1]]), torch.tensor([[3.0, 1.0], [0.0, 0.0]]), torch.zeros(2))
+    e = LayerExplanation(0, torch.ones(1, 2), torch.zeros(2, 3), torch.tensor([[0, 1], [2, 1]]), torch.tensor([[3.0, 1.0], [0.0, 0.0]]),
+                         torch.zeros(2))
     got = relevance(e, dictionary, atoms[[0]])  # target = concept a
     assert torch.allclose(got, torch.tensor([0.75, 0.0]))
 

@@ -31,7 +31,8 @@ def test_embedded_is_the_default_and_offline(embedded):
 def test_classifies_fresh_world_images(embedded, fresh_world, attribute, minimum):
     images = embed_images(embedded, fresh_world.paths)
     classes = list(w.ATTRIBUTES[attribute])
-    result = zeroshot_classify(images.vectors, class_embeddings(embedded, classes, fresh_world.prompts[attribute]), fresh_world.targets(attribute), classes)
+    result = zeroshot_classify(images.vectors, class_embeddings(embedded, classes, fresh_world.prompts[attribute]),
+                               fresh_world.targets(attribute), classes)
     assert result.summary()["accuracy"] >= minimum
 
 

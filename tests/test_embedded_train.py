@@ -42,7 +42,8 @@ def test_true_captions_are_not_treated_as_negatives():
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    base = dict(steps=12, batch_size=16, pool=64, captions_per_image=2, side=32, patch=8, hidden=32, layers=1, heads=2, lr=3e-3, warmup=2, checkpoint_every=4, threads=1)
+    base = dict(steps=12, batch_size=16, pool=64, captions_per_image=2, side=32, patch=8, hidden=32, layers=1, heads=2, lr=3e-3, warmup=2,
+                checkpoint_every=4, threads=1)
     return TrainConfig(**{**base, **overrides})
 
 
@@ -98,7 +99,8 @@ def test_frozen_vision_trains_the_text_adapter_only(trained, tmp_path):
 
     from vlmkit.models.embedded_train import textbiased_config
 
-    cfg = tiny_config(init_from=str(trained / "model"), freeze_vision=True, text_adapter_hidden=8, spurious="target=shape,nuisance=background,p=0.95")
+    cfg = tiny_config(init_from=str(trained / "model"), freeze_vision=True, text_adapter_hidden=8,
+                      spurious="target=shape,nuisance=background,p=0.95")
     train(cfg, tmp_path, log=lambda _: None)
     before, after = load_file(trained / "model" / "model.safetensors"), load_file(tmp_path / "model" / "model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before if k != "logit_scale")

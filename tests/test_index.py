@@ -58,7 +58,8 @@ def test_ivf_recall_on_clustered_data(tmp_path):
     recall = np.mean([len({h.position for h in a} & {h.position for h in e}) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall > 0.9
     reloaded = ImageIndex.load(approx_index.save(tmp_path / "ivf"))
-    assert [[h.position for h in row] for row in reloaded.search(queries, k=10, dedup=False)] == [[h.position for h in row] for row in approx]
+    assert [[h.position for h in row] for row in reloaded.search(queries, k=10,
+                                                                 dedup=False)] == [[h.position for h in row] for row in approx]
 
 
 def test_index_cli_build_and_search(tmp_path, capsys, colour_folder):
@@ -70,7 +71,8 @@ def test_index_cli_build_and_search(tmp_path, capsys, colour_folder):
     meta = json.loads((out / "result.json").read_text())
     assert meta["items"] == 10 and meta["kind"] == "exact"
     capsys.readouterr()
-    main(["index", "search", "--index", str(out), "--text", "a red square", "--image", str(colour_folder / "red" / "0.png"), "-k", "3", "--json"])
+    main(["index", "search", "--index", str(out), "--text", "a red square", "--image", str(colour_folder / "red" / "0.png"), "-k", "3",
+          "--json"])
     results = json.loads(capsys.readouterr().out)
     image_hits = results[str(colour_folder / "red" / "0.png")]
     assert image_hits[0]["score"] == pytest.approx(1.0, abs=1e-5) and len(image_hits) == 3

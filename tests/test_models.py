@@ -19,7 +19,8 @@ TRUE_VISION = {
 def test_architectures_carry_the_true_sizes(arch):
     config = architectures()[arch]["config"]
     vision = config["vision_config"]
-    got = (vision["num_hidden_layers"], vision["hidden_size"], vision["num_attention_heads"], vision["patch_size"], config["projection_dim"])
+    got = (vision["num_hidden_layers"], vision["hidden_size"], vision["num_attention_heads"], vision["patch_size"],
+           config["projection_dim"])
     assert got == TRUE_VISION[arch]
 
 

@@ -10,7 +10,8 @@ from vlmkit.errors import DatasetError
 def test_fairface(tmp_path):
     for split in ("train", "val"):
         write_image(tmp_path / split / "1.jpg", (10, 20, 30))
-        (tmp_path / f"fairface_label_{split}.csv").write_text(f"file,age,gender,race,service_test\n{split}/1.jpg,20-29,Female,East Asian,True\n")
+        (tmp_path / f"fairface_label_{split}.csv").write_text(f"file,age,gender,race,service_test\n{split}/1.jpg,20-29,Female,East "
+                                                              "Asian,True\n")
     data = load_dataset(f"fairface:{tmp_path}")
     assert data.name == "fairface-val" and data.samples[0].attributes == {"age": "20-29", "gender": "Female", "race": "East Asian"}
     assert load_dataset(f"fairface:{tmp_path}@train").samples[0].path == tmp_path / "train" / "1.jpg"
@@ -29,7 +30,8 @@ def test_celeba(tmp_path):
     for name in ("000001.jpg", "000002.jpg", "000003.jpg"):
         write_image(tmp_path / "img_align_celeba" / name, (5, 5, 5))
     (tmp_path / "list_eval_partition.txt").write_text("000001.jpg 0\n000002.jpg 2\n000003.jpg 2\n")
-    (tmp_path / "list_attr_celeba.txt").write_text("3\nBlond_Hair Male Smiling\n000001.jpg -1 1 1\n000002.jpg 1 -1 -1\n000003.jpg  -1  1 1\n")
+    (tmp_path / "list_attr_celeba.txt").write_text("3\nBlond_Hair Male Smiling\n000001.jpg -1 1 1\n000002.jpg 1 -1 -1\n000003.jpg  -1  1 "
+                                                   "1\n")
     data = load_dataset(f"celeba:{tmp_path}")
     assert [s.path.name for s in data.samples] == ["000002.jpg", "000003.jpg"]
     assert data.samples[0].attributes == {"Blond_Hair": True, "Male": False, "Smiling": False, "gender": "female", "hair": "blond"}
@@ -42,7 +44,8 @@ def test_waterbirds(tmp_path):
     (tmp_path / "metadata.csv").write_text("img_id,img_filename,y,split,place,place_filename\n"
                                           "1,001.Black_footed_Albatross/a.jpg,1,2,0,x\n2,002.Laysan/b.jpg,0,0,1,y\n")
     data = load_dataset(f"waterbirds:{tmp_path}")
-    assert len(data) == 1 and data.samples[0].attributes == {"bird": "waterbird", "place": "land"} and data.samples[0].group == "waterbird|land"
+    assert len(data) == 1 and data.samples[0].attributes == {"bird": "waterbird",
+                                                             "place": "land"} and data.samples[0].group == "waterbird|land"
     with pytest.raises(DatasetError, match="metadata.csv"):
         load_dataset(f"waterbirds:{tmp_path / 'missing'}")
 
@@ -73,10 +76,28 @@ def test_vaw_labels_positive_negative_unknown(tmp_path):
 
     write_image(tmp_path / "VG_100K_2" / "11.jpg", (1, 2, 3), size=(50, 50))
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "test.json").write_text(json.dumps([
-        {"image_id": "11", "instance_id": "a", "instance_bbox": [1, 1, 10, 20], "object_name": "cup", "positive_attributes": ["white"], "negative_attributes": ["red"]},
-        {"image_id": "11", "instance_id": "b", "instance_bbox": [5, 5, 10, 10], "object_name": "plate", "positive_attributes": ["round"], "negative_attributes": []},
-    ]))
+    (tmp_path / "data" / "test.json").write_text(
+        json.dumps(
+            [
+                {
+                    "image_id": "11",
+                    "instance_id": "a",
+                    "instance_bbox": [1, 1, 10, 20],
+                    "object_name": "cup",
+                    "positive_attributes": ["white"],
+                    "negative_attributes": ["red"],
+                },
+                {
+                    "image_id": "11",
+                    "instance_id": "b",
+                    "instance_bbox": [5, 5, 10, 10],
+                    "object_name": "plate",
+                    "positive_attributes": ["round"],
+                    "negative_attributes": [],
+                },
+            ]
+        )
+    )
     data = load_dataset(f"vaw:{tmp_path}")
     assert data.samples[0].attributes == {"red": 0, "round": -1, "white": 1} and data.samples[1].label == "plate"
 

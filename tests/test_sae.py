@@ -21,7 +21,8 @@ def planted_data(n=20000, d=32, atoms=48, active=3, seed=0):
 
 def test_planted_dictionary_is_recovered(tmp_path):
     data, dictionary = planted_data()
-    sae = train_sae(data, SAEConfig(32, 96, (3, 6)), SAETrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50, block_rows=8192), tmp_path / "sae")
+    sae = train_sae(data, SAEConfig(32, 96, (3, 6)), SAETrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup=50, block_rows=8192),
+                    tmp_path / "sae")
     learned = F.normalize(sae.atoms.detach(), dim=-1)
     best = (dictionary @ learned.T).max(1).values
     assert (best > 0.9).float().mean() >= 0.9, best
@@ -140,7 +141,8 @@ def test_sae_cli_trains_evaluates_and_resumes(tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(f"a photo of thing number {i}" for i in range(120)))
     out = tmp_path / "sae"
-    args = ["sae", "train", "--model", "random:clip-tiny", "--texts", str(texts), "--latents", "64", "--k", "4,8", "--steps", "40", "--train-batch", "32", "--out", str(out)]
+    args = ["sae", "train", "--model", "random:clip-tiny", "--texts", str(texts), "--latents", "64", "--k", "4,8", "--steps", "40",
+            "--train-batch", "32", "--out", str(out)]
     main(args)
     result = json.loads((out / "result.json").read_text())
     assert result["rows"] == {"train": 114, "heldout": 6} and result["sae"]["d_in"] == 32

@@ -50,6 +50,7 @@ def test_zeroshot_uses_the_datasets_own_prompts(tmp_path):
     data = tmp_path / "w"
     run_cli("world", "generate", "--n", 10, "--out", data)
     out = tmp_path / "zs"
-    assert run_cli("zeroshot", "--model", "random:clip-tiny", "--dataset", data / "manifest.jsonl", "--attribute", "color", "--out", out) == 0
+    assert run_cli("zeroshot", "--model", "random:clip-tiny", "--dataset", data / "manifest.jsonl", "--attribute", "color", "--out",
+                   out) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["templates"] == json.loads((data / "prompts.json").read_text())["color"]

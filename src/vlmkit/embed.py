@@ -45,7 +45,8 @@ def cache_namespace(model, kind: str, normalize: bool = True) -> str:
     return f"{kind}{'' if normalize else '-raw'}|{model.fingerprint}|{extra}"
 
 
-def _run_chunks(items: list[str], digests: list[str | None], namespace: str, compute, cache: EmbeddingCache | None, description: str) -> Embeddings:
+def _run_chunks(items: list[str], digests: list[str | None], namespace: str, compute, cache: EmbeddingCache | None,
+                description: str) -> Embeddings:
     vectors, indices, failed = [], [], []
     cached = computed = 0
     starts = range(0, len(items), CHUNK)
@@ -70,7 +71,8 @@ def _run_chunks(items: list[str], digests: list[str | None], namespace: str, com
     return Embeddings(stacked.astype(np.float32), np.asarray(indices, dtype=np.int64), failed, cached, computed)
 
 
-def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, cache: EmbeddingCache | None = None, skip_bad: bool = False, workers: int = 4, normalize: bool = True) -> Embeddings:
+def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, cache: EmbeddingCache | None = None, skip_bad: bool = False,
+                 workers: int = 4, normalize: bool = True) -> Embeddings:
     """Encode image files with ``model`` (L2-normalised embeddings unless ``normalize`` is false).
 
     Raises:
@@ -81,7 +83,8 @@ def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, ca
     if not skip_bad:
         missing = [p for p, d in zip(paths, digests, strict=True) if d is None]
         if missing:
-            raise DatasetError(f"image not found or unreadable: {missing[0]} ({len(missing)} in all); fix the paths or pass --skip-bad-images")
+            raise DatasetError(f"image not found or unreadable: {missing[0]} ({len(missing)} in all); fix the paths or pass "
+                               "--skip-bad-images")
 
     def load(path: str):
         try:
@@ -96,13 +99,15 @@ def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, ca
             loaded = list(pool.map(load, chunk_paths))
         reasons = [reason for _, reason in loaded]
         pixels = [p for p, _ in loaded if p is not None]
-        out = [model.encode_images(torch.stack(pixels[i : i + batch_size]), normalize=normalize).numpy() for i in range(0, len(pixels), batch_size)]
+        out = [model.encode_images(torch.stack(pixels[i : i + batch_size]), normalize=normalize).numpy() for i in range(0, len(pixels),
+                                                                                                                        batch_size)]
         return (np.concatenate(out) if out else np.zeros((0, model.embed_dim), np.float32)), reasons
 
     return _run_chunks(paths, digests, cache_namespace(model, "image", normalize), compute, cache, "embedding images")
 
 
-def embed_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: EmbeddingCache | None = None, normalize: bool = True) -> Embeddings:
+def embed_texts(model, texts: Sequence[str], *, batch_size: int = 256, cache: EmbeddingCache | None = None,
+                normalize: bool = True) -> Embeddings:
     """Encode strings with ``model`` (L2-normalised embeddings unless ``normalize`` is false)."""
     texts = list(texts)
     digests = [sha256_bytes(t.encode("utf-8")) for t in texts]

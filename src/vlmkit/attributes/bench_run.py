@@ -99,7 +99,8 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
             index = build_index(model, pool, model_spec=opts.model, cache=cache, batch_size=opts.batch_size)
     cooc = cooccurrence([s.caption or "" for s in pool.samples], attributes, objects)
     compat = compatibility()
-    priors = {"ComCa": prior(cooc, compat), "ComCa (co-occurrence only)": prior(cooc, None), "ComCa (compatibility only)": prior(None, compat)}
+    priors = {"ComCa": prior(cooc, compat), "ComCa (co-occurrence only)": prior(cooc, None),
+              "ComCa (compatibility only)": prior(None, compat)}
     images = embed_images(model, evaluation.paths, batch_size=opts.batch_size, cache=cache).vectors
     y = labels(evaluation)
     z = zero_shot_logits(images, zero_shot_text(model, attributes))
@@ -121,8 +122,11 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
             if built is not None:
                 logits = cache_logits(images, built, cfg)
                 diagnostics[method] = {
-                    "label_precision": round(float(np.mean([names[a] in truth[Path(p).stem] for p, a in zip(built.paths, built.source, strict=True)])), 4),
-                    "cache_logit_mean": round(float(logits.mean()), 3), "cache_logit_spread": round(float(logits.std(1).mean()), 4),
+                    "label_precision": round(
+                        float(np.mean([names[a] in truth[Path(p).stem] for p, a in zip(built.paths, built.source, strict=True)])), 4
+                    ),
+                    "cache_logit_mean": round(float(logits.mean()), 3),
+                    "cache_logit_spread": round(float(logits.std(1).mean()), 4),
                 }
     result = {
         "model": model.name, "setting": opts.setting, "retrieval": "captions (text-to-text)" if weak else "images (text-to-image)",
@@ -139,7 +143,9 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
 
 def _report(result: dict) -> str:
     methods = list(result["table"])
-    rows = [[m, *(result["table"][m][k] if result["table"][m][k] is not None else "-" for k in ("mAP", "head", "medium", "tail"))] for m in methods]
+    rows = [[m,
+             *(result["table"][m][k] if result["table"][m][k] is not None else "-" for k in ("mAP", "head", "medium",
+                                                                                             "tail"))] for m in methods]
     names = list(result["ap"][methods[0]])
     per_attribute = [html.bars(names, [result["ap"][m][a] or 0.0 for a in names], caption=f"AP per attribute: {m}") for m in methods]
     return html.page(

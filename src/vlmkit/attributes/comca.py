@@ -132,7 +132,8 @@ def normalise_scores(g: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def sigmoid_scores(images: np.ndarray, text: list[torch.Tensor], cache: Cache | None, cfg: ComCaConfig, logit_scale: float, logit_bias: float) -> np.ndarray:
+def sigmoid_scores(images: np.ndarray, text: list[torch.Tensor], cache: Cache | None, cfg: ComCaConfig, logit_scale: float,
+                   logit_bias: float) -> np.ndarray:
     """The SigLIP branch of the official code, as vlmkit reads it (the paper does not give it):
     each attribute's synonym embeddings are averaged and renormalised, ``b = x t^T``, the cache
     term uses a sigmoid kernel ``c = sigmoid(x K^T) V``, and ``softmax_A((b + lambda c) s + bias)``
@@ -198,7 +199,8 @@ def save_cache(cache: Cache, directory, attributes: list[Term], meta: dict) -> N
     """``cache.npz`` (keys, values, source) and ``cache.json`` (attributes, provenance, ``meta``)."""
     directory = Path(directory)
     atomic_save_npz(directory / "cache.npz", keys=cache.keys, values=cache.values, source=cache.source)
-    record = {"attributes": [f"{t.name}:{'/'.join(t.synonyms)}" for t in attributes], "paths": cache.paths, "queries": cache.queries, "log": cache.log, **meta}
+    record = {"attributes": [f"{t.name}:{'/'.join(t.synonyms)}" for t in attributes], "paths": cache.paths, "queries": cache.queries,
+              "log": cache.log, **meta}
     atomic_write_text(directory / "cache.json", json.dumps(record, indent=1) + "\n")
 
 

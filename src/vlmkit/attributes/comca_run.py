@@ -91,11 +91,18 @@ def run_build_cache(opts: BuildCacheOptions) -> Path:
             "protocol": opts.protocol, "scalings": list(cfg.scalings), "overfetch": cfg.overfetch, "k": opts.k,
             "compatibility_log": missing[:200]}
     save_cache(cache, opts.out, attributes, meta)
-    result = {k: v for k, v in meta.items() if k != "compatibility_log"} | {"keys": len(cache.keys), "attributes": len(attributes), "log": cache.log}
+    result = {k: v for k, v in meta.items() if k != "compatibility_log"} | {"keys": len(cache.keys), "attributes": len(attributes),
+                                                                            "log": cache.log}
     pairs = list(zip(cache.paths, cache.queries, strict=True))
-    return run.finish(result, html.page("ComCa cache", html.key_values({k: v for k, v in result.items() if k != "log"}),
-                                        html.section("Retrieved images (first 48)", plots.thumbnails(pairs[:48])),
-                                        html.section("Queries (first 50)", html.table(["query", "image"], [(q, p) for p, q in pairs[:50]]))))
+    return run.finish(
+        result,
+        html.page(
+            "ComCa cache",
+            html.key_values({k: v for k, v in result.items() if k != "log"}),
+            html.section("Retrieved images (first 48)", plots.thumbnails(pairs[:48])),
+            html.section("Queries (first 50)", html.table(["query", "image"], [(q, p) for p, q in pairs[:50]])),
+        ),
+    )
 
 
 class ComCaEvalOptions(RunOptions):
@@ -142,10 +149,17 @@ def run_comca_eval(opts: ComCaEvalOptions) -> Path:
 def eval_report(result: dict, names: list[str], curves: dict, paths: list[str], queries: list[str]) -> str:
     """mAP table, AP per attribute per method, micro precision-recall curves, and the cache's images."""
     methods = list(result["table"])
-    rows = [[m, *("-" if result["table"][m][k] is None else result["table"][m][k] for k in ("mAP", "head", "medium", "tail"))] for m in methods]
+    rows = [[m,
+             *("-" if result["table"][m][k] is None else result["table"][m][k] for k in ("mAP", "head", "medium",
+                                                                                         "tail"))] for m in methods]
     ap = plots.grouped_bars(names, {m: [result["ap"][m][a] or 0.0 for a in names] for m in methods}, ylabel="AP",
                             caption="AP per attribute (unknown labels ignored)")
     pr = plots.pr_curves(curves, caption="precision-recall over every known (image, attribute) pair")
-    cached = plots.thumbnails(list(zip(paths, queries, strict=True))[:24], caption="the first cached images and the queries that found them")
-    return html.page(f"ComCa evaluation: {result['model']}", html.section("mAP", html.table(["method", "mAP", "head", "medium", "tail"], rows)),
-                     html.section("Per attribute", ap, pr), html.section("Cache", cached))
+    cached = plots.thumbnails(list(zip(paths, queries, strict=True))[:24],
+                              caption="the first cached images and the queries that found them")
+    return html.page(
+        f"ComCa evaluation: {result['model']}",
+        html.section("mAP", html.table(["method", "mAP", "head", "medium", "tail"], rows)),
+        html.section("Per attribute", ap, pr),
+        html.section("Cache", cached),
+    )

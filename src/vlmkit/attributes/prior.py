@@ -95,7 +95,8 @@ def compatibility_from_file(path: str | Path, attributes: Sequence[Term], object
     for a, o, s in triples:
         if a in a_index and o in o_index:
             scores[a_index[a], o_index[o]] = float(s)
-    missing = [f"no score for ({attributes[i].name}, {objects[j].name}); using 0" for i, j in zip(*np.nonzero(np.isnan(scores)), strict=True)]
+    missing = [f"no score for ({attributes[i].name}, {objects[j].name}); using 0" for i,
+               j in zip(*np.nonzero(np.isnan(scores)), strict=True)]
     return np.nan_to_num(scores, nan=0.0), missing
 
 

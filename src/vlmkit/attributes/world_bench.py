@@ -45,7 +45,8 @@ from vlmkit.metrics.attributes import label_matrix
 from vlmkit.retrieval.index import ImageIndex, Item, make_index
 
 GROUPS = ("color", "texture", "size")
-IMPOSSIBLE = {("star", "blue"), ("star", "green"), ("cross", "yellow"), ("circle", "striped"), ("hexagon", "dotted"), ("square", "pink"), ("triangle", "large")}
+IMPOSSIBLE = {("star", "blue"), ("star", "green"), ("cross", "yellow"), ("circle", "striped"), ("hexagon", "dotted"), ("square", "pink"),
+              ("triangle", "large")}
 RARE = {("triangle", "red"), ("circle", "checkered"), ("square", "small"), ("hexagon", "purple"), ("cross", "dotted")}
 RARE_KEEP = 0.1
 SETTINGS = ("default", "weak-zero-shot")
@@ -147,4 +148,5 @@ def caption_index(model, dataset, cache=None, batch_size: int = 256) -> CaptionI
     vectors = embed_texts(model, captions, batch_size=batch_size, cache=cache).vectors
     items = [Item(str(Path(s.path).resolve()), str(s.path), s.caption) for s in dataset.samples]
     index, kind = make_index(vectors, "exact")
-    return CaptionIndex(index, items, {"model": model.name, "kind": kind, "items": len(items), "dim": int(vectors.shape[1]), "searched_by": "captions"})
+    return CaptionIndex(index, items,
+                        {"model": model.name, "kind": kind, "items": len(items), "dim": int(vectors.shape[1]), "searched_by": "captions"})

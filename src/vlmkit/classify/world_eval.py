@@ -39,7 +39,8 @@ def world_split(out: Path, n: int, seed: int, spurious: str | None) -> Path:
     """Generate (or reuse, when its parameters match) the evaluation split under ``out``."""
     params = {"n": n, "seed": seed, "spurious": spurious}
     knob = w.Spurious.parse(spurious) if spurious else None
-    build_once(out / "world.json", params, lambda: generate(out, n, seed, spurious=knob, group_by=("shape", "background")), out / "manifest.jsonl")
+    build_once(out / "world.json", params, lambda: generate(out, n, seed, spurious=knob, group_by=("shape", "background")),
+               out / "manifest.jsonl")
     return out / "manifest.jsonl"
 
 
@@ -50,7 +51,8 @@ def evaluate_world(model, dataset, cache=None, batch_size: int = 64) -> dict:
     attributes = {}
     for name in EVAL_ATTRIBUTES:
         classes = list(w.ATTRIBUTES[name])
-        result = zeroshot_classify(images.vectors, class_embeddings(model, classes, dataset.prompts[name], cache), [s.target(name) for s in samples], classes)
+        result = zeroshot_classify(images.vectors, class_embeddings(model, classes, dataset.prompts[name], cache),
+                                   [s.target(name) for s in samples], classes)
         attributes[name] = {**result.summary(), "templates": dataset.prompts[name]}
         if name == "shape":
             shape_groups = group_summary(result.y_true == result.y_pred, [s.group for s in samples])
@@ -86,9 +88,14 @@ def _report(summary: dict) -> str:
     groups = summary["shape_groups"]
     blocks = [
         html.section("Zero-shot accuracy per attribute", html.table(["attribute", "accuracy"], rows)),
-        html.section("Shape over shape x background groups", html.key_values({"worst-group accuracy": groups["worst_group_accuracy"], "mean group accuracy": groups["mean_group_accuracy"]})),
+        html.section(
+            "Shape over shape x background groups",
+            html.key_values({"worst-group accuracy": groups["worst_group_accuracy"], "mean group accuracy": groups["mean_group_accuracy"]}),
+        ),
         html.section("Image-to-caption retrieval", html.key_values({k: v for k, v in summary["retrieval"].items()})),
     ]
     for name, result in summary["attributes"].items():
-        blocks.append(html.section(f"Confusion matrix: {name}", html.heatmap(result["confusion_matrix"], result["classes"], result["classes"], "rows: true; columns: predicted")))
+        blocks.append(html.section(f"Confusion matrix: {name}",
+                                   html.heatmap(result["confusion_matrix"], result["classes"], result["classes"],
+                                                "rows: true; columns: predicted")))
     return html.page(f"Shapes-world evaluation: {summary['model']} ({summary['n']} images)", *blocks)

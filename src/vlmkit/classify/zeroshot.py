@@ -33,7 +33,8 @@ def check_classes(classes: list[str], targets: list[str | None], what: str) -> N
     missing = sorted(present - set(classes))
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise UserError(f"{what} values {shown} are not among --classes; add them to --classes or leave --classes out to use the dataset's own")
+        raise UserError(f"{what} values {shown} are not among --classes; add them to --classes or leave --classes out to use the dataset's "
+                        "own")
     if not present:
         raise UserError(f"no sample has a {what}; pass --attribute NAME to classify an attribute, or add \"label\" to the manifest")
 

@@ -45,7 +45,8 @@ def run_zeroshot(opts: ZeroShotOptions) -> Path:
         model = load_model(opts.model, device=opts.resolved_device())
     cache = opts.embedding_cache()
     with run.timer("embed_images"):
-        images = embed_images(model, [dataset.samples[i].path for i in labelled], batch_size=opts.batch_size, cache=cache, skip_bad=opts.skip_bad_images)
+        images = embed_images(model, [dataset.samples[i].path for i in labelled], batch_size=opts.batch_size, cache=cache,
+                              skip_bad=opts.skip_bad_images)
     with run.timer("embed_classes"):
         class_vectors = class_embeddings(model, classes, templates, cache=cache)
     kept = [labelled[i] for i in images.indices]
@@ -66,9 +67,22 @@ def _report(summary: dict) -> str:
     skipped = summary["skipped_images"]
     return html.page(
         f"Zero-shot classification: {summary['model']}",
-        html.key_values({"model": summary["model"], "dataset": summary["dataset"], "target": summary["target"], "images": summary["n"], "accuracy": summary["accuracy"]}),
+        html.key_values(
+            {
+                "model": summary["model"],
+                "dataset": summary["dataset"],
+                "target": summary["target"],
+                "images": summary["n"],
+                "accuracy": summary["accuracy"],
+            }
+        ),
         html.section("Per-class accuracy", html.table(["class", "accuracy"], per_class)),
-        html.section("Confusion matrix", html.heatmap(summary["confusion_matrix"], summary["classes"], summary["classes"], "rows: true class; columns: prediction")),
+        html.section(
+            "Confusion matrix",
+            html.heatmap(summary["confusion_matrix"], summary["classes"], summary["classes"], "rows: true class; columns: prediction"),
+        ),
         html.section("Templates", html.table(["template"], [[t] for t in summary["templates"]])),
-        html.section(f"Skipped images ({len(skipped)})", html.table(["path", "reason"], [(s["path"], s["reason"]) for s in skipped])) if skipped else "",
+        html.section(f"Skipped images ({len(skipped)})", html.table(["path", "reason"], [(s["path"], s["reason"]) for s in skipped]))
+        if skipped
+        else "",
     )

@@ -28,7 +28,9 @@ def bench_cmd(
     n: int = typer.Option(1000, help="labelled images evaluated"),
     k: int = typer.Option(16, "--k", help="cache images per attribute"),
     attributes: Path | None = typer.Option(None, help="other synonyms for the 14 world attributes, e.g. red:crimson (names unchanged)"),
-    setting: str = typer.Option("default", help="default, or weak-zero-shot: unseen attribute words, a pool whose captions use them, retrieval through the captions"),
+    setting: str = typer.Option(
+        "default", help="default, or weak-zero-shot: unseen attribute words, a pool whose captions use them, retrieval through the captions"
+    ),
     batch_size: int = BatchOpt,
     cache: bool = CacheOpt,
     cache_dir: Path | None = CacheDirOpt,
@@ -47,10 +49,16 @@ def build_cache_cmd(
     model: str = ModelOpt,
     objects: Path | None = typer.Option(None, help="one object per line; without it the cache is plain retrieval (no prior)"),
     compatibility: Path | None = typer.Option(None, help="attribute-object compatibility scores (CSV attribute,object,score or JSON)"),
-    cooccurrence: bool = typer.Option(True, "--cooccurrence/--no-cooccurrence", help="weigh objects by co-occurrence in the index's captions"),
+    cooccurrence: bool = typer.Option(
+        True, "--cooccurrence/--no-cooccurrence", help="weigh objects by co-occurrence in the index's captions"
+    ),
     k: int = typer.Option(16, "--k", help="images per attribute"),
-    overfetch: int | None = typer.Option(None, help="neighbours fetched per query to find an unseen image (default: 117 for ovad, 256 for vaw)"),
-    protocol: str = typer.Option("ovad", help="soft-label scaling of the official code: ovad (standardised rows) or vaw (then a row softmax)"),
+    overfetch: int | None = typer.Option(
+        None, help="neighbours fetched per query to find an unseen image (default: 117 for ovad, 256 for vaw)"
+    ),
+    protocol: str = typer.Option(
+        "ovad", help="soft-label scaling of the official code: ovad (standardised rows) or vaw (then a row softmax)"
+    ),
     batch_size: int = BatchOpt,
     cache: bool = CacheOpt,
     cache_dir: Path | None = CacheDirOpt,

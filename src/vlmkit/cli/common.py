@@ -10,14 +10,16 @@ import typer
 from vlmkit.errors import UserError
 from vlmkit.models.registry import DEFAULT_MODEL
 
-ModelOpt = typer.Option(DEFAULT_MODEL, "--model", "-m", help="embedded, embedded-biased, random:<arch>[@seed], hf:<repo-or-dir>, or a checkpoint directory")
+ModelOpt = typer.Option(DEFAULT_MODEL, "--model", "-m",
+                        help="embedded, embedded-biased, random:<arch>[@seed], hf:<repo-or-dir>, or a checkpoint directory")
 OutOpt = typer.Option(..., "--out", "-o", help="output directory")
 DeviceOpt = typer.Option("cpu", help="cpu, cuda, cuda:N, mps or auto")
 SeedOpt = typer.Option(0, help="seed of every random generator")
 BatchOpt = typer.Option(32, help="images or texts per forward pass")
 CacheOpt = typer.Option(True, "--cache/--no-cache", help="reuse embeddings cached on disk")
 CacheDirOpt = typer.Option(None, help="embedding cache folder (default $VLMKIT_CACHE or ~/.cache/vlmkit)")
-SkipBadOpt = typer.Option(False, "--skip-bad-images/--fail-on-bad-images", help="skip unreadable images (listed in result.json) instead of stopping")
+SkipBadOpt = typer.Option(False, "--skip-bad-images/--fail-on-bad-images",
+                          help="skip unreadable images (listed in result.json) instead of stopping")
 
 
 def done(out: Path) -> None:

@@ -41,15 +41,22 @@ def generate_cmd(
         knob = w.Spurious.parse(spurious) if spurious else None
     except ValueError as exc:
         raise UserError(f"bad --spurious {spurious!r}: {exc}") from exc
-    manifest = generate(out, n, seed, side=side, spurious=knob, second_object_p=second_object_p, style=CaptionStyle(background=background_p))
+    manifest = generate(out, n, seed, side=side, spurious=knob, second_object_p=second_object_p,
+                        style=CaptionStyle(background=background_p))
     typer.echo(f"wrote {n} images and {manifest}")
 
 
 @app.command("train-model")
 def train_cmd(
     out: Path = OutOpt,
-    biased: bool = typer.Option(False, "--biased/--unbiased", help="train the biased twin (shape tied to background, background unsaid, text adapter)"),
-    text_biased: bool = typer.Option(False, "--text-biased/--no-text-biased", help="train the text-biased twin (embedded's image tower frozen, text adapter trained where shape is tied to background)"),
+    biased: bool = typer.Option(
+        False, "--biased/--unbiased", help="train the biased twin (shape tied to background, background unsaid, text adapter)"
+    ),
+    text_biased: bool = typer.Option(
+        False,
+        "--text-biased/--no-text-biased",
+        help="train the text-biased twin (embedded's image tower frozen, text adapter trained where shape is tied to background)",
+    ),
     steps: int | None = typer.Option(None, help="optimisation steps (default: the shipped model's)"),
     pool: int | None = typer.Option(None, help="images rendered for training (default: the shipped model's)"),
     seed: int = SeedOpt,
@@ -110,7 +117,9 @@ def train_chat_cmd(
 @app.command("eval-chat")
 def eval_chat_cmd(
     out: Path = OutOpt,
-    model: str = typer.Option("embedded-chat", "--model", "-m", help="a chat model: embedded-chat, a directory, hf:<repo-or-dir>, openai:<model>"),
+    model: str = typer.Option(
+        "embedded-chat", "--model", "-m", help="a chat model: embedded-chat, a directory, hf:<repo-or-dir>, openai:<model>"
+    ),
     n: int = typer.Option(500, "--n", help="conversations per task"),
     seed: int = typer.Option(1000, help="world seed of the evaluation split (embedded-chat trains on 0, validates on 1)"),
     batch_size: int = typer.Option(32, help="conversations per generate call"),

@@ -126,7 +126,8 @@ def vaw(root: Path, split: str = "test") -> ImageDataset:
     crops = _crop_dir(path)
     samples = []
     for inst in instances:
-        image = next((d / f"{inst.image_id}.jpg" for d in (root / "VG_100K", root / "VG_100K_2") if (d / f"{inst.image_id}.jpg").is_file()), None)
+        image = next((d / f"{inst.image_id}.jpg" for d in (root / "VG_100K", root / "VG_100K_2") if (d / f"{inst.image_id}.jpg").is_file()),
+                     None)
         if image is None:
             raise DatasetError(f"image {inst.image_id}.jpg not found in {root}/VG_100K or VG_100K_2")
         labels = {a: -1 for a in names} | {a: 0 for a in inst.negative_attributes} | {a: 1 for a in inst.positive_attributes}

@@ -1,12 +1,16 @@
 """Loaders for published fairness and robustness datasets, from local folders in their usual
 layouts. Name them as ``<format>:<folder>[@<split>]``, e.g. ``waterbirds:/data/waterbird_complete95_forest2water2@test``.
 
-| format | folder layout | split (default) | attributes |
-|---|---|---|---|
-| ``fairface`` | ``fairface_label_{train,val}.csv`` (file, age, gender, race, service_test) beside ``train/`` and ``val/`` | ``train``, ``val`` (val) | age, gender, race |
-| ``utkface`` | images named ``<age>_<gender>_<race>_<datetime>.jpg`` (aligned and cropped release) | all | age, gender (0 male, 1 female), race (White, Black, Asian, Indian, Others) |
-| ``celeba`` | ``img_align_celeba/``, ``list_attr_celeba.txt`` (40 attributes, +-1), ``list_eval_partition.txt`` | ``train``, ``val``, ``test`` (test) | the 40 attributes (true/false), gender, hair (blond/dark) |
-| ``waterbirds`` | ``metadata.csv`` (img_filename, y, split, place) beside the species folders | ``train``, ``val``, ``test`` (test) | bird (landbird/waterbird), place (land/water); group bird\\|place |
+- ``fairface``: ``fairface_label_{train,val}.csv`` (file, age, gender, race, service_test) beside
+  ``train/`` and ``val/``; splits ``train``, ``val`` (default val); attributes age, gender, race.
+- ``utkface``: images named ``<age>_<gender>_<race>_<datetime>.jpg`` (aligned and cropped release);
+  split ``all``; attributes age, gender (0 male, 1 female), race (White, Black, Asian, Indian, Others).
+- ``celeba``: ``img_align_celeba/``, ``list_attr_celeba.txt`` (40 attributes, +-1),
+  ``list_eval_partition.txt``; splits ``train``, ``val``, ``test`` (default test); attributes the
+  40 attributes (true/false), gender, hair (blond/dark).
+- ``waterbirds``: ``metadata.csv`` (img_filename, y, split, place) beside the species folders;
+  splits ``train``, ``val``, ``test`` (default test); attributes bird (landbird/waterbird), place
+  (land/water); group ``bird|place``.
 
 ``imagenetx:<folder>[@multi|top]`` is ImageNet-X (:mod:`vlmkit.data.imagenet_x`).
 ``ovad:<folder>`` and ``vaw:<folder>[@test|val]`` are the attribute benchmarks
@@ -27,7 +31,8 @@ from vlmkit.runs.readers import read_text
 FORMATS = ("fairface", "utkface", "celeba", "waterbirds", "ovad", "vaw", "imagenetx")
 SPLITS = {"fairface": ("train", "val"), "celeba": ("train", "val", "test"), "waterbirds": ("train", "val", "test"), "utkface": ("all",),
           "ovad": ("all",), "vaw": ("test", "val"), "imagenetx": ("multi", "top")}
-DEFAULT_SPLIT = {"fairface": "val", "celeba": "test", "waterbirds": "test", "utkface": "all", "ovad": "all", "vaw": "test", "imagenetx": "multi"}
+DEFAULT_SPLIT = {"fairface": "val", "celeba": "test", "waterbirds": "test", "utkface": "all", "ovad": "all", "vaw": "test",
+                 "imagenetx": "multi"}
 UTK_RACES = ("White", "Black", "Asian", "Indian", "Others")
 UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_\d+")
 
@@ -93,7 +98,8 @@ def utkface(root: Path, split: str = "all") -> ImageDataset:
         match = UTK_NAME.match(path.name)
         if match:  # a few files of the public release lack a field; they are skipped
             age, gender, race = match.groups()
-            samples.append(Sample(path, attributes={"age": int(age), "gender": ("male", "female")[int(gender)], "race": UTK_RACES[int(race)]}))
+            samples.append(Sample(path,
+                                  attributes={"age": int(age), "gender": ("male", "female")[int(gender)], "race": UTK_RACES[int(race)]}))
     return ImageDataset("utkface", root, samples)
 
 
@@ -112,7 +118,8 @@ def celeba(root: Path, split: str) -> ImageDataset:
         if not fields or partition.get(fields[0]) != wanted:
             continue
         if len(fields) != len(names) + 1:
-            raise DatasetError(f"{attribute_path}: the row of {fields[0]} has {len(fields) - 1} values for {len(names)} attributes; {_LAYOUT}")
+            raise DatasetError(f"{attribute_path}: the row of {fields[0]} has {len(fields) - 1} values for {len(names)} attributes; "
+                               f"{_LAYOUT}")
         values = {name: value == "1" for name, value in zip(names, fields[1:], strict=True)}
         derived = {"gender": "male" if values["Male"] else "female", "hair": "blond" if values["Blond_Hair"] else "dark"}
         samples.append(Sample(root / "img_align_celeba" / fields[0], attributes={**values, **derived}))
@@ -149,7 +156,8 @@ def _imagenetx(root: Path, split: str) -> ImageDataset:
     return imagenet_x(root, split)
 
 
-LOADERS = {"fairface": fairface, "utkface": utkface, "celeba": celeba, "waterbirds": waterbirds, "ovad": _ovad, "vaw": _vaw, "imagenetx": _imagenetx}
+LOADERS = {"fairface": fairface, "utkface": utkface, "celeba": celeba, "waterbirds": waterbirds, "ovad": _ovad, "vaw": _vaw,
+           "imagenetx": _imagenetx}
 
 
 def load_published(spec: str) -> ImageDataset | None:

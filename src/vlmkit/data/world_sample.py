@@ -19,8 +19,10 @@ from vlmkit.data.templates import resolve_templates
 from vlmkit.runs.files import atomic_write_json
 
 SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
-TEXTURE_ADJECTIVES = {"solid": ("solid", "plain"), "striped": ("striped",), "dotted": ("dotted", "polka-dot"), "checkered": ("checkered", "checkerboard")}
-TEXTURE_SUFFIXES = {"solid": ("in a single solid colour",), "striped": ("with stripes",), "dotted": ("with dots",), "checkered": ("with a checkered pattern",)}
+TEXTURE_ADJECTIVES = {"solid": ("solid", "plain"), "striped": ("striped",), "dotted": ("dotted", "polka-dot"),
+                      "checkered": ("checkered", "checkerboard")}
+TEXTURE_SUFFIXES = {"solid": ("in a single solid colour",), "striped": ("with stripes",), "dotted": ("with dots",),
+                    "checkered": ("with a checkered pattern",)}
 SHAPE_WORDS = {s: (s,) for s in w.SHAPES} | {"cross": ("cross", "plus sign"), "circle": ("circle", "disc")}
 POSITION_PHRASES = {
     "left": ("on the left", "on the left side", "at the left of the image"),
@@ -61,7 +63,8 @@ def _pick(rng: np.random.Generator, options):
 def caption(image: w.WorldImage, rng: np.random.Generator, style: CaptionStyle = CaptionStyle()) -> tuple[str, dict[str, str]]:
     """A caption of ``image`` and the attributes of the main object (and background) it names."""
     obj = image.objects[0]
-    said = {name: value for name, value in {**obj.attributes(), "background": image.background}.items() if rng.random() < getattr(style, name)}
+    said = {name: value for name,
+            value in {**obj.attributes(), "background": image.background}.items() if rng.random() < getattr(style, name)}
     if not said:  # a caption names at least one thing
         said = {"shape": obj.shape}
     words = []
@@ -86,7 +89,8 @@ def caption(image: w.WorldImage, rng: np.random.Generator, style: CaptionStyle =
     return _pick(rng, FRAMES).format(text), said
 
 
-def caption_with_negative(image: w.WorldImage, rng: np.random.Generator, style: CaptionStyle = CaptionStyle()) -> tuple[tuple[str, dict], tuple[str, dict]]:
+def caption_with_negative(image: w.WorldImage, rng: np.random.Generator, style: CaptionStyle = CaptionStyle()) -> tuple[tuple[str, dict],
+                                                                                                                        tuple[str, dict]]:
     """A caption and a hard negative: the same caption with one named attribute wrong.
 
     The negative is written by replaying the generator from the caption's starting state on a
@@ -163,7 +167,8 @@ def generate(
         path = out / "images" / f"{index:06d}.png"
         Image.fromarray(w.render(image, side, rng)).save(path)
         extra = {"objects": [o.attributes() for o in image.objects]} if len(image.objects) > 1 else {}
-        samples.append(Sample(path=path, label=image.objects[0].shape, attributes=image.attributes(), group=image.group, caption=image.caption, extra=extra))
+        samples.append(Sample(path=path, label=image.objects[0].shape, attributes=image.attributes(), group=image.group,
+                              caption=image.caption, extra=extra))
     atomic_write_json(out / PROMPTS_NAME, world_prompts())
     return write_manifest(samples, out / "manifest.jsonl")
 

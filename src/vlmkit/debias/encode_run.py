@@ -62,8 +62,16 @@ def run_debias_encode(opts: DebiasEncodeOptions) -> Path:
         "per_query": [{"text": q, "cosine_to_original": round(float(c), 4)} for q, c in zip(queries, shift, strict=True)],
     }
     run.info["model_fingerprint"] = model.fingerprint
-    return run.finish(result, html.page(
-        f"Debiased text embeddings: {opts.method}",
-        html.key_values({k: v for k, v in result.items() if k != "per_query"}),
-        html.section("Queries", html.table(["query", "cosine to the original embedding"], [(p["text"], p["cosine_to_original"]) for p in result["per_query"]])),
-    ))
+    return run.finish(
+        result,
+        html.page(
+            f"Debiased text embeddings: {opts.method}",
+            html.key_values({k: v for k, v in result.items() if k != "per_query"}),
+            html.section(
+                "Queries",
+                html.table(
+                    ["query", "cosine to the original embedding"], [(p["text"], p["cosine_to_original"]) for p in result["per_query"]]
+                ),
+            ),
+        ),
+    )

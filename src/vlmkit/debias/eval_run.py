@@ -96,7 +96,8 @@ def run_debias_eval(opts: DebiasEvalOptions) -> Path:
         for method in opts.method_list:
             text = debiaser.encode(method, queries, para).numpy()
             per_split = [_evaluate(opts, vectors[idx], text, y[idx], s[idx]) for _, idx in random_halves(len(y), opts.splits, opts.seed)]
-            table[method] = {metric: dict(zip(("mean", "ci95"), mean_ci([m[metric] for m in per_split]), strict=True)) for metric in per_split[0]}
+            table[method] = {metric: dict(zip(("mean", "ci95"), mean_ci([m[metric] for m in per_split]),
+                                              strict=True)) for metric in per_split[0]}
     result = {
         "model": model.name, "dataset": str(opts.dataset), "task": opts.task, "attribute": opts.attribute, "sensitive": opts.sensitive,
         "bias_prompts": attributes, "sae": str(sae_path) if sae_path else None, "classes": classes, "queries": queries,
@@ -121,7 +122,8 @@ def _report(result: dict) -> str:
     methods = list(result["table"])
     metrics = list(result["table"][methods[0]])
     rows = [[m, *(f"{result['table'][m][k]['mean']:.3f} ± {result['table'][m][k]['ci95']:.3f}" for k in metrics)] for m in methods]
-    charts = [html.bars(methods, [result["table"][m][k]["mean"] for m in methods], [result["table"][m][k]["ci95"] for m in methods], caption=k) for k in metrics]
+    charts = [html.bars(methods, [result["table"][m][k]["mean"] for m in methods], [result["table"][m][k]["ci95"] for m in methods],
+                        caption=k) for k in metrics]
     return html.page(
         f"Debiasing: {result['task']} of {result['attribute']} (sensitive: {result['sensitive']})",
         html.key_values({k: result[k] for k in ("model", "dataset", "images", "splits", "k", "sae") if result.get(k) is not None}

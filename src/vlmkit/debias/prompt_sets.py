@@ -52,7 +52,8 @@ def bias_prompts(attributes: list[str], path: str | Path | None = None) -> dict[
         table = read_json(path, "bias prompt file", "write JSON {attribute: {class: [prompt, ...]}}", dict[str, dict[str, list[str]] | str])
         source = {k: v for k, v in table.items() if not k.startswith("_")}
         if any(isinstance(v, str) for v in source.values()):
-            raise UserError(f"{path}: each attribute must map classes to lists of prompts; write JSON {{attribute: {{class: [prompt, ...]}}}}")
+            raise UserError(f"{path}: each attribute must map classes to lists of prompts; write JSON {{attribute: {{class: [prompt, "
+                            "...]}}")
     unknown = [a for a in attributes if a not in source]
     if unknown:
         raise UserError(f"no bias prompts for {', '.join(unknown)}; known attributes: {', '.join(source)}")
@@ -68,5 +69,6 @@ def paraphrases(path: str | Path, queries: list[str]) -> list[list[str]]:
     table = read_json(path, "paraphrase file", "write JSON {query: [paraphrase, ...]}", dict[str, list[str]])
     missing = [q for q in queries if not table.get(q)]
     if missing:
-        raise UserError(f"{path} has no paraphrases for {missing[0]!r} ({len(missing)} queries in all); map each query to a list of paraphrases")
+        raise UserError(f"{path} has no paraphrases for {missing[0]!r} ({len(missing)} queries in all); map each query to a list of "
+                        "paraphrases")
     return [list(table[q]) for q in queries]

@@ -78,7 +78,8 @@ def _items(opts: SAEDataOptions) -> tuple[list, object]:
     from vlmkit.data.datasets import load_dataset
 
     paths = load_dataset(opts.dataset).paths
-    return paths, lambda model, part: embed_images(model, part, batch_size=opts.batch_size, cache=cache, skip_bad=True, normalize=False).vectors
+    return paths, lambda model, part: embed_images(model, part, batch_size=opts.batch_size, cache=cache, skip_bad=True,
+                                                   normalize=False).vectors
 
 
 def iter_raw_embeddings(model, opts: SAEDataOptions) -> Iterator[np.ndarray]:
@@ -175,7 +176,8 @@ def run_sae_eval(opts: SAEEvalOptions) -> Path:
         raise UserError(f"cannot load an SAE from {opts.sae}: {exc}") from exc
     model = load_model(opts.model, device=opts.resolved_device())
     if model.embed_dim != sae.cfg.d_in:
-        raise UserError(f"the SAE reads {sae.cfg.d_in}-d embeddings but {model.name} gives {model.embed_dim}-d ones; use the SAE trained for this model")
+        raise UserError(f"the SAE reads {sae.cfg.d_in}-d embeddings but {model.name} gives {model.embed_dim}-d ones; use the SAE trained "
+                        "for this model")
     rows = 0
 
     def parts():
@@ -193,8 +195,13 @@ def run_sae_eval(opts: SAEEvalOptions) -> Path:
 def _report(result: dict, losses: list[tuple[int, float]]) -> str:
     quality_rows = result["quality"].items() if "train" in result["quality"] else [("data", result["quality"])]
     rows = [(name, q["fvu"], q["cosine"], q["l0"], q["dead"], q["sparsity"]) for name, q in quality_rows if q]
-    blocks = [html.key_values({k: v for k, v in result.items() if k not in ("quality",)}),
-              html.section("Reconstruction quality (ReLU latents, as at inference)", html.table(["split", "FVU", "cosine", "L0", "dead latents", "sparsity"], rows))]
+    blocks = [
+        html.key_values({k: v for k, v in result.items() if k not in ("quality",)}),
+        html.section(
+            "Reconstruction quality (ReLU latents, as at inference)",
+            html.table(["split", "FVU", "cosine", "L0", "dead latents", "sparsity"], rows),
+        ),
+    ]
     if losses:
         steps, values = zip(*losses, strict=True)
         blocks.append(html.section("Training loss (this session's steps)", plots.lines({"loss": values}, x=steps, xlabel="step",

@@ -110,7 +110,8 @@ def train_sae(data: np.ndarray, sae_cfg: SAEConfig, cfg: SAETrainConfig, out: st
         torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
         optimizer.step()
         if log and (step % 50 == 0 or step == cfg.steps - 1):
-            log({"step": step, "loss": round(float(loss.detach()), 6), "lr": cfg.lr_at(step), "elapsed_s": round(time.perf_counter() - t0, 2)})
+            log({"step": step, "loss": round(float(loss.detach()), 6), "lr": cfg.lr_at(step),
+                 "elapsed_s": round(time.perf_counter() - t0, 2)})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
             save_training_state(checkpoint, sae.state_dict(), optimizer, step + 1)
     sae.eval()

@@ -86,7 +86,8 @@ class SEM:
         return self.sae.encode(raw_embeddings.float())
 
     @torch.no_grad()
-    def steer(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None, bias: dict[str, dict[str, Tensor]] | Tensor | None) -> Tensor:
+    def steer(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None,
+              bias: dict[str, dict[str, Tensor]] | Tensor | None) -> Tensor:
         """Modulated latents ``(q, m)`` from latents: ``query`` ``(q, m)``, one ``(n_i, m)`` block of
         paraphrase latents per query, and bias-prompt latents by attribute and class (or their
         :func:`bias_score` ``(m,)``, which does not depend on the query, computed once)."""
@@ -107,13 +108,15 @@ class SEM:
         return M * h + (1 - M) * self.reference_median
 
     @torch.no_grad()
-    def debias(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None = None, bias: dict[str, dict[str, Tensor]] | Tensor | None = None) -> Tensor:
+    def debias(self, variant: str, query: Tensor | None, paraphrases: list[Tensor] | None = None,
+               bias: dict[str, dict[str, Tensor]] | Tensor | None = None) -> Tensor:
         """Debiased unit text embeddings ``(q, D)`` from *raw* embeddings (same arguments as
         :meth:`steer`, in embedding space; a precomputed bias score passes through)."""
         enc = self.latents
         if isinstance(bias, dict):
             bias = {a: {c: enc(z) for c, z in classes.items()} for a, classes in bias.items()}
-        steered = self.steer(variant, None if query is None else enc(query), None if paraphrases is None else [enc(p) for p in paraphrases], bias)
+        steered = self.steer(variant, None if query is None else enc(query), None if paraphrases is None else [enc(p) for p in paraphrases],
+                             bias)
         return F.normalize(self.sae.decode(steered), dim=-1)
 
 

@@ -27,7 +27,8 @@ def run_compare(opts: CompareOptions) -> Path:
     tuned = prepare(opts.model_copy(update={"model": opts.tuned}), run)
     base_model, base_weights, layers, base_dict, base_mean, _ = base
     tuned_model, tuned_weights, _, tuned_dict, tuned_mean, _ = tuned
-    if (base_weights.n_layers, base_weights.n_heads, base_weights.d_model) != (tuned_weights.n_layers, tuned_weights.n_heads, tuned_weights.d_model):
+    if (base_weights.n_layers, base_weights.n_heads, base_weights.d_model) != (tuned_weights.n_layers, tuned_weights.n_heads,
+                                                                               tuned_weights.d_model):
         raise UserError(f"{opts.model} and {opts.tuned} have different vision towers; compare a model with its own fine-tune")
     with run.timer("decompose"):
         base_expl = explain(base_weights, track(layers, "explaining the base"), base_dict, base_mean, cfg)
@@ -56,7 +57,8 @@ def run_compare(opts: CompareOptions) -> Path:
             })
         out_layers.append({"layer": b.layer, **{key: _r(torch.tensor([hd[key] for hd in heads]).mean()) for key in
                            ("mean_cos", "random_cos", "mean_rel_dsigma", "mean_abs_rel_dsigma", "jaccard")}, "heads": heads})
-    summary = {key: _r(torch.tensor([layer[key] for layer in out_layers]).mean()) for key in ("mean_cos", "random_cos", "mean_rel_dsigma", "mean_abs_rel_dsigma", "jaccard")}
+    summary = {key: _r(torch.tensor([layer[key] for layer in out_layers]).mean()) for key in ("mean_cos", "random_cos", "mean_rel_dsigma",
+                                                                                              "mean_abs_rel_dsigma", "jaccard")}
     result = {"base": base_model.name, "tuned": tuned_model.name, "layers": out_layers, "summary": summary,
               "config": {"k": cfg.k, "lam": cfg.lam, "method": cfg.method, "side": cfg.side, "vocab": opts.vocab}}
     return run.finish(result, _report(result))
@@ -73,21 +75,58 @@ def _report(result: dict) -> str:
     heat = [[head["mean_cos"] for head in layer["heads"]] for layer in result["layers"]]
     n_heads = len(result["layers"][0]["heads"])
     detail = [
-        html.details(f"layer {layer['layer']} head {head['head']}: |cos| {head['mean_cos']}, Jaccard {head['jaccard']}",
-                     html.table(["j", "matched", "|cos|", "sigma", "tuned sigma", "Jaccard", "base concepts", "tuned concepts"],
-                                [(v["j"], v["matched"], v["cos"], v["sigma"], v["tuned_sigma"], v["jaccard"], ", ".join(v["concepts"]), ", ".join(v["tuned_concepts"])) for v in head["vectors"][:16]]))
-        for layer in result["layers"] for head in layer["heads"]
+        html.details(
+            f"layer {layer['layer']} head {head['head']}: |cos| {head['mean_cos']}, Jaccard {head['jaccard']}",
+            html.table(
+                ["j", "matched", "|cos|", "sigma", "tuned sigma", "Jaccard", "base concepts", "tuned concepts"],
+                [
+                    (
+                        v["j"],
+                        v["matched"],
+                        v["cos"],
+                        v["sigma"],
+                        v["tuned_sigma"],
+                        v["jaccard"],
+                        ", ".join(v["concepts"]),
+                        ", ".join(v["tuned_concepts"]),
+                    )
+                    for v in head["vectors"][:16]
+                ],
+            ),
+        )
+        for layer in result["layers"]
+        for head in layer["heads"]
     ]
     return html.page(
         f"SITH compare: {result['base']} vs {result['tuned']}",
-        html.key_values({"base": result["base"], "tuned": result["tuned"], **{k.replace("_", " "): v for k, v in result["summary"].items()}}),
+        html.key_values(
+            {"base": result["base"], "tuned": result["tuned"], **{k.replace("_", " "): v for k, v in result["summary"].items()}}
+        ),
         html.section("Per layer", html.table(columns, rows)),
-        html.section("Matched |cos| per head", html.heatmap(heat, [f"layer {layer['layer']}" for layer in result["layers"]], [f"head {h}" for h in range(n_heads)], "shading is row-relative")),
-        html.section("Rotation against re-weighting", plots.scatter(
-            [v["cos"] for layer in result["layers"] for head in layer["heads"] for v in head["vectors"]],
-            [(v["tuned_sigma"] - v["sigma"]) / max(v["sigma"], 1e-12) for layer in result["layers"] for head in layer["heads"] for v in head["vectors"]],
-            groups=[f"layer {layer['layer']}" for layer in result["layers"] for head in layer["heads"] for _ in head["vectors"]],
-            xlabel="matched |cos| (1: the direction is kept)", ylabel="dsigma / sigma",
-            caption="each singular vector: how far it turned (x) and how much its singular value changed (y)")),
+        html.section(
+            "Matched |cos| per head",
+            html.heatmap(
+                heat,
+                [f"layer {layer['layer']}" for layer in result["layers"]],
+                [f"head {h}" for h in range(n_heads)],
+                "shading is row-relative",
+            ),
+        ),
+        html.section(
+            "Rotation against re-weighting",
+            plots.scatter(
+                [v["cos"] for layer in result["layers"] for head in layer["heads"] for v in head["vectors"]],
+                [
+                    (v["tuned_sigma"] - v["sigma"]) / max(v["sigma"], 1e-12)
+                    for layer in result["layers"]
+                    for head in layer["heads"]
+                    for v in head["vectors"]
+                ],
+                groups=[f"layer {layer['layer']}" for layer in result["layers"] for head in layer["heads"] for _ in head["vectors"]],
+                xlabel="matched |cos| (1: the direction is kept)",
+                ylabel="dsigma / sigma",
+                caption="each singular vector: how far it turned (x) and how much its singular value changed (y)",
+            ),
+        ),
         html.section("Per head (top 16 vectors; all in result.json)", *detail),
     )

@@ -77,9 +77,18 @@ def edit_by_concepts(weights: VisionWeights, explanations: list[LayerExplanation
         rescale_layer(weights, e.layer, alphas, cfg)
         for row in chosen.nonzero().flatten().tolist():
             h, j = divmod(row, e.rank)
-            edited.append({
-                "layer": e.layer, "head": h, "j": j, "sigma": round(float(e.sigma[h, j]), 5),
-                "new_sigma": round(float(alpha * e.sigma[h, j]), 5), "relevance": round(float(score[row]), 4),
-                "concepts": [[dictionary.concepts[i], round(float(c), 4)] for i, c in zip(e.indices[row].tolist(), e.scores[row].tolist(), strict=True)],
-            })
+            edited.append(
+                {
+                    "layer": e.layer,
+                    "head": h,
+                    "j": j,
+                    "sigma": round(float(e.sigma[h, j]), 5),
+                    "new_sigma": round(float(alpha * e.sigma[h, j]), 5),
+                    "relevance": round(float(score[row]), 4),
+                    "concepts": [
+                        [dictionary.concepts[i], round(float(c), 4)]
+                        for i, c in zip(e.indices[row].tolist(), e.scores[row].tolist(), strict=True)
+                    ],
+                }
+            )
     return edited

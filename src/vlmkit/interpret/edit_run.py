@@ -69,7 +69,8 @@ def run_edit(opts: EditOptions) -> Path:
 
 
 def _report(result: dict) -> str:
-    rows = [(e["layer"], e["head"], e["j"], e["sigma"], e["new_sigma"], e["relevance"], "; ".join(f"{n} {c:.3f}" for n, c in e["concepts"])) for e in result["edited"]]
+    rows = [(e["layer"], e["head"], e["j"], e["sigma"], e["new_sigma"], e["relevance"],
+             "; ".join(f"{n} {c:.3f}" for n, c in e["concepts"])) for e in result["edited"]]
     return html.page(
         f"SITH edit: {result['mode']} {', '.join(result['targets'])}",
         html.key_values({"model": result["model"], "edited model": result["edited_model"], "factor": result["factor"],

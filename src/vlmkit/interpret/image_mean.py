@@ -68,7 +68,8 @@ def world_images(n: int, size: int, seed: int = 0) -> np.ndarray:
 RENDERERS = {"synthetic": dead_leaves_images, "world": world_images}
 
 
-def rendered_image_mean(model, source: str, n: int = RENDERED_IMAGES, seed: int = 0, cache: EmbeddingCache | None = None, batch_size: int = 16) -> Tensor:
+def rendered_image_mean(model, source: str, n: int = RENDERED_IMAGES, seed: int = 0, cache: EmbeddingCache | None = None,
+                        batch_size: int = 16) -> Tensor:
     """Mean unit image embedding ``(D,)`` over ``n`` images drawn by ``RENDERERS[source]``, cached per model."""
     namespace = cache_namespace(model, "image") + "|rendered-mean"
     key = EmbeddingCache.chunk_key(namespace, [f"{source}-v1 n={n} seed={seed}"])

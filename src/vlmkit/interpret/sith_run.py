@@ -50,7 +50,8 @@ def prepare(opts: SithOptions, run: Run):
         model = load_model(opts.model, device=opts.resolved_device())
     weights = model.vision_weights()
     if weights.proj is None:
-        raise UnsupportedError(f"{model.name} reads its image embedding through attention pooling, not a linear projection; SITH needs a CLIP-style tower")
+        raise UnsupportedError(f"{model.name} reads its image embedding through attention pooling, not a linear projection; SITH needs a "
+                               "CLIP-style tower")
     try:
         layers = parse_layers(opts.layers, weights.n_layers)
     except ValueError as exc:
@@ -105,13 +106,19 @@ def build_result(model_name, vocab, n_concepts, cfg, mean_info, explanations, co
             rows = slice(h * r, (h + 1) * r)
             vectors = [
                 {
-                    "j": j, "sigma": round(float(e.sigma[h, j]), 5), "fidelity": round(float(e.fidelity[h * r + j]), 4),
+                    "j": j,
+                    "sigma": round(float(e.sigma[h, j]), 5),
+                    "fidelity": round(float(e.fidelity[h * r + j]), 4),
                     "coherence": None if coh is None else round(float(coh[h * r + j]), 4),
-                    "concepts": [[concepts[i], round(float(c), 4)] for i, c in zip(e.indices[h * r + j].tolist(), e.scores[h * r + j].tolist(), strict=True)],
+                    "concepts": [
+                        [concepts[i], round(float(c), 4)]
+                        for i, c in zip(e.indices[h * r + j].tolist(), e.scores[h * r + j].tolist(), strict=True)
+                    ],
                 }
                 for j in range(r)
             ]
-            heads.append({"head": h, "mean_fidelity": _mean(e.fidelity[rows]), "mean_coherence": None if coh is None else _mean(coh[rows]), "vectors": vectors})
+            heads.append({"head": h, "mean_fidelity": _mean(e.fidelity[rows]), "mean_coherence": None if coh is None else _mean(coh[rows]),
+                          "vectors": vectors})
         layers.append({"layer": e.layer, "key": cfg.artefact_key(e.layer, vocab, mean_info["source"]), "mean_fidelity": _mean(e.fidelity),
                        "mean_coherence": None if coh is None else _mean(coh), "heads": heads})
     all_fid = torch.cat([e.fidelity for e in explanations])
@@ -146,30 +153,51 @@ def report(result: dict) -> str:
     spectra = [plots.lines({f"head {head['head']}": [v["sigma"] for v in head["vectors"]] for head in layer["heads"]},
                            caption=f"layer {layer['layer']}: singular values of each head's value-output matrix",
                            xlabel="singular index j", ylabel="sigma_j", log_y=True, width=4.2, height=2.4) for layer in layers]
-    scatter = plots.scatter([v["sigma"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
-                            [v["fidelity"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
-                            groups=[f"layer {layer['layer']}" for layer in layers for head in layer["heads"] for _ in head["vectors"]],
-                            xlabel="sigma_j", ylabel="fidelity", caption="fidelity of each singular vector's explanation against its singular value")
+    scatter = plots.scatter(
+        [v["sigma"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
+        [v["fidelity"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
+        groups=[f"layer {layer['layer']}" for layer in layers for head in layer["heads"] for _ in head["vectors"]],
+        xlabel="sigma_j",
+        ylabel="fidelity",
+        caption="fidelity of each singular vector's explanation against its singular value",
+    )
     head_cols = "".join(f"<th>head {h}</th>" for h in range(n_heads))
     grid = f"<table class='grid'><thead><tr><th></th>{head_cols}</tr></thead><tbody>{''.join(grid_rows)}</tbody></table>"
-    per_layer = [(layer["layer"], layer["mean_fidelity"], "-" if layer["mean_coherence"] is None else layer["mean_coherence"]) for layer in layers]
+    per_layer = [(layer["layer"], layer["mean_fidelity"],
+                  "-" if layer["mean_coherence"] is None else layer["mean_coherence"]) for layer in layers]
     detail = []
     for layer in layers:
         for head in layer["heads"]:
             rows = [(v["j"], v["sigma"], v["fidelity"], "-" if v["coherence"] is None else v["coherence"],
                      "; ".join(f"{name} {coef:.3f}" for name, coef in v["concepts"])) for v in head["vectors"][:REPORT_VECTORS]]
-            detail.append(html.details(
-                f"layer {layer['layer']} head {head['head']}: fidelity {head['mean_fidelity']}",
-                html.table(["j", "sigma", "fidelity", "coherence", "concepts (coefficient)"], rows), anchor=f"L{layer['layer']}H{head['head']}"))
+            detail.append(
+                html.details(
+                    f"layer {layer['layer']} head {head['head']}: fidelity {head['mean_fidelity']}",
+                    html.table(["j", "sigma", "fidelity", "coherence", "concepts (coefficient)"], rows),
+                    anchor=f"L{layer['layer']}H{head['head']}",
+                )
+            )
     cfg = result["config"]
     return html.page(
         f"SITH: {result['model']}",
-        html.key_values({"model": result["model"], "vocabulary": f"{result['vocab']} ({result['n_concepts']} concepts)",
-                         "method": f"{cfg['method']} (K={cfg['k']}, lambda={cfg['lam']})", "side": cfg["side"],
-                         "image mean": result["image_mean"]["source"], "vectors": result["summary"]["vectors"],
-                         "mean fidelity": result["summary"]["mean_fidelity"], "mean coherence": result["summary"]["mean_coherence"] or "-"}),
-        html.section("Heads", "<p class='muted'>Each cell: the largest singular value and the two leading concepts of the top three "
-                     "singular vectors. Click a cell for the head's detail.</p>", grid),
+        html.key_values(
+            {
+                "model": result["model"],
+                "vocabulary": f"{result['vocab']} ({result['n_concepts']} concepts)",
+                "method": f"{cfg['method']} (K={cfg['k']}, lambda={cfg['lam']})",
+                "side": cfg["side"],
+                "image mean": result["image_mean"]["source"],
+                "vectors": result["summary"]["vectors"],
+                "mean fidelity": result["summary"]["mean_fidelity"],
+                "mean coherence": result["summary"]["mean_coherence"] or "-",
+            }
+        ),
+        html.section(
+            "Heads",
+            "<p class='muted'>Each cell: the largest singular value and the two leading concepts of the top three "
+            "singular vectors. Click a cell for the head's detail.</p>",
+            grid,
+        ),
         html.section("Spectra", "<div class='thumbs'>" + "".join(spectra) + "</div>"),
         html.section("Per layer", html.table(["layer", "mean fidelity", "mean coherence"], per_layer), scatter),
         html.section(f"Per head (top {REPORT_VECTORS} vectors; all in result.json)", *detail),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -204,6 +205,11 @@ class ContrastiveModel(Protocol):
 
     def trace_vision(self, pixels: Tensor, points: Sequence[str]) -> dict[str, Tensor]:
         """Activations at hook points (see :mod:`vlmkit.models.hooks`) for pixels ``(batch, 3, H, W)``."""
+        ...
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the model (with any edits) as a checkpoint directory that loads back by its path:
+        safetensors weights, an HF-loadable ``config.json``, the preprocessing. Returns the folder."""
         ...
 
 

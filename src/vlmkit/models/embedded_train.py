@@ -73,7 +73,8 @@ class TrainConfig:
             "hidden_size": self.hidden, "intermediate_size": 4 * self.hidden, "num_attention_heads": self.heads,
             "num_hidden_layers": self.layers, "image_size": self.side, "patch_size": self.patch, "hidden_act": "quick_gelu",
         }
-        return {"vision_config": vision, "text_adapter_hidden": self.text_adapter_hidden, "logit_scale_init": math.log(self.logit_scale_init)}
+        return {"vision_config": vision, "text_adapter_hidden": self.text_adapter_hidden,
+                "logit_scale_init": math.log(self.logit_scale_init)}
 
     def preprocess(self) -> pp.ImagePreprocessor:
         clip = pp.preset("clip-224")
@@ -83,7 +84,8 @@ class TrainConfig:
 def biased_config(seed: int = 0) -> TrainConfig:
     """The ``embedded-biased`` twin: shape tied to background colour (p = 0.95), captions that
     rarely name the background, and a trainable text adapter so the bias can reach the text side."""
-    return TrainConfig(seed=seed, steps=1600, spurious="target=shape,nuisance=background,p=0.95", caption_background_p=0.05, text_adapter_hidden=256)
+    return TrainConfig(seed=seed, steps=1600, spurious="target=shape,nuisance=background,p=0.95", caption_background_p=0.05,
+                       text_adapter_hidden=256)
 
 
 def textbiased_config(seed: int = 0) -> TrainConfig:
@@ -224,7 +226,8 @@ def frozen_image_features(network: EmbeddedNetwork, cfg: TrainConfig, images: np
     if not (path.is_file() and stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp):
         network.eval()
         preprocess = cfg.preprocess()
-        feats = [F.normalize(network.image_features(preprocess.normalize(images[i : i + batch])), dim=-1) for i in range(0, len(images), batch)]
+        feats = [F.normalize(network.image_features(preprocess.normalize(images[i : i + batch])), dim=-1) for i in range(0, len(images),
+                                                                                                                         batch)]
         np.save(path, torch.cat(feats).numpy())
         atomic_write_json(stamp_path, stamp)
     return torch.from_numpy(np.load(path))
@@ -306,7 +309,8 @@ def train(cfg: TrainConfig, out: str | Path, log=print, until: int | None = None
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         if step % 10 == 0 or step == cfg.steps - 1:
-            record = {"step": step, "loss": round(float(loss.detach()), 4), "lr": _lr(cfg, step), "scale": round(float(scale.detach()), 2), "elapsed_s": round(time.perf_counter() - t0, 1)}
+            record = {"step": step, "loss": round(float(loss.detach()), 4), "lr": _lr(cfg, step), "scale": round(float(scale.detach()), 2),
+                      "elapsed_s": round(time.perf_counter() - t0, 1)}
             with log_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
             log(json.dumps(record))

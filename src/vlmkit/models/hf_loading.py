@@ -23,7 +23,8 @@ def _snapshot(source: str) -> Path:
     local = Path(source).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
-            raise ModelNotFound(f"{local} has no config.json; point --model at a Hugging Face checkpoint directory (save_pretrained output)")
+            raise ModelNotFound(f"{local} has no config.json; point --model at a Hugging Face checkpoint directory (save_pretrained "
+                                "output)")
         return local
     if local.exists():
         raise ModelNotFound(f"{local} is a file; --model takes a checkpoint directory, hf:<org>/<name>, or random:<architecture>")

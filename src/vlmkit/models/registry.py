@@ -27,7 +27,10 @@ __all__ = ["DEFAULT_MODEL", "FAMILIES", "MODEL_TYPES", "NAMED", "SOURCES", "fami
 NAMED: dict[str, tuple[str, str]] = {
     "embedded": ("vlmkit.models.embedded:load", "shipped: CLIP ViT trained on the shapes world, frozen MiniLM text tower"),
     "embedded-biased": ("vlmkit.models.embedded:load", "shipped: the same, trained where shape is tied to background colour (p=0.95)"),
-    "embedded-textbiased": ("vlmkit.models.embedded:load", "shipped: embedded's image tower, frozen, with a text adapter trained where shape is tied to background (p=0.95)"),
+    "embedded-textbiased": (
+        "vlmkit.models.embedded:load",
+        "shipped: embedded's image tower, frozen, with a text adapter trained where shape is tied to background (p=0.95)",
+    ),
 }
 
 #: name prefix -> loader ``(spec, device) -> model``.
@@ -93,5 +96,6 @@ def list_models() -> list[ModelInfo]:
         rows.append(ModelInfo(f"random:{arch}", spec["family"], supports, f"random weights, architecture of {spec['reference']}"))
     for family in sorted(FAMILIES):
         supports = tuple(sorted(family_class(family).supports))
-        rows.append(ModelInfo(f"hf:<repo-or-dir> ({family})", family, supports, f"a Hugging Face {family} checkpoint from the hub cache or a local directory"))
+        rows.append(ModelInfo(f"hf:<repo-or-dir> ({family})", family, supports,
+                              f"a Hugging Face {family} checkpoint from the hub cache or a local directory"))
     return rows

@@ -89,7 +89,8 @@ def grouped_bars(labels: Sequence[str], series: Mapping[str, Sequence[float]], *
         step = 0.8 / max(len(series), 1)
         for i, (name, values) in enumerate(series.items()):
             ax.bar(x + (i - (len(series) - 1) / 2) * step, [float(v) for v in values], step, label=name, color=COLOURS[i % len(COLOURS)])
-        ax.set_xticks(x, [str(label) for label in labels], rotation=60 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center")
+        ax.set_xticks(x, [str(label) for label in labels], rotation=60 if len(labels) > 8 else 0,
+                      ha="right" if len(labels) > 8 else "center")
         ax.set_ylabel(ylabel)
         ax.legend(ncols=min(len(series), 3), loc="upper left", bbox_to_anchor=(0, 1.15))
 

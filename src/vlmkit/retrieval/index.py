@@ -108,7 +108,8 @@ class ImageIndex:
         """The ``k`` best items for each unit query ``(q, d)``, best first, duplicates removed."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.dim:
-            raise UserError(f"queries have {queries.shape[1]} dimensions, the index {self.dim}; search with the model that built it ({self.meta.get('model')})")
+            raise UserError(f"queries have {queries.shape[1]} dimensions, the index {self.dim}; search with the model that built it "
+                            f"({self.meta.get('model')})")
         fetch = min(len(self), k * 4 if dedup else k)
         scores, positions = self.index.search(queries, fetch)
         results = []
@@ -124,7 +125,8 @@ class ImageIndex:
                     if item.digest in seen:
                         continue
                     vector = self.index.reconstruct(int(position))
-                    if any(float(vector @ other) >= dedup_cosine * np.linalg.norm(vector) * np.linalg.norm(other) for other in kept_vectors):
+                    norm = np.linalg.norm(vector)
+                    if any(float(vector @ other) >= dedup_cosine * norm * np.linalg.norm(other) for other in kept_vectors):
                         continue
                     seen.add(item.digest)
                     kept_vectors.append(vector)
@@ -159,7 +161,8 @@ class ImageIndex:
         return cls(index, rows, meta)
 
 
-def build_index(model, dataset, *, model_spec: str, kind: str = "auto", cache=None, batch_size: int = 32, skip_bad: bool = False) -> ImageIndex:
+def build_index(model, dataset, *, model_spec: str, kind: str = "auto", cache=None, batch_size: int = 32,
+                skip_bad: bool = False) -> ImageIndex:
     """Embed ``dataset``'s images with ``model`` (through the cache) and index them."""
     from vlmkit.embed import embed_images
     from vlmkit.runs.cache import file_digest

@@ -32,8 +32,14 @@ def run_index_build(opts: IndexBuildOptions) -> Path:
     index.save(opts.out)
     result = {**index.meta, "dataset": str(opts.dataset), "timings_s": dict(run.timings)}
     sample = [(item.path, item.caption or Path(item.path).name) for item in index.items[:24]]
-    return run.finish(result, html.page(f"Image index: {index.meta['items']} images", html.key_values({k: v for k, v in result.items() if k != "skipped"}),
-                                        html.section("The first images", plots.thumbnails(sample))))
+    return run.finish(
+        result,
+        html.page(
+            f"Image index: {index.meta['items']} images",
+            html.key_values({k: v for k, v in result.items() if k != "skipped"}),
+            html.section("The first images", plots.thumbnails(sample)),
+        ),
+    )
 
 
 def search_index(index_dir: Path, texts: list[str], images: list[Path], k: int, model_spec: str | None = None, dedup: bool = True) -> dict:
@@ -43,7 +49,8 @@ def search_index(index_dir: Path, texts: list[str], images: list[Path], k: int, 
         raise UserError(f"{index_dir}/index.json does not say which model built the index; pass --model")
     model = load_model(model_spec or index.meta["model"])
     if index.meta.get("fingerprint") not in (None, model.fingerprint):
-        raise UserError(f"{model.name} is not the model that built this index ({index.meta['model_name']}); pass --model {index.meta['model']}")
+        raise UserError(f"{model.name} is not the model that built this index ({index.meta['model_name']}); pass --model "
+                        f"{index.meta['model']}")
     queries, labels = [], []
     if texts:
         queries.append(model.encode_texts(texts).numpy())
