@@ -12,8 +12,8 @@ For each seed ``s``:
   ``probe:<file>``: a linear probe on ``embedded``'s image embeddings trained on a world where
   shape is tied to texture (p = 0.95, seed ``300 + s``);
 - proposals from a file (the world's five nuisance attributes and their values) for all three,
-  and from ``smollm2-135m`` (greedy, and sampled at temperature 0.7 with seed ``s``) for
-  ``embedded-biased``.
+  and from ``smollm2-135m`` (sampled at temperature 0.7 with seed ``s``, three tries) for
+  ``embedded-biased`` (``--llm-temperatures 0 0.7`` adds greedy decoding).
 
 Run: ``python benchmarks/c2b_world.py --out runs/c2b-world`` (about 15 minutes per seed on 2
 shared CPU cores). Writes ``summary.json`` and prints the tables of ``docs/c2b.md``.
@@ -120,12 +120,16 @@ def run_seed(root: Path, seed: int, args) -> dict:
         print(f"seed {seed} file {name}: {out['file'][name]['first']} {out['file'][name]['scores']}", flush=True)
     for temperature in args.llm_temperatures:
         result_dir = root / f"llm-t{temperature}-embedded-biased"
+        stopped = root / f"llm-t{temperature}-stopped.txt"  # a run the LLM stopped leaves no --out; its one line is kept here
         try:
+            if stopped.is_file():
+                raise UserError(stopped.read_text())
             if not (result_dir / "result.json").is_file():
                 run_c2b(C2BOptions(classifier="zeroshot:embedded-biased", llm="smollm2-135m", llm_temperature=temperature, out=result_dir, **common))
             result = json.loads((result_dir / "result.json").read_text())
             out["llm"][str(temperature)] = {**row(result, PLANTED["zeroshot:embedded-biased"]), **llm_stats(result)}
         except UserError as exc:
+            stopped.write_text(str(exc))
             out["llm"][str(temperature)] = {"error": str(exc)}
         print(f"seed {seed} llm t={temperature}: {out['llm'][str(temperature)]}", flush=True)
     return out
@@ -214,7 +218,7 @@ def main(argv=None) -> None:
     parser.add_argument("--labelled", type=int, default=1200)
     parser.add_argument("--probe-n", type=int, default=1200)
     parser.add_argument("-k", type=int, default=20)
-    parser.add_argument("--llm-temperatures", type=float, nargs="*", default=[0.0, 0.7])
+    parser.add_argument("--llm-temperatures", type=float, nargs="*", default=[0.7])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--figures", type=Path, default=None, help="write the docs' figures (first seed) to this folder")
     args = parser.parse_args(argv)
