@@ -108,7 +108,7 @@ def test_bad_input_is_one_line_exit_2_and_no_result(case, colour_folder, tmp_pat
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert "Traceback" not in err
-    assert not (out / "result.json").exists()
+    assert not out.exists()  # nothing at all under --out
 
 
 def test_embed_needs_exactly_one_input(tmp_path, capsys):

@@ -116,7 +116,7 @@ def test_sith_cli_rejects_bad_input(tmp_path, capsys, args, message):
         main(["sith", "--model", "random:clip-tiny", "--out", str(tmp_path / "o"), *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "o" / "result.json").exists()
+    assert not (tmp_path / "o").exists()  # nothing at all under --out
 
 
 def test_sith_refuses_attention_pooled_towers(tmp_path, capsys):
