@@ -8,11 +8,12 @@ attribute questions, naming, yes/no, lettered choice, counting, follow-up turns 
 induction; *ICL* batches hold k-way one-shot labelling episodes with novel labels, each with
 several query turns, every answer supervised.
 
-In-context learning with novel labels needs three things a word-level model does not give for
-free (see ``docs/chat.md``): labels are nonce words from a reserved pool (never a real word);
-their embeddings are frozen at a random init (so the training pool and the held-out pool look
-alike and a held-out word is not an untrained ``<unk>``-like row); input and output embeddings are
-tied, so copying a context label's embedding forward produces that label's logit.
+In-context learning with novel labels needs things a word-level model does not give for free
+(see ``docs/chat.md``): labels are nonce words from a reserved pool (never a real word); their
+embeddings are not trained but drawn afresh at random every step (so no label word can acquire a
+prior, a held-out word is just another random vector, and the only way to name a label is to
+copy it from the context); input and output embeddings are tied, so copying a context label's
+embedding forward produces that label's logit.
 
 Resumable and seeded: batches come from ``default_rng([seed, step])`` and the checkpoint
 (``work/state.safetensors``) holds model and optimizer state; rerunning the same command continues.
@@ -72,6 +73,7 @@ class ChatTrainConfig:
     log_every: int = 25
     eval_every: int = 250
     tower: str | None = None  # an embedded checkpoint directory; default: the shipped ``embedded``
+    resample_nonce: bool = True  # fresh random nonce embeddings every step: no prior over label words, only copying
 
     def image_tokens(self) -> int:
         return 1 + self.grid * self.grid
@@ -118,6 +120,13 @@ class ChatNetwork(nn.Module):
         if image_features.shape[0]:
             embeds = embeds.masked_scatter(mask[..., None], self.project(image_features).to(embeds.dtype))
         return self.lm(inputs_embeds=embeds, attention_mask=attention_mask).logits
+
+    @torch.no_grad()
+    def resample_nonce(self, generator: torch.Generator) -> None:
+        """Draw fresh random embeddings for every nonce label (tied: input and output rows)."""
+        emb = self.lm.model.embed_tokens.weight
+        start, end = self.nonce
+        emb[start:end] = torch.randn(end - start, emb.shape[1], generator=generator) / math.sqrt(emb.shape[1])
 
     def freeze_nonce_grads(self) -> None:
         grad = self.lm.model.embed_tokens.weight.grad
@@ -340,6 +349,8 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
         kind = "icl" if step % cfg.icl_every == cfg.icl_every - 1 else "short"
         examples = draw_examples(kind, cfg.icl_batch if kind == "icl" else cfg.short_batch, source, rng, train_labels, cfg.icl_queries)
         ids, labels, mask, refs = encoder.batch(examples)
+        if cfg.resample_nonce:
+            network.resample_nonce(torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = masked_loss(network(ids, bank.gather(refs), mask), labels)
