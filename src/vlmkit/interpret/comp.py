@@ -101,8 +101,9 @@ def sparse_code(
     n = targets.shape[0]
     indices = torch.zeros(n, k, dtype=torch.long)
     coef = torch.zeros(n, k)
-    residual = targets
-    normal = torch.zeros(n, k, k, dtype=torch.float64)  # the selected atoms' A A^T, grown a row per step
+    residual = targets  # needed by MP's greedy coefficient only
+    chosen64 = torch.zeros(n, k, targets.shape[1], dtype=torch.float64)  # the selected atoms, float64
+    normal = torch.zeros(n, k, k, dtype=torch.float64)  # their A A^T, grown a row per step
     rhs = torch.zeros(n, k, dtype=torch.float64)  # A p
     targets64 = targets.double()
     for step in range(k):
@@ -116,15 +117,15 @@ def sparse_code(
                 score = (targets - (weights.unsqueeze(-1) * dictionary[support]).sum(1)) @ dictionary.T
             score.scatter_(1, support, float("-inf"))
         indices[:, step] = score.argmax(1)
-        atoms = dictionary[indices[:, : step + 1]]  # (N, step+1, d)
+        newest = dictionary[indices[:, step]]  # (N, d)
         if method == "mp":
-            coef[:, step] = (residual * atoms[:, -1]).sum(-1).clamp(min=0)
-        else:
-            newest = atoms[:, -1].double()
-            products = (atoms.double() @ newest.unsqueeze(-1)).squeeze(-1)  # (N, step+1): <d_t, d_new>
-            normal[:, step, : step + 1] = products
-            normal[:, : step + 1, step] = products
-            rhs[:, step] = (newest * targets64).sum(-1)
-            coef[:, : step + 1] = nnls_normal(normal[:, : step + 1, : step + 1], rhs[:, : step + 1]).float()
-        residual = targets - (coef[:, : step + 1].unsqueeze(-1) * atoms).sum(1)
+            coef[:, step] = (residual * newest).sum(-1).clamp(min=0)
+            residual = residual - coef[:, step : step + 1] * newest
+            continue
+        chosen64[:, step] = newest
+        products = (chosen64[:, : step + 1] @ chosen64[:, step].unsqueeze(-1)).squeeze(-1)  # (N, step+1): <d_t, d_new>
+        normal[:, step, : step + 1] = products
+        normal[:, : step + 1, step] = products
+        rhs[:, step] = (chosen64[:, step] * targets64).sum(-1)
+        coef[:, : step + 1] = nnls_normal(normal[:, : step + 1, : step + 1], rhs[:, : step + 1]).float()
     return indices, coef
