@@ -165,18 +165,23 @@ class Environment:
         low = option.lower()
         return next((action for key, action in ACTION_KEYWORDS if action in self.actions and key in low), None)
 
-    def step(self, reply: str, hint: bool = False) -> Turn:
-        """Apply one reply; returns the recorded turn. Raises when the episode is over."""
-        if self.done:
-            raise RuntimeError("the episode is over")
+    def read(self, reply: str) -> tuple[str, str, str | None]:
+        """``(action verdict, category verdict, requested action or None)`` of a reply in the
+        current state, without acting on it (the RL reward reads replies this way)."""
         valid = self.valid_options()
         right_options, right_categories = self.correct_sets()
         action_verdict, chosen = judge(reply, right_options, valid, 0)
         category_verdict, _ = judge(reply, right_categories, self.categories, len(valid))
         requested = category_verdict != "correct" and action_verdict == "correct"
-        action = self.action_of(chosen) if requested else None
+        return action_verdict, category_verdict, (self.action_of(chosen) if requested else None)
+
+    def step(self, reply: str, hint: bool = False) -> Turn:
+        """Apply one reply; returns the recorded turn. Raises when the episode is over."""
+        if self.done:
+            raise RuntimeError("the episode is over")
+        action_verdict, category_verdict, action = self.read(reply)
         self.success = category_verdict == "correct"
-        turn = Turn(self.frame_path(), self.prompt(hint), valid + self.categories, reply, action_verdict, category_verdict, action)
+        turn = Turn(self.frame_path(), self.prompt(hint), self.shown_options(), reply, action_verdict, category_verdict, action)
         self.turns.append(turn)
         self.num_turns += 1
         if action is None or self.num_turns >= self.max_steps:
