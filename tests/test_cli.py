@@ -27,7 +27,8 @@ def test_zeroshot_writes_the_three_files(colour_folder, tmp_path, capsys):
     assert 0 <= result["accuracy"] <= 1 and set(result["per_class_accuracy"]) == set(result["classes"])
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["model"] == "random:clip-tiny" and "torch" in run["versions"] and "total" in run["timings_s"]
-    assert "<table" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "<table" in report and "<svg" in report and "Misclassified images" in report  # accuracy bars, mistakes as thumbnails
     assert "result.json" in capsys.readouterr().out
 
 

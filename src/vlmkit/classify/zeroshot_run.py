@@ -12,7 +12,7 @@ from vlmkit.data.templates import resolve_classes, resolve_templates, validate
 from vlmkit.embed import embed_images
 from vlmkit.errors import UserError
 from vlmkit.models import load_model
-from vlmkit.report import html
+from vlmkit.report import html, plots
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.record import Run
 
@@ -59,12 +59,17 @@ def run_zeroshot(opts: ZeroShotOptions) -> Path:
     }
     run.info["model_fingerprint"] = model.fingerprint
     run.info["cache"] = {"cached_chunks": images.cached_chunks, "computed_chunks": images.computed_chunks}
-    return run.finish(summary, _report(summary))
+    wrong = [(dataset.samples[i].path, f"{classes[t]} -> {classes[p]}")
+             for i, t, p in zip(kept, result.y_true, result.y_pred, strict=True) if t != p]
+    return run.finish(summary, _report(summary, wrong))
 
 
-def _report(summary: dict) -> str:
+def _report(summary: dict, wrong: list[tuple] = ()) -> str:
     per_class = [(c, "-" if a is None else a) for c, a in summary["per_class_accuracy"].items()]
     skipped = summary["skipped_images"]
+    measured = [(c, a) for c, a in summary["per_class_accuracy"].items() if a is not None]
+    bars = plots.bars([c for c, _ in measured], [a for _, a in measured], xlabel="accuracy") if measured else ""
+    mistakes = plots.thumbnails(list(wrong)[:16], caption="true class -> prediction") if wrong else "<p class='muted'>none</p>"
     return html.page(
         f"Zero-shot classification: {summary['model']}",
         html.key_values(
@@ -76,7 +81,8 @@ def _report(summary: dict) -> str:
                 "accuracy": summary["accuracy"],
             }
         ),
-        html.section("Per-class accuracy", html.table(["class", "accuracy"], per_class)),
+        html.section("Per-class accuracy", html.table(["class", "accuracy"], per_class), bars),
+        html.section(f"Misclassified images (first 16 of {len(wrong)})", mistakes),
         html.section(
             "Confusion matrix",
             html.heatmap(summary["confusion_matrix"], summary["classes"], summary["classes"], "rows: true class; columns: prediction"),
