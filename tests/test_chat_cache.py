@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from vlmkit.classify.chat_cache import CachedChatModel
+from vlmkit.models.chat_cached import CachedChatModel
+from vlmkit.runs.response_cache import ResponseCache
 from vlmkit.models.chat import user
 
 
@@ -29,10 +30,10 @@ def conversations(n):
 
 def test_rerun_is_free_and_duplicates_are_asked_once(tmp_path):
     model = Counting()
-    cached = CachedChatModel(model, tmp_path, chunk=2)
+    cached = CachedChatModel(model, ResponseCache(tmp_path / "responses.sqlite"), chunk=2)
     first = cached.generate(conversations(5) + conversations(1))
     assert first == ["q0:64", "q1:64", "q2:64", "q3:64", "q4:64", "q0:64"] and model.calls == 3
-    again = CachedChatModel(Counting(), tmp_path, chunk=2)
+    again = CachedChatModel(Counting(), ResponseCache(tmp_path / "responses.sqlite"), chunk=2)
     assert again.generate(conversations(5)) == first[:5] and again.model.calls == 0
     assert again.stats() == {"cached": 5, "generated": 0}
     assert again.generate(conversations(1), max_new_tokens=8) == ["q0:8"] and again.model.calls == 1
@@ -40,15 +41,15 @@ def test_rerun_is_free_and_duplicates_are_asked_once(tmp_path):
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        CachedChatModel(Counting(fail_after=2), tmp_path, chunk=2).generate(conversations(6))
-    resumed = CachedChatModel(Counting(), tmp_path, chunk=2)
+        CachedChatModel(Counting(fail_after=2), ResponseCache(tmp_path / "responses.sqlite"), chunk=2).generate(conversations(6))
+    resumed = CachedChatModel(Counting(), ResponseCache(tmp_path / "responses.sqlite"), chunk=2)
     assert resumed.generate(conversations(6))[-1] == "q5:64"
     assert resumed.stats() == {"cached": 4, "generated": 2}
 
 
 def test_no_cache_always_asks(tmp_path):
     model = Counting()
-    cached = CachedChatModel(model, tmp_path, enabled=False)
+    cached = CachedChatModel(model, None)
     cached.generate(conversations(2))
     cached.generate(conversations(2))
-    assert model.calls == 2 and not (tmp_path / "chat").exists()
+    assert model.calls == 2 and not (tmp_path / "responses.sqlite").exists()

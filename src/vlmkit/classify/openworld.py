@@ -23,7 +23,7 @@ METRICS = ("ti", "li", "ss", "cs_max", "cs_median", "em")
 
 def predict(model, images: Sequence, prompt: OpenWorldPrompt, *, batch_size: int = 8, seed: int = 0) -> list[str]:
     """One free-text answer per image (``model`` is any ChatModel with images; caching is the
-    caller's: wrap it in :class:`~vlmkit.classify.chat_cache.CachedChatModel`)."""
+    caller's: wrap it in :class:`~vlmkit.models.chat_cached.CachedChatModel`)."""
     dialogues = [[user(image, prompt.rounds[0])] for image in images]
     answers: list[str] = []
     for round_index, question in enumerate(prompt.rounds):
