@@ -50,7 +50,7 @@ def test_openworld_run_then_score_with_a_judge_and_elo(tmp_path):
 
 @pytest.mark.slow
 def test_icl_and_circle_run_on_random_models(tmp_path):
-    common = [*TINY, *WORLD, "--retriever", "random:clip-tiny"]
+    common = [*TINY, "--dataset", "world:2", "--retriever", "random:clip-tiny"]
     main(["icl", "run", *common, "--pool", "world:60@train", "--shots", "1", "--out", str(tmp_path / "icl")])
     icl = read(tmp_path / "icl" / "result.json")
     assert icl["shots"] == 1 and icl["n_classes"] == 48 and set(icl["baselines"]) == {"clip_zeroshot", "knn", "tip_adapter"}
