@@ -22,10 +22,11 @@ os.environ.setdefault("VLMKIT_PROGRESS", "0")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vlmkit.classify.chat_cache import CachedChatModel  # noqa: E402
 from vlmkit.classify.openworld_metrics import llm_inclusion, text_inclusion  # noqa: E402
+from vlmkit.models.chat_cached import CachedChatModel  # noqa: E402
 from vlmkit.models.chat_registry import load_chat_model  # noqa: E402
 from vlmkit.runs.files import atomic_write_json  # noqa: E402
+from vlmkit.runs.response_cache import ResponseCache, default_response_cache_path  # noqa: E402
 
 #: answer, target, hand judgement (1 = LI positive)
 TABLE = [
@@ -46,7 +47,7 @@ def main(argv=None) -> None:
     parser.add_argument("--mode", default="generate", help="generate (the official rule) or score (log p('1') > log p('0'))")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    judge = CachedChatModel(load_chat_model(args.judge), chunk=4)
+    judge = CachedChatModel(load_chat_model(args.judge), ResponseCache(default_response_cache_path()), chunk=4)
     answers, targets, truth = zip(*TABLE, strict=True)
     li, raw = llm_inclusion(answers, targets, judge, batch_size=4, mode=args.mode)
     truth = np.asarray(truth, dtype=float)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from vlmkit.models.chat import user
 from vlmkit.models.chat_cached import CachedChatModel
 from vlmkit.runs.response_cache import ResponseCache
-from vlmkit.models.chat import user
 
 
 class Counting:
