@@ -93,13 +93,13 @@ def to_joint_space(directions: Tensor, weights: VisionWeights, image_mean: Tenso
     return p
 
 
-def from_joint_space(points: Tensor, weights: VisionWeights, image_mean: Tensor | None = None) -> Tensor:
+def from_joint_space(points: Tensor, weights: VisionWeights, image_mean: Tensor | None = None, pinv: Tensor | None = None) -> Tensor:
     """SITH's way back for fidelity (§4): normalise, add ``image_mean``, normalise, apply
     ``pinv(proj)``, normalise. ``(N, d_embed)`` -> unit ``(N, d_model)``; ``ln_post`` is not inverted.
-    Zero rows stay zero."""
+    Zero rows stay zero. ``pinv``: ``pinv(proj)`` ``(d_embed, d_model)`` when the caller has it."""
     points = points.float()
     y = F.normalize(points, dim=-1)
     if image_mean is not None:
         y = F.normalize(y + image_mean, dim=-1)
-    back = F.normalize(y @ torch.linalg.pinv(weights.proj.float()), dim=-1)
+    back = F.normalize(y @ (pinv if pinv is not None else torch.linalg.pinv(weights.proj.float())), dim=-1)
     return back * (points.norm(dim=-1, keepdim=True) > 0)  # an empty code explains nothing

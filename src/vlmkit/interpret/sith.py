@@ -114,16 +114,17 @@ def layer_svd(weights: VisionWeights, layer: int, cfg: SithConfig) -> tuple[Tens
     return factored_svd(*head_factors(weights.layers[layer], cfg.fold_ln, cfg.center))
 
 
-def fidelity(directions: Tensor, indices: Tensor, scores: Tensor, atoms: Tensor, weights: VisionWeights, image_mean: Tensor | None) -> Tensor:
+def fidelity(directions: Tensor, indices: Tensor, scores: Tensor, atoms: Tensor, weights: VisionWeights, image_mean: Tensor | None, pinv: Tensor | None = None) -> Tensor:
     """``cos(z, v)`` where ``z`` maps the code ``sum_k c_k d_k`` back to the residual space (§4). ``(N,)``."""
     code = (scores.unsqueeze(-1) * atoms[indices]).sum(1)
-    back = from_joint_space(code, weights, image_mean)
+    back = from_joint_space(code, weights, image_mean, pinv)
     return (back * F.normalize(directions.float(), dim=-1)).sum(-1)
 
 
-def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig, gram: GramRows | None = None) -> LayerExplanation:
+def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig, gram: GramRows | None = None, pinv: Tensor | None = None) -> LayerExplanation:
     """SVD, mapping, sparse coding and fidelity for every head of ``layer``; ``gram``: the
-    dictionary's Gram rows, shared by every batch (and, from :func:`explain`, every layer)."""
+    dictionary's Gram rows, shared by every batch (and, from :func:`explain`, every layer);
+    ``pinv``: ``pinv(proj)``, likewise computed once by :func:`explain`."""
     gram = gram if gram is not None else GramRows(dictionary.atoms)
     U, S, Vt = layer_svd(weights, layer, cfg)
     vectors = Vt if cfg.side == "right" else U.transpose(1, 2)  # (H, r, d)
@@ -135,7 +136,7 @@ def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDiction
         indices.append(idx)
         scores.append(coef)
     indices, scores = torch.cat(indices), torch.cat(scores)
-    return LayerExplanation(layer, S.float(), directions, indices, scores, fidelity(directions, indices, scores, dictionary.atoms, weights, image_mean))
+    return LayerExplanation(layer, S.float(), directions, indices, scores, fidelity(directions, indices, scores, dictionary.atoms, weights, image_mean, pinv))
 
 
 def explain(weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig) -> list[LayerExplanation]:
@@ -143,7 +144,8 @@ def explain(weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDi
     if cfg.side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {cfg.side!r}")
     gram = GramRows(dictionary.atoms)
-    return [explain_layer(weights, layer, dictionary, image_mean, cfg, gram) for layer in layers]
+    pinv = torch.linalg.pinv(weights.proj.float()) if weights.proj is not None else None
+    return [explain_layer(weights, layer, dictionary, image_mean, cfg, gram, pinv) for layer in layers]
 
 
 def coherence(indices: Tensor, concept_vectors: Tensor, scores: Tensor | None = None) -> Tensor:
