@@ -122,3 +122,22 @@ def test_debias_eval_needs_an_sae_for_sem_off_the_embedded_models(tmp_path, worl
             ]
         )
     assert exit_info.value.code == 2 and "need --sae" in capsys.readouterr().err
+
+
+def test_encode_finds_the_sae_shipped_beside_embedded_as_eval_does(tmp_path, queries):
+    """One lookup for both commands: sem_i on `embedded` needs no --sae (regression: encode asked for one)."""
+    from vlmkit.debias.encode_run import DebiasEncodeOptions
+    from vlmkit.debias.eval_run import DebiasEvalOptions
+    from vlmkit.debias.sae import find_sae
+    from vlmkit.runs.options import build_options
+
+    para = tmp_path / "p.json"
+    para.write_text("{}")
+    shipped = find_sae(None, "embedded")
+    assert shipped is not None and (shipped / "sae.json").is_file()
+    build_options(DebiasEncodeOptions, model="embedded", texts=queries, method="sem_i", paraphrases=para, out=tmp_path / "o")
+    build_options(DebiasEvalOptions, model="embedded", dataset="d", attribute="a", sensitive="s", methods="sem_i", out=tmp_path / "o")
+    from vlmkit.errors import UserError
+
+    with pytest.raises(UserError, match="needs --sae"):
+        build_options(DebiasEncodeOptions, model="random:clip-tiny", texts=queries, method="sem_i", paraphrases=para, out=tmp_path / "o")
