@@ -99,8 +99,8 @@ def embed_images(model, paths: Sequence[str | Path], *, batch_size: int = 32, ca
             loaded = list(pool.map(load, chunk_paths))
         reasons = [reason for _, reason in loaded]
         pixels = [p for p, _ in loaded if p is not None]
-        out = [model.encode_images(torch.stack(pixels[i : i + batch_size]), normalize=normalize).numpy() for i in range(0, len(pixels),
-                                                                                                                        batch_size)]
+        out = [model.encode_images(torch.stack(pixels[i : i + batch_size]), normalize=normalize).numpy()
+               for i in range(0, len(pixels), batch_size)]
         return (np.concatenate(out) if out else np.zeros((0, model.embed_dim), np.float32)), reasons
 
     return _run_chunks(paths, digests, cache_namespace(model, "image", normalize), compute, cache, "embedding images")
