@@ -143,9 +143,8 @@ def run_comca_bench(opts: ComCaBenchOptions) -> Path:
 
 def _report(result: dict) -> str:
     methods = list(result["table"])
-    rows = [[m,
-             *(result["table"][m][k] if result["table"][m][k] is not None else "-" for k in ("mAP", "head", "medium",
-                                                                                             "tail"))] for m in methods]
+    columns = ("mAP", "head", "medium", "tail")
+    rows = [[m, *(result["table"][m][k] if result["table"][m][k] is not None else "-" for k in columns)] for m in methods]
     names = list(result["ap"][methods[0]])
     per_attribute = [html.bars(names, [result["ap"][m][a] or 0.0 for a in names], caption=f"AP per attribute: {m}") for m in methods]
     return html.page(

@@ -91,8 +91,8 @@ def run_build_cache(opts: BuildCacheOptions) -> Path:
             "protocol": opts.protocol, "scalings": list(cfg.scalings), "overfetch": cfg.overfetch, "k": opts.k,
             "compatibility_log": missing[:200]}
     save_cache(cache, opts.out, attributes, meta)
-    result = {k: v for k, v in meta.items() if k != "compatibility_log"} | {"keys": len(cache.keys), "attributes": len(attributes),
-                                                                            "log": cache.log}
+    result = {k: v for k, v in meta.items() if k != "compatibility_log"}
+    result |= {"keys": len(cache.keys), "attributes": len(attributes), "log": cache.log}
     pairs = list(zip(cache.paths, cache.queries, strict=True))
     return run.finish(
         result,
@@ -149,9 +149,8 @@ def run_comca_eval(opts: ComCaEvalOptions) -> Path:
 def eval_report(result: dict, names: list[str], curves: dict, paths: list[str], queries: list[str]) -> str:
     """mAP table, AP per attribute per method, micro precision-recall curves, and the cache's images."""
     methods = list(result["table"])
-    rows = [[m,
-             *("-" if result["table"][m][k] is None else result["table"][m][k] for k in ("mAP", "head", "medium",
-                                                                                         "tail"))] for m in methods]
+    columns = ("mAP", "head", "medium", "tail")
+    rows = [[m, *("-" if result["table"][m][k] is None else result["table"][m][k] for k in columns)] for m in methods]
     ap = plots.grouped_bars(names, {m: [result["ap"][m][a] or 0.0 for a in names] for m in methods}, ylabel="AP",
                             caption="AP per attribute (unknown labels ignored)")
     pr = plots.pr_curves(curves, caption="precision-recall over every known (image, attribute) pair")

@@ -89,8 +89,9 @@ def caption(image: w.WorldImage, rng: np.random.Generator, style: CaptionStyle =
     return _pick(rng, FRAMES).format(text), said
 
 
-def caption_with_negative(image: w.WorldImage, rng: np.random.Generator, style: CaptionStyle = CaptionStyle()) -> tuple[tuple[str, dict],
-                                                                                                                        tuple[str, dict]]:
+def caption_with_negative(
+    image: w.WorldImage, rng: np.random.Generator, style: CaptionStyle = CaptionStyle()
+) -> tuple[tuple[str, dict], tuple[str, dict]]:
     """A caption and a hard negative: the same caption with one named attribute wrong.
 
     The negative is written by replaying the generator from the caption's starting state on a

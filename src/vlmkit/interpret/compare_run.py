@@ -27,8 +27,8 @@ def run_compare(opts: CompareOptions) -> Path:
     tuned = prepare(opts.model_copy(update={"model": opts.tuned}), run)
     base_model, base_weights, layers, base_dict, base_mean, _ = base
     tuned_model, tuned_weights, _, tuned_dict, tuned_mean, _ = tuned
-    if (base_weights.n_layers, base_weights.n_heads, base_weights.d_model) != (tuned_weights.n_layers, tuned_weights.n_heads,
-                                                                               tuned_weights.d_model):
+    shape = (base_weights.n_layers, base_weights.n_heads, base_weights.d_model)
+    if shape != (tuned_weights.n_layers, tuned_weights.n_heads, tuned_weights.d_model):
         raise UserError(f"{opts.model} and {opts.tuned} have different vision towers; compare a model with its own fine-tune")
     with run.timer("decompose"):
         base_expl = explain(base_weights, track(layers, "explaining the base"), base_dict, base_mean, cfg)

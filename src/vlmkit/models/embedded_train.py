@@ -226,8 +226,8 @@ def frozen_image_features(network: EmbeddedNetwork, cfg: TrainConfig, images: np
     if not (path.is_file() and stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp):
         network.eval()
         preprocess = cfg.preprocess()
-        feats = [F.normalize(network.image_features(preprocess.normalize(images[i : i + batch])), dim=-1) for i in range(0, len(images),
-                                                                                                                         batch)]
+        feats = [F.normalize(network.image_features(preprocess.normalize(images[i : i + batch])), dim=-1)
+                 for i in range(0, len(images), batch)]
         np.save(path, torch.cat(feats).numpy())
         atomic_write_json(stamp_path, stamp)
     return torch.from_numpy(np.load(path))
