@@ -77,6 +77,9 @@ def export(network, cfg, vision_config: dict, vision_state: dict, processor, dir
         processor.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(cfg, metrics))
         verify(network, tmp)
+        tmp.chmod(0o755)  # mkdtemp makes 0700 folders; give the usual permissions
+        for file in tmp.iterdir():
+            file.chmod(0o644)
         if directory.exists():
             shutil.rmtree(directory)
         tmp.replace(directory)

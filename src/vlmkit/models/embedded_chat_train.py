@@ -36,8 +36,8 @@ from vlmkit.models import embedded_chat_build as build
 from vlmkit.runs.checkpoint import load_training_state, save_training_state
 from vlmkit.runs.files import atomic_save_npy, atomic_write_json
 
-SHORT_TASKS = {"color": 1, "shape": 1, "size": 1, "texture": 1, "position": 1, "background": 1, "name": 2, "yesno": 2,
-               "mcq": 2, "count": 1.5, "multiturn": 2, "text_icl": 3}
+SHORT_TASKS = {"color": 1, "shape": 1.5, "size": 1, "texture": 2, "position": 1.5, "background": 1, "name": 2, "yesno": 2,
+               "mcq": 3, "count": 1.5, "multiturn": 2, "text_icl": 2}
 TRAIN_SEED = 0
 VALID_SEED = 1
 
@@ -46,7 +46,7 @@ VALID_SEED = 1
 class ChatTrainConfig:
     """Options of ``vlmkit world train-chat`` (defaults: the shipped ``embedded-chat``)."""
 
-    steps: int = 2400
+    steps: int = 3200
     short_batch: int = 48
     icl_batch: int = 16
     icl_every: int = 2  # one ICL batch every this many steps
