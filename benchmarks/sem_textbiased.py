@@ -47,6 +47,7 @@ from vlmkit.debias.sem import median, modulation, percentile
 from vlmkit.embed import embed_images
 from vlmkit.metrics.fairness import worst_group_accuracy
 from vlmkit.models import load_model
+from vlmkit.runs.cache import EmbeddingCache
 
 KNOB = Spurious.parse("target=shape,nuisance=background,p=0.95")
 
@@ -59,13 +60,15 @@ def sae_quality(sae: MatryoshkaSAE, x: torch.Tensor) -> dict[str, float]:
             "l0": round(float((sae.encode(x) > 0).sum(1).float().mean()), 1), "n": len(x)}
 
 
-def zero_shot(images: np.ndarray, text: np.ndarray, y: np.ndarray, groups: list[str]) -> dict[str, float]:
-    correct = (images @ text.T).argmax(1) == y
+def zero_shot(images: np.ndarray, text: np.ndarray, y: np.ndarray, groups: list[str], classes: list[str]) -> dict:
+    predicted = (images @ text.T).argmax(1)
+    correct = predicted == y
     worst, mean_group = worst_group_accuracy(correct, groups)
     by_group = {g: float(correct[np.asarray(groups) == g].mean()) for g in sorted(set(groups))}
     failing = sorted(by_group, key=by_group.get)[:3]
     return {"accuracy": round(float(correct.mean()), 4), "worst_group": round(worst, 4), "mean_group": round(mean_group, 4),
-            "worst_groups": {g: round(by_group[g], 3) for g in failing}}
+            "worst_groups": {g: round(by_group[g], 3) for g in failing},
+            "predicted_as": {g: classes[np.bincount(predicted[np.asarray(groups) == g]).argmax()] for g in failing}}
 
 
 def reliance(images: np.ndarray, text: np.ndarray, shapes: np.ndarray, backgrounds: np.ndarray, classes: list[str]) -> list[float]:
@@ -105,6 +108,7 @@ def main() -> None:
         args.write_world_neutral.write_text("\n".join(world_neutral()) + "\n")
         return
     torch.set_num_threads(1)
+    torch.set_grad_enabled(False)
     model = load_model(args.model)
     sae = MatryoshkaSAE.load(find_sae(None, args.model))
     dataset = load_dataset(args.dataset)
@@ -117,7 +121,7 @@ def main() -> None:
     bias = bias_prompts(["world-background"])
     neutral = neutral_prompts(args.neutral)
     debiaser = TextDebiaser(model, bias, sae, neutral)
-    images = embed_images(model, dataset.paths).vectors
+    images = embed_images(model, dataset.paths, cache=EmbeddingCache()).vectors
     y = np.asarray([classes.index(s) for s in shapes])
     groups = [f"{s}|{b}" for s, b in zip(shapes, backgrounds, strict=True)]
     report: dict = {"model": args.model, "dataset": args.dataset, "images": len(y), "queries": queries}
@@ -130,7 +134,7 @@ def main() -> None:
     }
     texts = {m: debiaser.encode(m, queries, para).numpy() for m in METHODS}
     texts["sae reconstruction"] = F.normalize(sae.decode(sae.encode(raw(queries))), dim=-1).numpy()
-    report["methods"] = {m: {**zero_shot(images, t, y, groups), "background_reliance": reliance(images, t, shapes, backgrounds, classes)} for m, t in texts.items()}
+    report["methods"] = {m: {**zero_shot(images, t, y, groups, classes), "background_reliance": reliance(images, t, shapes, backgrounds, classes)} for m, t in texts.items()}
 
     # latent attribution of the shortcut, for SEM_bi
     sem = debiaser.sem()
@@ -140,7 +144,7 @@ def main() -> None:
     s_b = debiaser.bias_score()
     M = modulation("sem_bi", s_c, s_b)
     steered = M * h_q + (1 - M) * sem.reference_median
-    atoms = sae.atoms().detach()  # (latents, d)
+    atoms = sae.atoms.detach()  # (latents, d)
     latents = {}
     for i, shape in enumerate(classes):
         other = shapes != shape
