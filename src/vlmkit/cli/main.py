@@ -34,6 +34,7 @@ from vlmkit.cli.icl import app as icl_app
 from vlmkit.cli.index import app as index_app
 from vlmkit.cli.openworld import app as openworld_app
 from vlmkit.cli.proactive import app as proactive_app
+from vlmkit.cli.r2p import app as r2p_app
 from vlmkit.cli.sae import app as sae_app
 from vlmkit.cli.world import app as world_app
 from vlmkit.errors import UserError
@@ -51,6 +52,7 @@ app.add_typer(openworld_app, name="openworld")
 app.add_typer(icl_app, name="icl")
 app.add_typer(circle_app, name="circle")
 app.add_typer(proactive_app, name="proactive")
+app.add_typer(r2p_app, name="r2p")
 app.command("chat")(chat_cli.chat_cmd)
 app.command("export")(chat_cli.export_cmd)
 app.command("merge")(compress_cli.merge_cmd)

@@ -46,6 +46,25 @@ def generate_cmd(
     typer.echo(f"wrote {n} images and {manifest}")
 
 
+@app.command("personal")
+def personal_cmd(
+    out: Path = OutOpt,
+    concepts: int = typer.Option(6, help="personal concepts (specific objects)"),
+    ambiguity: str = typer.Option("high", help="low: distractors differ in colour and texture; high: in one fine detail"),
+    references: int = typer.Option(3, help="reference views per concept"),
+    queries: int = typer.Option(4, help="positive queries per concept (as many negatives, from its look-alikes)"),
+    distractors: int = typer.Option(2, help="look-alike distractors per concept"),
+    side: int = typer.Option(96, help="image side in pixels"),
+    seed: int = SeedOpt,
+) -> None:
+    """A personalisation set for vlmkit r2p: concepts/ (reference views) and a query manifest.jsonl."""
+    from vlmkit.data.world_personal import generate_personal
+
+    manifest = generate_personal(out, n_concepts=concepts, ambiguity=ambiguity, seed=seed, references=references, queries=queries,
+                                 distractors=distractors, side=side)
+    typer.echo(f"wrote {out / 'concepts'} and {manifest}")
+
+
 @app.command("train-model")
 def train_cmd(
     out: Path = OutOpt,

@@ -87,8 +87,9 @@ class ConceptDatabase:
     def index(self, concept_id: str) -> int:
         return self.ids.index(concept_id)
 
-    def save(self, out: str | Path) -> Path:
-        """Write the folder atomically (``out`` must not exist or be empty)."""
+    def save(self, out: str | Path, extra: dict[str, object] | None = None) -> Path:
+        """Write the folder atomically (``out`` must not exist or be empty); ``extra``: more
+        JSON files to write in it (name -> data), e.g. the build log."""
         from vlmkit.runs.files import atomic_directory, atomic_save_npz, atomic_write_json
 
         with atomic_directory(out) as staging:
@@ -103,6 +104,8 @@ class ConceptDatabase:
                     names.append(f"references/{concept.id}/{name}")
                 rows.append({"id": concept.id, "category": concept.category, "references": names, "fingerprint": fp.to_json()})
             atomic_save_npz(staging / "embeddings.npz", image=self.image.astype(np.float32), text=self.text.astype(np.float32))
+            for name, data in (extra or {}).items():
+                atomic_write_json(staging / name, data)
             atomic_write_json(staging / "database.json", {"format": FORMAT, "concepts": rows, "thresholds": self.thresholds, **self.info})
         return Path(out)
 
