@@ -118,15 +118,16 @@ def train_chat_cmd(
     out: Path = OutOpt,
     steps: int | None = typer.Option(None, help="optimisation steps (default: the shipped embedded-chat's)"),
     pool: int | None = typer.Option(None, help="single-object training scenes (default: the shipped model's)"),
+    grid: int = typer.Option(4, help="image patch grid: 4 (17 tokens per image, 48 px) or 8 (65 tokens, embedded's own 96 px view)"),
     seed: int = SeedOpt,
-    threads: int = typer.Option(2, help="CPU threads for torch"),
+    threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on a busy machine)"),
 ) -> None:
     """Train embedded-chat (a tiny LLaVA) on shapes-world conversations; resumes from OUT/work."""
     from vlmkit.models.embedded_chat_train import ChatTrainConfig, train
 
-    if (steps is not None and steps < 1) or (pool is not None and pool < 64) or threads < 1:
-        raise UserError("need --steps >= 1, --pool >= 64 and --threads >= 1")
-    cfg = ChatTrainConfig(seed=seed, threads=threads)
+    if (steps is not None and steps < 1) or (pool is not None and pool < 64) or threads < 1 or grid not in (1, 2, 4, 8):
+        raise UserError("need --steps >= 1, --pool >= 64, --threads >= 1 and --grid 1, 2, 4 or 8")
+    cfg = ChatTrainConfig(seed=seed, threads=threads, grid=grid)
     cfg.steps = steps or cfg.steps
     cfg.pool = pool or cfg.pool
     model_dir = train(cfg, out, log=typer.echo)
