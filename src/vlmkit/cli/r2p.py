@@ -49,6 +49,7 @@ def eval_cmd(
     reasoning_mode: str | None = typer.Option(None, help="json or questions (default: the database's fingerprint mode)"),
     retries: int = typer.Option(2, help="tries per query when the reasoning reply is not valid JSON"),
     pairwise_threshold: float = typer.Option(0.5, help="answer 'none' when every candidate's pairwise p(yes) is below this"),
+    pairwise_prompt: str | None = typer.Option(None, help="pairwise question with {id}, {description}, {category} (default: the spec's)"),
     vlm_only: bool = typer.Option(True, "--vlm-only/--no-vlm-only", help="also run the VLM-only baseline (reasoning over all concepts)"),
     max_queries: int | None = typer.Option(None, help="evaluate only the first N queries"),
     report_queries: int = typer.Option(40, help="queries shown in report.html (errors first)"),

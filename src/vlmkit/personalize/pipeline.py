@@ -19,7 +19,6 @@ from vlmkit.errors import UserError
 from vlmkit.personalize.database import ConceptDatabase
 from vlmkit.personalize.fingerprint import QUESTIONS, ask_attributes
 from vlmkit.personalize.r2p import (
-    PAIRWISE_PROMPT,
     R2PConfig,
     Trace,
     attribute_text,
@@ -129,6 +128,6 @@ class R2P:
         yes, no = self.config.yes_no
         for cid in trace.candidates:
             concept, fp = self.db.concepts[self.db.index(cid)], self.db.fingerprints[self.db.index(cid)]
-            prompt = PAIRWISE_PROMPT.format(id=cid, description=fp.description)
+            prompt = self.config.pairwise_prompt.format(id=cid, description=fp.description, category=fp.category)
             l_yes, l_no = self.chat.score([user(Path(query), concept.references[0], prompt)], [yes, no])
             trace.pairwise[cid] = yes_probability(l_yes, l_no) if math.isfinite(l_yes - l_no) else float(l_yes > l_no)

@@ -54,12 +54,17 @@ class R2PConfig:
     pairwise: bool = True
     pairwise_threshold: float = 0.5
     yes_no: tuple[str, str] = ("yes", "no")
+    pairwise_prompt: str = PAIRWISE_PROMPT
 
     def __post_init__(self):
         if self.k < 1:
             raise ValueError("k must be at least 1")
         if self.verification and not self.reasoning:
             raise ValueError("verification checks the reasoning step's attributes; switch reasoning on")
+        try:
+            self.pairwise_prompt.format(id="x", description="x", category="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError("the pairwise prompt may use only the slots {id}, {description} and {category}") from exc
 
 
 #: the methods of ``vlmkit r2p eval``: name -> (config overrides, description)

@@ -46,6 +46,7 @@ class R2PEvalOptions(ChatRunOptions):
     reasoning_mode: str | None = Field(None, pattern="^(json|questions)$")
     retries: int = Field(2, ge=1)
     pairwise_threshold: float = Field(0.5, ge=0, le=1)
+    pairwise_prompt: str | None = None
     vlm_only: bool = True
     max_queries: int | None = Field(None, ge=1)
     report_queries: int = Field(40, ge=0)
@@ -103,7 +104,11 @@ def run_eval(opts: R2PEvalOptions):
     clip = load_model(opts.clip or db.info.get("clip_model", DEFAULT_MODEL), device=opts.resolved_device())
     if clip.name != db.info.get("clip_model", clip.name):
         raise UserError(f"--clip {clip.name} differs from the model that built the database ({db.info['clip_model']}); omit --clip")
-    base = R2PConfig(k=opts.k, pairwise_threshold=opts.pairwise_threshold)
+    try:
+        base = R2PConfig(k=opts.k, pairwise_threshold=opts.pairwise_threshold, **({"pairwise_prompt": opts.pairwise_prompt}
+                                                                                   if opts.pairwise_prompt else {}))
+    except ValueError as exc:
+        raise UserError(f"invalid --pairwise-prompt: {exc}") from exc
     r2p = R2P(chat, clip, db, base, mode=opts.reasoning_mode, retries=opts.retries, seed=opts.seed,
               cache=opts.embedding_cache(), batch_size=opts.batch_size)
     with run.timer("traces"):

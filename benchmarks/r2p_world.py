@@ -1,0 +1,83 @@
+"""R2P's world validation: the ablation table on ``vlmkit world personal`` sets at two ambiguity
+levels over several seeds.
+
+For each ambiguity level and seed ``s``: a personal set (``--concepts`` concepts, 3 reference
+views, 4 positive and 4 negative queries each, world seed ``s``) is generated, its database
+built with ``--chat`` (fingerprints in ``--mode``) and ``embedded``, and every method evaluated
+(``vlmkit r2p eval``). Writes ``summary.json`` and prints the table of ``docs/r2p.md``
+(mean and standard deviation over seeds of each method's weighted accuracy, positive and
+negative accuracy, and retrieval recall).
+
+Run: ``python benchmarks/r2p_world.py --chat embedded-chat --out runs/r2p-world``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("VLMKIT_PROGRESS", "0")
+
+METRICS = ("accuracy", "positive_accuracy", "negative_accuracy", "recall_retrieval")
+
+
+def one(out: Path, args, ambiguity: str, seed: int) -> dict:
+    from vlmkit.data.world_personal import generate_personal
+    from vlmkit.personalize.r2p_run import R2PBuildOptions, R2PEvalOptions, run_build, run_eval
+
+    tag = f"{ambiguity}-s{seed}"
+    data, db, ev = out / "sets" / tag, out / "db" / tag, out / "eval" / tag
+    if (ev / "result.json").is_file():
+        return json.loads((ev / "result.json").read_text())
+    for folder in (data, db, ev):
+        shutil.rmtree(folder, ignore_errors=True)
+    generate_personal(data, n_concepts=args.concepts, ambiguity=ambiguity, seed=seed, references=3, queries=4, distractors=2)
+    cache = out / "cache"
+    run_build(R2PBuildOptions(model=args.chat, clip=args.clip, concepts=data / "concepts", out=db, fingerprint_mode=args.mode,
+                              seed=seed, cache_dir=cache))
+    extra = {"pairwise_prompt": args.pairwise_prompt} if args.pairwise_prompt else {}
+    run_eval(R2PEvalOptions(db=db, dataset=data, out=ev, k=args.k, seed=seed, cache_dir=cache, **extra))
+    return json.loads((ev / "result.json").read_text())
+
+
+def main() -> None:
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--chat", default="embedded-chat")
+    parser.add_argument("--clip", default="embedded")
+    parser.add_argument("--mode", default="questions", choices=("json", "questions"))
+    parser.add_argument("--pairwise-prompt", default="is this the same object ?")
+    parser.add_argument("--concepts", type=int, default=6)
+    parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ambiguity", nargs="+", default=["low", "high"])
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    summary = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": {}, "mean": {}}
+    for ambiguity in args.ambiguity:
+        tables = []
+        for seed in args.seeds:
+            result = one(args.out, args, ambiguity, seed)
+            summary["runs"][f"{ambiguity}-s{seed}"] = result["table"]
+            tables.append(result["table"])
+            print(f"{ambiguity} seed {seed}: " + ", ".join(f"{m} {t['accuracy']:.3f}" for m, t in result["table"].items()), flush=True)
+        summary["mean"][ambiguity] = {
+            m: {k: [float(np.nanmean([t[m].get(k, np.nan) for t in tables])), float(np.nanstd([t[m].get(k, np.nan) for t in tables]))]
+                for k in METRICS} for m in tables[0]}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print("| ambiguity | method | " + " | ".join(METRICS) + " |")
+    print("|---|---|" + "---|" * len(METRICS))
+    for ambiguity, methods in summary["mean"].items():
+        for method, values in methods.items():
+            print(f"| {ambiguity} | {method} | " + " | ".join(f"{v[0]:.3f} ± {v[1]:.3f}" for v in values.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
