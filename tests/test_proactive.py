@@ -184,3 +184,14 @@ def test_oeg_bits_and_scores():
     assert oeg_scores([0, 1, 0], 2) == {"ps": 1, "cc": 0, "agg": 1}
     assert oeg_scores([0, 0, 1], 2) == {"ps": 0, "cc": 1, "agg": 1}
     assert oeg_scores(None, 2) == {"ps": 0, "cc": 0, "agg": 0}
+
+
+def test_reference_control_with_scripted_model(release):
+    from vlmkit.proactive.mcqa import run_reference
+
+    episodes = world_environments("drawing", 5, seed=0)
+    truth = {e.question + "|" + ",".join(e.categories): e.answer for e in episodes}
+    model = ScriptedChat(lambda text: next(v for k, v in truth.items() if text.startswith(k.split("|")[0]) and all(c in text for c in k.split("|")[1].split(","))))
+    assert all(run_reference(model, episodes))
+    assert published.environments(release, "MVP-N")[0].reference_frame().size == (32, 32)
+    assert world_environments("camera", 1, seed=0)[0].reference_frame().size == (96, 96)

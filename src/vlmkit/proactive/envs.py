@@ -161,6 +161,16 @@ class Environment:
     def frame(self) -> Image.Image:
         return self.transform(self.source.open(self.frame_path()))
 
+    def reference_frame(self) -> Image.Image:
+        """The informative reference frame (the paper's control: asked directly, categories only)."""
+        saved = self.image_id
+        self.image_id = self.entry["reference_image"]
+        try:
+            path = self.frame_path()
+        finally:
+            self.image_id = saved
+        return self.source.open(path)
+
     def action_of(self, option: str) -> str | None:
         low = option.lower()
         return next((action for key, action in ACTION_KEYWORDS if action in self.actions and key in low), None)
@@ -272,6 +282,10 @@ class MVPN(_LastStepCategoriesOnly):
 
     def advance(self, action):
         self.image_id = self.entry["valid_images"][self.num_turns]
+
+    def reference_frame(self):
+        path = self.entry["image_template"].format(informative=1, image=str(self.entry["reference_image"]).zfill(4))
+        return self.source.open(path)
 
     def oeg_answers(self):
         return ["Rotate the object", "Move the camera"]

@@ -67,3 +67,17 @@ def run_mcqa(
         if progress is not None:
             progress(len(episodes) - len(active), len(episodes))
     return list(episodes)
+
+
+def run_reference(model: ChatModel, episodes: Sequence[Environment], *, batch_size: int = 16, max_new_tokens: int = MAX_NEW_TOKENS) -> list[bool]:
+    """The paper's reference-frame control: one turn on the informative frame, the four
+    categories as the only options; whether each reply names the correct category."""
+    from vlmkit.proactive.answers import judge
+
+    out = []
+    for start in range(0, len(episodes), batch_size):
+        chunk = list(episodes[start : start + batch_size])
+        conversations = [[user(e.reference_frame(), multi_choice_prompt(e.question, e.categories))] for e in chunk]
+        replies = model.generate(conversations, max_new_tokens=max_new_tokens, temperature=0.0, seed=0)
+        out += [judge(r, [e.answer], e.categories, 0)[0] == "correct" for e, r in zip(chunk, replies, strict=True)]
+    return out

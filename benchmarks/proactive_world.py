@@ -1,0 +1,120 @@
+"""ProactiveBench on the shapes world: a chat model before and after the GRPO recipe, over seeds.
+
+For each seed ``s``:
+
+- evaluation episodes: ``--n`` per world scenario (occlusion, corruption, camera, drawing),
+  world seed ``s``, MCQA protocol (greedy, no history), without and with the scenario's hint;
+- training: :func:`vlmkit.proactive.train.grpo` from the untrained model on ``--prompts``
+  single-turn states of the ``--train`` scenarios (world seed ``10000 + s``: other scenes than
+  evaluation's), reward 1 / ``--rp`` / 0, ``--rollouts`` samples per prompt; the remaining
+  scenario (camera by default) is held out;
+- the same evaluation after training.
+
+Run: ``python benchmarks/proactive_world.py --model DIR --out runs/proactive-world`` (writes
+``summary.json`` after every seed and prints the tables of ``docs/proactivebench.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("VLMKIT_PROGRESS", "0")
+
+
+def evaluate(model, n: int, seed: int, episodes_file: Path | None = None) -> dict:
+    """MCQA metrics per scenario without and with hints, and the reference-frame accuracy."""
+    from vlmkit.proactive.mcqa import run_mcqa, run_reference
+    from vlmkit.proactive.metrics import mcqa_metrics
+    from vlmkit.proactive.run import turn_rows
+    from vlmkit.proactive.world import WORLD_SCENARIOS, world_environments
+
+    out, lines = {}, []
+    for hint in (False, True):
+        for name in WORLD_SCENARIOS:
+            envs = run_mcqa(model, world_environments(name, n, seed=seed), hint=hint, batch_size=32, seed=seed)
+            out[f"{name}|{'hint' if hint else 'no-hint'}"] = mcqa_metrics(envs)
+            lines += [json.dumps({"hint": hint, **turn_rows(name, e)}) for e in envs]
+    for name in WORLD_SCENARIOS:
+        right = run_reference(model, world_environments(name, n, seed=seed), batch_size=32)
+        out[f"{name}|reference"] = {"n": len(right), "reference_accuracy": sum(right) / len(right)}
+    if episodes_file is not None:
+        episodes_file.parent.mkdir(parents=True, exist_ok=True)
+        episodes_file.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def table(summary: dict, train: list[str]) -> str:
+    import numpy as np
+
+    keys = sorted(k for k in {k for s in summary["seeds"].values() for k in s["before"]} if not k.endswith("|reference"))
+    lines = ["| scenario | hint | role | accuracy before | accuracy after | proactive rate before | proactive rate after "
+             "| psr before | psr after |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key in keys:
+        name, hint = key.split("|")
+        cells = []
+        for metric in ("accuracy", "proactive_rate", "psr"):
+            for phase in ("before", "after"):
+                values = [s[phase][key][metric] for s in summary["seeds"].values() if phase in s]
+                cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-")
+        role = "trained" if name in train else "held out"
+        lines.append(f"| {name} | {hint} | {role} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} | {cells[5]} |")
+    lines += ["", "| scenario | reference-frame accuracy before | after |", "|---|---|---|"]
+    for name in sorted({k.split("|")[0] for k in keys}):
+        cells = []
+        for phase in ("before", "after"):
+            values = [s[phase][f"{name}|reference"]["reference_accuracy"] for s in summary["seeds"].values() if phase in s]
+            cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-")
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    import torch
+
+    from vlmkit.models.chat_registry import load_chat_model
+    from vlmkit.proactive.train import TrainOptions, grpo, training_states
+    from vlmkit.runs.files import atomic_write_json
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="embedded-chat")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--n", type=int, default=24)
+    parser.add_argument("--train", default="occlusion,corruption,drawing")
+    parser.add_argument("--prompts", type=int, default=96)
+    parser.add_argument("--rollouts", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--rp", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--table-only", action="store_true", help="print the tables of an existing summary.json")
+    args = parser.parse_args(argv)
+    if args.table_only:
+        print(table(json.loads((args.out / "summary.json").read_text()), args.train.split(",")))
+        return
+    torch.set_num_threads(args.threads)
+    train = args.train.split(",")
+    summary = {"config": vars(args) | {"out": str(args.out)}, "seeds": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        model = load_chat_model(args.model)
+        entry = summary["seeds"][str(seed)] = {"before": evaluate(model, args.n, seed, args.out / f"seed{seed}" / "before.jsonl")}
+        atomic_write_json(args.out / "summary.json", summary)
+        opts = TrainOptions(model=args.model, out=args.out / f"seed{seed}", scenarios=args.train, reward_proactive=args.rp,
+                            rollouts=args.rollouts, prompts=args.prompts, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed)
+        entry["train"] = grpo(model, training_states(train, args.prompts, seed), opts, log=lambda m, s=seed: print(f"seed {s}: {m}", flush=True))
+        entry["after"] = evaluate(model, args.n, seed, args.out / f"seed{seed}" / "after.jsonl")
+        model.save(args.out / f"seed{seed}" / "model")
+        atomic_write_json(args.out / "summary.json", summary)
+        print(f"seed {seed} done", flush=True)
+    print(table(summary, train))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
