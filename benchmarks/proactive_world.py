@@ -107,8 +107,10 @@ def main(argv=None) -> None:
         entry = summary["seeds"][str(seed)] = {"before": evaluate(model, args.n, seed, args.out / f"seed{seed}" / "before.jsonl")}
         atomic_write_json(args.out / "summary.json", summary)
         opts = TrainOptions(model=args.model, out=args.out / f"seed{seed}", scenarios=args.train, reward_proactive=args.rp,
-                            rollouts=args.rollouts, prompts=args.prompts, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=seed)
-        entry["train"] = grpo(model, training_states(train, args.prompts, seed), opts, log=lambda m, s=seed: print(f"seed {s}: {m}", flush=True))
+                            rollouts=args.rollouts, prompts=args.prompts, epochs=args.epochs, lr=args.lr,
+                            batch_size=args.batch_size, seed=seed)
+        states = training_states(train, args.prompts, seed)
+        entry["train"] = grpo(model, states, opts, log=lambda m, s=seed: print(f"seed {s}: {m}", flush=True))
         entry["after"] = evaluate(model, args.n, seed, args.out / f"seed{seed}" / "after.jsonl")
         model.save(args.out / f"seed{seed}" / "model")
         atomic_write_json(args.out / "summary.json", summary)
