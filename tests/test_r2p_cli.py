@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vlmkit.cli.main import main
@@ -67,3 +68,41 @@ def test_r2p_build_and_eval_end_to_end(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["r2p", "eval", "--db", str(db), "--dataset", str(bad), "--out", str(tmp_path / "e3")])
     assert info.value.code == 2 and "names concept 'nobody'" in capsys.readouterr().err
+
+
+def test_prepare_yollava_and_folders_layouts(tmp_path, capsys):
+    from tests.conftest import write_image
+    from vlmkit.personalize.datasets import split_by_mean
+
+    yl = tmp_path / "yollava-data"
+    for name, rgb in (("bo", (200, 120, 40)), ("mam", (90, 90, 90)), ("thao", (20, 20, 200))):
+        for k in range(7):
+            write_image(yl / "train" / name / f"{k}.png", rgb)
+        for k in range(2):
+            write_image(yl / "test" / name / f"{k}.png", rgb, size=(41 + k, 30))
+    out = tmp_path / "prepared"
+    main(["r2p", "prepare", "--data", str(yl), "--out", str(out), "--holdout", "1", "--seed", "0"])
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    kept = sorted(p.name for p in (out / "concepts").iterdir())
+    assert len(kept) == 2 and all(len(list((out / "concepts" / k).glob("ref_*.png"))) == 5 for k in kept)
+    held = ({"bo", "mam", "thao"} - set(kept)).pop()
+    assert sorted(r["concept"] or "-" for r in rows) == sorted([*kept, *kept, "-", "-"])
+    assert all(r["concept"] is None for r in rows if r["source"] == held)
+    with pytest.raises(SystemExit) as info:
+        main(["r2p", "prepare", "--data", str(yl), "--out", str(tmp_path / "p2"), "--holdout", "3"])
+    assert info.value.code == 2 and not (tmp_path / "p2").exists() and "--holdout" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["r2p", "prepare", "--data", str(yl / "test"), "--out", str(tmp_path / "p3")])
+    assert info.value.code == 2 and "no concept folder" in capsys.readouterr().err
+    # the folders split: the references are the images closest to the mean embedding
+    e = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [1.0, 0.05]])
+    assert split_by_mean(e, 2) == ([1, 3], [0, 2])  # cosines to the mean: 0.932, 0.967, 0.361, 0.949
+    assert split_by_mean(np.eye(2)[:1], 5) == ([0], [])
+    folders = tmp_path / "folders"
+    for name, rgb in (("cup", (200, 0, 0)), ("pen", (0, 200, 0))):
+        for k in range(4):
+            write_image(folders / name / f"{k}.png", (rgb[0] + 10 * k, rgb[1], 5 * k))
+    main(["r2p", "prepare", "--format", "folders", "--data", str(folders), "--out", str(tmp_path / "pf"), "--references", "3",
+          "--model", "random:clip-tiny"])
+    rows = [json.loads(line) for line in (tmp_path / "pf" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {r["concept"] for r in rows} == {"cup", "pen"}

@@ -61,3 +61,28 @@ def eval_cmd(
 ) -> None:
     """Every method of the ablation on a query set: result.json, traces.jsonl and report.html."""
     run_job("vlmkit.personalize.r2p_run", "R2PEvalOptions", "run_eval", dict(locals()))
+
+
+@app.command("prepare")
+def prepare_cmd(
+    data: Path = typer.Option(..., help="the benchmark folder (yollava: DIR/train/<name>, DIR/test/<name>; folders: DIR/<name>)"),
+    out: Path = OutOpt,
+    format: str = typer.Option("yollava", help="yollava or folders"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="folders: contrastive model that picks the references"),
+    references: int = typer.Option(5, help="folders: references per concept (closest to the concept's mean embedding)"),
+    holdout: int = typer.Option(0, help="concepts left out of the database; their test images become negative queries"),
+    categories: Path | None = typer.Option(None, help='JSON {"<concept>": "<category>"} (default category: object)'),
+    cache: bool = CacheOpt,
+    cache_dir: Path | None = CacheDirOpt,
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Convert a benchmark folder into concepts/ and a query manifest.jsonl for build and eval."""
+    values = dict(locals())
+    from importlib import import_module
+
+    from vlmkit.runs.options import build_options
+
+    job = import_module("vlmkit.personalize.r2p_run")
+    manifest = job.run_prepare(build_options(job.R2PPrepareOptions, **values))
+    typer.echo(f"wrote {manifest.parent / 'concepts'} and {manifest}")

@@ -132,3 +132,32 @@ def run_eval(opts: R2PEvalOptions):
     opts.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(opts.out / "traces.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return run.finish(result, render_report(result, rows, db, opts.report_queries))
+
+
+class R2PPrepareOptions(ChatRunOptions):
+    data: Path
+    format: str = Field("yollava", pattern="^(yollava|folders)$")
+    model: str = DEFAULT_MODEL  # the contrastive model that splits ``folders`` (unused for yollava)
+    references: int = Field(5, ge=1, le=5)
+    holdout: int = Field(0, ge=0)
+    categories: Path | None = None
+
+
+def run_prepare(opts: R2PPrepareOptions) -> Path:
+    """Convert a benchmark folder into ``concepts/`` and a query ``manifest.jsonl`` under ``--out``."""
+    from vlmkit.personalize.datasets import read_folders, read_yollava, write_prepared
+    from vlmkit.runs.readers import need_dir, read_json
+
+    if opts.out.exists() and any(opts.out.iterdir()):
+        raise UserError(f"--out {opts.out} exists and is not empty; choose a new folder")
+    root = need_dir(opts.data, "dataset folder", "pass the folder that holds the benchmark's images")
+    categories = None
+    if opts.categories:
+        categories = read_json(opts.categories, "categories file", 'write {"<concept>": "<category>", ...}', dict[str, str])
+    if opts.format == "yollava":
+        concepts = read_yollava(root)
+    else:
+        from vlmkit.models import load_model
+
+        concepts = read_folders(root, load_model(opts.model, device=opts.resolved_device()), opts.references, opts.embedding_cache())
+    return write_prepared(concepts, opts.out, holdout=opts.holdout, seed=opts.seed, categories=categories)
