@@ -43,6 +43,27 @@ def one(out: Path, args, ambiguity: str, seed: int) -> dict:
     return json.loads((ev / "result.json").read_text())
 
 
+def answer_agreement(out: Path, tag: str) -> dict[str, list[int]]:
+    """Questions mode: how often the model's answers about the queries match the ground truth
+    (field -> [agreeing, asked]), read from ``traces.jsonl`` against ``manifest.jsonl``."""
+    truth = {}
+    for line in (out / "sets" / tag / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        truth[Path(row["path"]).name] = row["details"]
+    counts = {"color": [0, 0], "pattern": [0, 0], "size": [0, 0]}
+    for line in (out / "eval" / tag / "traces.jsonl").read_text().splitlines():
+        trace = json.loads(line)
+        if not trace["reasoning"] or ": " not in trace["reasoning"]["rationale"]:
+            continue
+        answers = dict(part.split(": ", 1) for part in trace["reasoning"]["rationale"].split("; "))
+        details = truth[Path(trace["query"]).name]
+        for field, key in (("color", "color"), ("pattern", "texture"), ("size", "size")):
+            if field in answers:
+                counts[field][0] += answers[field] == details[key]
+                counts[field][1] += 1
+    return counts
+
+
 def main() -> None:
     import numpy as np
 
@@ -67,11 +88,18 @@ def main() -> None:
             result = one(args.out, args, ambiguity, seed)
             summary["runs"][f"{ambiguity}-s{seed}"] = result["table"]
             tables.append(result["table"])
+            if args.mode == "questions":
+                summary.setdefault("answer_agreement", {})[f"{ambiguity}-s{seed}"] = answer_agreement(args.out, f"{ambiguity}-s{seed}")
             print(f"{ambiguity} seed {seed}: " + ", ".join(f"{m} {t['accuracy']:.3f}" for m, t in result["table"].items()), flush=True)
         summary["mean"][ambiguity] = {
             m: {k: [float(np.nanmean([t[m].get(k, np.nan) for t in tables])), float(np.nanstd([t[m].get(k, np.nan) for t in tables]))]
                 for k in METRICS} for m in tables[0]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    for ambiguity in args.ambiguity:
+        runs = [v for k, v in summary.get("answer_agreement", {}).items() if k.startswith(ambiguity)]
+        if runs:
+            print(f"{ambiguity}: the model's answers agree with the ground truth for " + ", ".join(
+                f"{f} {sum(r[f][0] for r in runs) / max(1, sum(r[f][1] for r in runs)):.3f}" for f in runs[0]))
     print("| ambiguity | method | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))
     for ambiguity, methods in summary["mean"].items():
