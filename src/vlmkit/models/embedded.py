@@ -34,7 +34,7 @@ from vlmkit.models.minilm import DIM, load_minilm, mean_pool
 from vlmkit.runs.readers import read_json, read_safetensors
 
 MODEL_TYPE = "vlmkit-embedded"
-SHIPPED = ("embedded", "embedded-biased")
+SHIPPED = ("embedded", "embedded-biased", "embedded-textbiased")
 
 
 class TextAdapter(nn.Module):
@@ -143,12 +143,12 @@ def save_network(network: EmbeddedNetwork, preprocess: pp.ImagePreprocessor, dir
 
 
 def shipped_dir(name: str) -> Path:
-    """The packaged checkpoint folder of ``embedded`` or ``embedded-biased``."""
+    """The packaged checkpoint folder of a shipped twin (:data:`SHIPPED`)."""
     return Path(str(resources.files("vlmkit.models").joinpath(f"weights/{name}")))
 
 
 def load(name: str, device: str = "cpu"):
-    """Load a shipped embedded checkpoint by name (``embedded`` or ``embedded-biased``)."""
+    """Load a shipped embedded checkpoint by name (one of :data:`SHIPPED`)."""
     directory = shipped_dir(name)
     if not (directory / "model.safetensors").is_file():
         raise ModelNotFound(f"the packaged checkpoint {name!r} is missing from {directory}; reinstall vlmkit or train it with `vlmkit "
