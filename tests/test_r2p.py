@@ -211,3 +211,14 @@ def test_pipeline_end_to_end_on_planted_models(tmp_path):
     (teal,) = R2P(chat, clip, db, R2PConfig(k=2)).traces([solid(tmp_path / "q/teal.png", (0, 90, 90))])
     assert teal.reasoning is None and set(teal.pairwise) == {"wug", "fep"}  # unparsable reply -> pairwise
     assert decide(teal, R2PConfig(k=2), db) == (None, "pairwise")
+
+
+def test_pairwise_needs_score_and_says_so_before_any_work(tmp_path):
+    from vlmkit.errors import UnsupportedError
+
+    concepts, chat, clip = _planted(tmp_path)
+    db, _ = build_database(chat, clip, concepts)
+    chat.capabilities = frozenset({"images", "multi_image"})
+    with pytest.raises(UnsupportedError, match="does not support score"):
+        R2P(chat, clip, db).traces([solid(tmp_path / "q.png", RED)])
+    assert R2P(chat, clip, db, method_config(R2PConfig(), "verification")).traces([solid(tmp_path / "q.png", RED)])[0].reasoning

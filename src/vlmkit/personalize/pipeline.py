@@ -47,6 +47,7 @@ class R2P:
         self.mode = mode or db.info.get("fingerprint_mode", "json")
         self.retries, self.seed, self.cache, self.batch_size = retries, seed, cache, batch_size
         self._attribute_vectors: dict[str, np.ndarray] = {}
+        self._answers: dict[str, dict[str, str]] = {}  # questions mode: query -> field -> answer
         self.reasoning_log: list[list[dict]] = []
 
     def embed_queries(self, paths: Sequence[str | Path]) -> np.ndarray:
@@ -76,8 +77,6 @@ class R2P:
         if self.mode != "questions":
             raise UserError(f"unknown reasoning mode {self.mode!r}; use json or questions")
         questions = {k: QUESTIONS[k] for k in QUESTIONS if any(k in fp.fields for fp in fps)} or QUESTIONS
-        if not hasattr(self, "_answers"):
-            self._answers = {}
         missing = [q for q in queries if str(q) not in self._answers]
         for q, a in zip(missing, ask_attributes(self.chat, [Path(q) for q in missing], questions), strict=True):
             self._answers[str(q)] = a
@@ -86,7 +85,13 @@ class R2P:
     def traces(self, queries: Sequence[str | Path], *, vlm_only: bool = False) -> list[Trace]:
         """One :class:`Trace` per query image (paths), with pairwise probabilities wherever
         this R2P's configuration needs them."""
+        from vlmkit.models.chat import require
+
         cfg, db = self.config, self.db
+        if cfg.reasoning or vlm_only:
+            require(self.chat, "images")
+        if cfg.pairwise:
+            require(self.chat, "score", "multi_image")  # before any work, not at the first disagreement
         vectors = self.embed_queries(queries)
         traces, candidate_lists = [], []
         for path, q in zip(queries, vectors, strict=True):
