@@ -24,6 +24,41 @@ os.environ.setdefault("VLMKIT_PROGRESS", "0")
 METRICS = ("accuracy", "positive_accuracy", "negative_accuracy", "recall_retrieval")
 
 
+class WorldReader:
+    """The control of ``--reader oracle``: answers the three attribute questions about a world
+    image from its ground truth (looked up by file content in the set's ``world.json`` and
+    ``manifest.jsonl``) and leaves ``score`` (the pairwise step) to ``base``. It shows what the
+    pipeline does when the asked attributes are read perfectly; it is not a model."""
+
+    FIELDS = {"color": "color", "pattern": "texture", "size": "size"}
+
+    def __init__(self, base, data: Path):
+        import hashlib
+
+        self.base, self.name, self.capabilities = base, f"world-reader+{base.name}", base.capabilities
+        self.fingerprint = f"world-reader+{base.fingerprint}"
+        world = json.loads((data / "world.json").read_text())
+        digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+        self.truth = {digest(p): world["concepts"][p.parent.name] for p in (data / "concepts").glob("*/ref_*.png")}
+        for line in (data / "manifest.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            self.truth[digest(data / row["path"])] = row["details"]
+        self._digest = digest
+
+    def generate(self, conversations, **_):
+        from vlmkit.personalize.fingerprint import QUESTIONS
+
+        out = []
+        for conversation in conversations:
+            image, text = conversation[-1].images[0], conversation[-1].text
+            field = next(f for f, q in QUESTIONS.items() if q == text)
+            out.append(self.truth[self._digest(Path(image))][self.FIELDS[field]])
+        return out
+
+    def score(self, conversation, options):
+        return self.base.score(conversation, options)
+
+
 def one(out: Path, args, ambiguity: str, seed: int) -> dict:
     from vlmkit.data.world_personal import generate_personal
     from vlmkit.personalize.r2p_run import R2PBuildOptions, R2PEvalOptions, run_build, run_eval
@@ -36,10 +71,12 @@ def one(out: Path, args, ambiguity: str, seed: int) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
     generate_personal(data, n_concepts=args.concepts, ambiguity=ambiguity, seed=seed, references=3, queries=4, distractors=2)
     cache = out / "cache"
-    run_build(R2PBuildOptions(model=args.chat, clip=args.clip, concepts=data / "concepts", out=db, fingerprint_mode=args.mode,
-                              seed=seed, cache_dir=cache))
+    build = R2PBuildOptions(model=args.chat, clip=args.clip, concepts=data / "concepts", out=db, fingerprint_mode=args.mode,
+                            seed=seed, cache_dir=cache)
+    chat = WorldReader(build.load_chat(), data) if args.reader == "oracle" else None
+    run_build(build, chat)
     extra = {"pairwise_prompt": args.pairwise_prompt} if args.pairwise_prompt else {}
-    run_eval(R2PEvalOptions(db=db, dataset=data, out=ev, k=args.k, seed=seed, cache_dir=cache, **extra))
+    run_eval(R2PEvalOptions(db=db, dataset=data, out=ev, k=args.k, seed=seed, cache_dir=cache, **extra), chat)
     return json.loads((ev / "result.json").read_text())
 
 
@@ -75,6 +112,8 @@ def main() -> None:
     parser.add_argument("--pairwise-prompt", default="is this the same object ?")
     parser.add_argument("--concepts", type=int, default=6)
     parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--reader", default="model", choices=("model", "oracle"),
+                        help="oracle: the control whose attribute answers are the ground truth (pairwise still by --chat)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ambiguity", nargs="+", default=["low", "high"])
     args = parser.parse_args()

@@ -52,8 +52,9 @@ class R2PEvalOptions(ChatRunOptions):
     report_queries: int = Field(40, ge=0)
 
 
-def run_build(opts: R2PBuildOptions) -> Path:
-    """Fingerprint and embed the concepts of ``--concepts`` into the database folder ``--out``."""
+def run_build(opts: R2PBuildOptions, chat=None) -> Path:
+    """Fingerprint and embed the concepts of ``--concepts`` into the database folder ``--out``;
+    ``chat``: a ChatModel object to use instead of loading ``opts.model`` (library use)."""
     from vlmkit.models import load_model
     from vlmkit.personalize.concepts import read_concepts
     from vlmkit.personalize.database import build_database
@@ -61,7 +62,7 @@ def run_build(opts: R2PBuildOptions) -> Path:
     if opts.out.exists() and any(opts.out.iterdir()):
         raise UserError(f"--out {opts.out} exists and is not empty; choose a new folder for the database")
     concepts, ignored = read_concepts(opts.concepts, opts.category)
-    chat = opts.load_chat(description="fingerprinting concepts")
+    chat = chat or opts.load_chat(description="fingerprinting concepts")
     clip = load_model(opts.clip, device=opts.resolved_device())
     db, attempts = build_database(chat, clip, concepts, mode=opts.fingerprint_mode, retries=opts.retries, seed=opts.seed,
                                   cache=opts.embedding_cache(), batch_size=opts.batch_size)
@@ -83,8 +84,9 @@ def _methods_of(traces, db, base, vlm_only: bool) -> dict[str, list]:
     return out
 
 
-def run_eval(opts: R2PEvalOptions):
-    """Every method on the query set; writes ``result.json``, ``traces.jsonl``, ``report.html``."""
+def run_eval(opts: R2PEvalOptions, chat=None):
+    """Every method on the query set; writes ``result.json``, ``traces.jsonl``, ``report.html``;
+    ``chat``: a ChatModel object to use instead of loading one by name (library use)."""
     from collections import Counter
 
     from vlmkit.models import load_model
@@ -100,7 +102,7 @@ def run_eval(opts: R2PEvalOptions):
     queries = read_queries(opts.dataset, db.ids)[: opts.max_queries]
     check_disjoint([p for c in db.concepts for p in c.references], queries)
     run = Run(opts.out, "r2p eval", json.loads(opts.model_dump_json()), opts.seed)
-    chat = opts.load_chat(opts.model or db.info.get("chat_model"), description="R2P reasoning")
+    chat = chat or opts.load_chat(opts.model or db.info.get("chat_model"), description="R2P reasoning")
     clip = load_model(opts.clip or db.info.get("clip_model", DEFAULT_MODEL), device=opts.resolved_device())
     if clip.name != db.info.get("clip_model", clip.name):
         raise UserError(f"--clip {clip.name} differs from the model that built the database ({db.info['clip_model']}); omit --clip")
