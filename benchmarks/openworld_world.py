@@ -88,7 +88,8 @@ def icl_table(args, seeds) -> tuple[dict, list[str]]:
         for seed in seeds:
             out = args.out / "icl" / f"k{k}-{selection}-s{seed}"
             run_icl(ICLOptions(model=args.model, dataset=f"world:{args.test_size}", pool=f"world:{args.pool_size}@train", shots=k,
-                               selection=selection, retriever=args.retriever, limit=args.n, seed=seed, out=out, batch_size=args.batch_size))
+                               selection=selection, retriever=args.retriever, limit=args.n, seed=seed, out=out, batch_size=args.batch_size,
+                               question=args.icl_question))
             raw.setdefault(f"{k}-{selection}", []).append(read(out))
     lines = ["| k | LMM (retrieved shots) | LMM (random shots) | LMM answers naming no class | CLIP zero-shot | k-NN | Tip-Adapter |", "|---|---|---|---|---|---|---|"]
     for k in args.shots:
@@ -140,6 +141,7 @@ def main(argv=None) -> None:
     parser.add_argument("--prompts", nargs="+", default=["base", "generic", "specific", "cot", "caption", "describe", "list"])
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 4, 8])
     parser.add_argument("--m", type=int, default=16)
+    parser.add_argument("--icl-question", default=None, help="replaces the closed-world multiple-choice question ({classes}: the class list)")
     parser.add_argument("--circle-prompts", nargs="+", default=["base", "world"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)

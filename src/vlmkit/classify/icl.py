@@ -30,8 +30,10 @@ def icl_prompts() -> dict[str, str]:
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 
-def closed_question(classes: Sequence[str]) -> str:
-    return fill(icl_prompts()["closed_question"], classes=", ".join(classes))
+def closed_question(classes: Sequence[str], template: str | None = None) -> str:
+    """The query's question: ``template`` (default ``closed_question`` of ``data/icl.json``) with
+    ``{classes}`` replaced by every class name, comma-separated."""
+    return fill(template or icl_prompts()["closed_question"], classes=", ".join(classes))
 
 
 def context_conversation(shots: Sequence[tuple], query, question: str, context_question: str | None = None, layout: str | None = None) -> list:

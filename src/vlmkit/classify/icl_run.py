@@ -3,7 +3,8 @@ k-NN and Tip-Adapter on the same shots.
 
 The pool holds ``shots`` labelled images per class from the train split (seeded); each query
 sees ``shots`` context images from it, retrieved by the contrastive ``--retriever`` (or random),
-and a multiple-choice question over all class names. ``result.json`` keys: ``icl``
+and a multiple-choice question over all class names (``--question`` replaces it; ``{classes}``
+in it is filled with the class list). ``result.json`` keys: ``icl``
 (``accuracy``: the parsed answer is the label; ``ti``: the label is in the raw answer;
 ``unparsed``: share of answers naming no class), ``baselines.clip_zeroshot``, ``baselines.knn``
 (vote over the retrieved shots), ``baselines.tip_adapter`` (cache = the whole pool), each with
@@ -47,6 +48,7 @@ class ICLOptions(ChatRunOptions):
     limit: int | None = Field(None, ge=1)
     tip_alpha: float = TIP_ALPHA
     tip_beta: float = TIP_BETA
+    question: str | None = None
 
 
 def default_pool(spec: str) -> str:
@@ -108,7 +110,7 @@ def run_icl(opts: ICLOptions) -> Path:
         qv, pv, wc = features.images([s.path for s in queries]), features.images([s.path for s in pool]), features.classes(classes)
     retrieved = select_shots(qv, pv, opts.shots, "clip")
     shots = retrieved if opts.selection == "clip" else select_shots(qv, pv, opts.shots, "random", np.random.default_rng(opts.seed))
-    question = closed_question(classes)
+    question = closed_question(classes, opts.question)
     conversations = [context_conversation([(pool[j].path, pool[j].label) for j in row], q.path, question) for row, q in zip(shots, queries, strict=True)]
     with run.timer("load_model"):
         model = opts.load_chat(description="in-context classification")
