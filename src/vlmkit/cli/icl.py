@@ -27,7 +27,7 @@ def run_cmd(
     retriever: str = RetrieverOpt,
     templates: list[str] | None = typer.Option(None, help="CLIP zero-shot templates (simple, ensemble, a file, or a template with {})"),
     limit: int | None = typer.Option(None, help="classify a seeded random subset of this many queries"),
-    question: str | None = typer.Option(None, help="the query's question instead of the default multiple choice ({classes}: every class name)"),
+    question: str | None = typer.Option(None, help="the query question instead of the multiple choice ({classes}: all class names)"),
     tip_alpha: float = typer.Option(1.17, help="Tip-Adapter residual ratio alpha (official ImageNet default)"),
     tip_beta: float = typer.Option(1.0, help="Tip-Adapter sharpness beta (official ImageNet default)"),
     batch_size: int = ChatBatchOpt,
