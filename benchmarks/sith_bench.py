@@ -45,7 +45,7 @@ def timed(fn):
 def cli(args, out: Path) -> tuple[float, dict]:
     """Run ``vlmkit sith`` under ``/usr/bin/time -v``; wall seconds and the measured facts."""
     command = [sys.executable, "-m", "vlmkit.cli.main", "sith", "--model", args.model, "--layers", args.layers,
-               "--vocab", args.vocab, "--k", str(args.k), "--out", str(out)]
+               "--vocab", args.vocab, "--k", str(args.k), "--image-mean", args.image_mean, "--out", str(out)]
     timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
     start = time.perf_counter()
     done = subprocess.run(timer + command, capture_output=True, text=True)
@@ -80,7 +80,7 @@ def joint_targets(args):
     cache = EmbeddingCache()
     model = load_model(args.model)
     dictionary = build_dictionary(model, load_vocabulary(args.vocab), cache=cache)
-    image_mean, _ = resolve_image_mean(model, "auto", cache=cache)
+    image_mean, _ = resolve_image_mean(model, args.image_mean, cache=cache)
     weights = model.vision_weights()
     cfg = SithConfig(k=args.k)
     directions = []
@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--vocab", default="default")
     parser.add_argument("--layers", default="all")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--image-mean", default="auto")
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True, help="fill the caches with one untimed run first")
     parser.add_argument("--reference", type=Path, default=None, help="arrays.npz of another version's run to compare codes with")
     parser.add_argument("--keep", type=Path, default=None, help="keep the timed run's output here")
