@@ -81,10 +81,19 @@ def planted_check(result: dict, knob: w.Spurious) -> dict:
     return {"positive": positive, "argmax": argmax, "targets": len(targets)}
 
 
+def planted_counts(result: dict, attribute: str) -> dict:
+    """Hit / False Hit / Miss restricted to one attribute's rows (detected and ground truth)."""
+    from vlmkit.audit.evaluate import hit_miss
+
+    truth = [g for g in result.get("evaluation", {}).get("ground_truth_biases", []) if g["attribute"] == attribute]
+    return hit_miss([d for d in result["detected"] if d["attribute"] == attribute], truth)
+
+
 def row(result: dict, knob: w.Spurious | None) -> dict:
     scores = {e["attribute"]: e["score"] for e in result["ranking"]}
     ev = result.get("evaluation", {})
     return {
+        "on_planted": planted_counts(result, knob.nuisance) if knob else None,
         "first": result["ranking"][0]["attribute"], "scores": scores, "intervals": {e["attribute"]: e["interval"] for e in result["ranking"]},
         "planted": planted_check(result, knob) if knob else None, "detected": len(result["detected"]),
         **{k: ev.get(k) for k in ("hit", "false_hit", "miss", "precision", "recall")}, "agreement": ev.get("agreement"),
@@ -175,15 +184,17 @@ def tables(summary: list[dict]) -> str:
     def fmt(x):
         return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
-    lines = ["| seed | classifier | first | its score [90% basic interval] | planted phi > 0 / largest | hit | false hit | miss | precision | recall | sign agreement | Pearson r |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| seed | classifier | first | its score [90% basic interval] | planted phi > 0 / largest | hit | false hit | miss | precision | recall | sign agreement | Pearson r | planted attribute: hit / false hit / miss |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for seed in summary:
         for name, r in seed["file"].items():
             first = r["first"]
             planted = f"{r['planted']['positive']} / {r['planted']['argmax']} of {r['planted']['targets']}" if r["planted"] else "-"
             lo, hi = r["intervals"][first]
+            p = r["on_planted"]
+            on_planted = f"{p['hit']} / {p['false_hit']} / {p['miss']}" if p else "-"
             lines.append(f"| {seed['seed']} | {name} | {first} | {r['scores'][first]:.3f} [{lo:.3f}, {hi:.3f}] | {planted} | {r['hit']} | {r['false_hit']} | {r['miss']} | "
-                         f"{fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['agreement']['sign_agreement'])} | {fmt(r['agreement']['pearson'])} |")
+                         f"{fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['agreement']['sign_agreement'])} | {fmt(r['agreement']['pearson'])} | {on_planted} |")
     names = list(summary[0]["file"])
     attributes = sorted(summary[0]["file"][names[0]]["scores"])
     lines += ["", "| classifier | " + " | ".join(attributes) + " |", "|---|" + "---|" * len(attributes)]
