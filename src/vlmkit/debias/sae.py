@@ -153,7 +153,8 @@ def load_official(path: str | Path) -> MatryoshkaSAE:
         d_in, latents, levels, weighting = int(fields[-4]), int(fields[-3]), fields[-2], fields[-1]
         cfg = SAEConfig(d_in, latents, tuple(int(k) for k in levels.split("x")), weighting)
     except (IndexError, ValueError) as exc:
-        raise ValueError(f"cannot read the SAE shape from {path.name}; official names end in _<d_in>_<latents>_<k1>x<k2>_<weighting>") from exc
+        raise ValueError(f"cannot read the SAE shape from {path.name}; official names end in "
+                         "_<d_in>_<latents>_<k1>x<k2>_<weighting>") from exc
     state = torch.load(path, map_location="cpu", weights_only=True)
     sae = MatryoshkaSAE(cfg)
     sae.load_state_dict({"b_pre": state["bpre"], **{k: v for k, v in state.items() if k != "bpre"}})
