@@ -19,7 +19,9 @@ shipped SAE, the ``world-background`` bias prompts and the three shape templates
    ``h_j (W_dec[:, j] . d_bg)`` to the query's projection on ``d_bg`` (the unit mean image
    embedding of the paired background minus that of all backgrounds, among other shapes); for the
    top contributors: activation, content score ``s_c``, bias score ``s_b``, SEM_bi's ``M``, and
-   the fraction of the background projection SEM_bi removes.
+   the fraction of the background projection SEM_bi removes. A probe (not a method) sets every
+   latent that SEM's bias score flags (``s_b > 0.5``) to the neutral median and keeps the rest:
+   whether the SAE basis can express the repair when the modulation is not held back by ``s_c``.
 
 All numbers print as JSON; ``--out`` also writes them. ``--neutral FILE`` replaces SEM's generic
 reference prompts (as ``vlmkit debias eval --neutral`` does); ``--write-world-neutral FILE`` writes
@@ -134,14 +136,17 @@ def main() -> None:
     }
     texts = {m: debiaser.encode(m, queries, para).numpy() for m in METHODS}
     texts["sae reconstruction"] = F.normalize(sae.decode(sae.encode(raw(queries))), dim=-1).numpy()
-    report["methods"] = {m: {**zero_shot(images, t, y, groups, classes), "background_reliance": reliance(images, t, shapes, backgrounds, classes)} for m, t in texts.items()}
-
     # latent attribution of the shortcut, for SEM_bi
     sem = debiaser.sem()
     h_q = sem.latents(raw(queries))
     h_bar = torch.stack([median(sem.latents(raw(p))) for p in para])
     s_c = percentile(sem.reference, h_bar)
     s_b = debiaser.bias_score()
+    # oracle probe, not a method: every latent SEM's own bias score flags (s_b > 0.5) set to the
+    # neutral median, the rest kept: can the SAE basis express the repair at all?
+    flagged = s_b > 0.5
+    texts["flagged latents to median (probe)"] = F.normalize(sae.decode(torch.where(flagged, sem.reference_median, h_q)), dim=-1).numpy()
+    report["methods"] = {m: {**zero_shot(images, t, y, groups, classes), "background_reliance": reliance(images, t, shapes, backgrounds, classes)} for m, t in texts.items()}
     M = modulation("sem_bi", s_c, s_b)
     steered = M * h_q + (1 - M) * sem.reference_median
     atoms = sae.atoms.detach()  # (latents, d)
