@@ -132,7 +132,7 @@ def main() -> None:
         target = shipped_dir(name) / "sae"
         sae.save(target, extra={"training": asdict(train_cfg), "corpus": "scripts/build_world_sae.py", "corpus_texts": len(vectors),
                                 "init_from": args.init_from, "world_captions": str(args.minilm_captions or "world seed 7")}, half=True)
-        print(f"{name}: {len(texts)} texts -> {target}")
+        print(f"{name}: {len(vectors)} texts -> {target}")
 
 
 if __name__ == "__main__":
