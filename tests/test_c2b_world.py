@@ -177,8 +177,8 @@ def test_cli_reports_an_llm_that_never_gives_valid_json(colour_folder, tmp_path,
     assert run_cli("index", "build", "--model", "random:clip-tiny", "--dataset", colour_folder, "--out", tmp_path / "index") == 0
     capsys.readouterr()
     out = tmp_path / "out"
-    code = run_cli("c2b", "run", "--classifier", "zeroshot:random:clip-tiny", "--task", "classify colours", "--classes", "red,green,blue",
-                   "--index", tmp_path / "index", "--llm", "random:llama-tiny", "--retries", "2", "--out", out)
+    code = run_cli("c2b", "run", "--classifier", "zeroshot:random:clip-tiny", "--task", "classify colours", "--classes", "red,green",
+                   "--index", tmp_path / "index", "--llm", "random:llama-tiny", "--retries", "1", "--out", out)
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no valid bias proposal" in err and len(err.splitlines()) == 1 and not out.exists()
 
