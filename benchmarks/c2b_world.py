@@ -89,11 +89,24 @@ def planted_counts(result: dict, attribute: str) -> dict:
     return hit_miss([d for d in result["detected"] if d["attribute"] == attribute], truth)
 
 
+def paired_accuracy(result: dict, knob: w.Spurious) -> tuple[float, float]:
+    """The classifier's accuracy on the labelled split with the paired nuisance value and without it."""
+    entry = next(e for e in result["evaluation"]["ground_truth_ranking"] if e["attribute"] == knob.nuisance)
+    sums = {True: [0.0, 0], False: [0.0, 0]}
+    for r in entry["classes"]:
+        if r["accuracy"] is not None:
+            key = r["name"] == knob.paired(r["target"])
+            sums[key][0] += r["accuracy"] * r["n"]
+            sums[key][1] += r["n"]
+    return sums[True][0] / sums[True][1], sums[False][0] / sums[False][1]
+
+
 def row(result: dict, knob: w.Spurious | None) -> dict:
     scores = {e["attribute"]: e["score"] for e in result["ranking"]}
     ev = result.get("evaluation", {})
     return {
         "on_planted": planted_counts(result, knob.nuisance) if knob else None,
+        "paired_accuracy": paired_accuracy(result, knob) if knob and "evaluation" in result else None,
         "first": result["ranking"][0]["attribute"], "scores": scores, "intervals": {e["attribute"]: e["interval"] for e in result["ranking"]},
         "planted": planted_check(result, knob) if knob else None, "detected": len(result["detected"]),
         **{k: ev.get(k) for k in ("hit", "false_hit", "miss", "precision", "recall")}, "agreement": ev.get("agreement"),
@@ -204,6 +217,11 @@ def tables(summary: list[dict]) -> str:
             values = [seed["file"][name]["scores"][a] for seed in summary]
             cells.append(f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| seed | classifier | labelled accuracy with the paired value | without it |", "|---|---|---|---|"]
+    for seed in summary:
+        for name, r in seed["file"].items():
+            if r.get("paired_accuracy"):
+                lines.append(f"| {seed['seed']} | {name} | {r['paired_accuracy'][0]:.3f} | {r['paired_accuracy'][1]:.3f} |")
     lines += ["", "| seed | retrieved images | shows the target | shows the bias class | both |", "|---|---|---|---|---|"]
     for seed in summary:
         rp = next(iter(seed["file"].values()))["retrieval_precision"]
