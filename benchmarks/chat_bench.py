@@ -55,8 +55,12 @@ def batching(model_name: str, n: int, batch_size: int, max_new_tokens: int) -> d
     tokens = sum(len(model.tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers["one at a time"])
     first, second = answers.values()
     return {
-        "model": model_name, "n": n, "tokens": tokens, "same_answers": first == second,
-        "seconds": timings, "tokens_per_second": {k: tokens / v for k, v in timings.items()},
+        "model": model_name,
+        "n": n,
+        "tokens": tokens,
+        "same_answers": first == second,
+        "seconds": timings,
+        "tokens_per_second": {k: tokens / v for k, v in timings.items()},
         "speedup": timings["one at a time"] / timings[f"batched ({batch_size})"],
     }
 
@@ -77,16 +81,24 @@ def cache_speedup(n: int, max_new_tokens: int, concurrency: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp, transformers_serve(build_directory("llava-tiny", 0, Path(tmp) / "llava")) as url:
         served_name = str(Path(tmp) / "llava")
         OpenAIChatModel(served_name, base_url=url, api_key="EMPTY").generate(conversations[:1], max_new_tokens=2)  # warm-up
-        runs = (("cold, 1 in flight", 1, "a"), (f"cold, {concurrency} in flight", concurrency, "b"), ("re-run from the cache", concurrency, "b"))
+        runs = (
+            ("cold, 1 in flight", 1, "a"),
+            (f"cold, {concurrency} in flight", concurrency, "b"),
+            ("re-run from the cache", concurrency, "b"),
+        )
         for label, in_flight, cache_name in runs:
-            model = OpenAIChatModel(served_name, base_url=url, api_key="EMPTY", concurrency=in_flight, cache=ResponseCache(Path(tmp) / f"{cache_name}.sqlite"))
+            model = OpenAIChatModel(
+                served_name, base_url=url, api_key="EMPTY", concurrency=in_flight, cache=ResponseCache(Path(tmp) / f"{cache_name}.sqlite")
+            )
             start = time.perf_counter()
             answers[label] = model.generate(conversations, max_new_tokens=max_new_tokens)
             rows[label] = {"seconds": time.perf_counter() - start, "requests": model.requests_sent}
     first = next(iter(answers.values()))
     cold = rows[f"cold, {concurrency} in flight"]["seconds"]
     return {
-        "n": n, "rows": rows, "same_answers": all(a == first for a in answers.values()),
+        "n": n,
+        "rows": rows,
+        "same_answers": all(a == first for a in answers.values()),
         "speedup": cold / rows["re-run from the cache"]["seconds"],
     }
 
@@ -109,7 +121,9 @@ def main() -> None:
         print(f"speed-up of the cached re-run: {result['speedup']:.0f}x")
         return
     result = batching(args.model, args.n, args.batch_size, args.max_new_tokens)
-    print(f"model {result['model']}: {result['n']} conversations, {result['tokens']} generated tokens, same answers: {result['same_answers']}")
+    print(
+        f"model {result['model']}: {result['n']} conversations, {result['tokens']} generated tokens, same answers: {result['same_answers']}"
+    )
     print("| mode | seconds | tokens/s |\n|---|---|---|")
     for mode, seconds in result["seconds"].items():
         print(f"| {mode} | {seconds:.2f} | {result['tokens_per_second'][mode]:.1f} |")

@@ -44,11 +44,24 @@ def build_base(directory: Path, scale: float) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         tiny = build_directory("llava-onevision-tiny", 0, Path(tmp) / "tiny")
         config = json.loads((tiny / "config.json").read_text())
-        config["vision_config"].update(hidden_size=s(1152, 16), intermediate_size=s(4304, 16), num_hidden_layers=s(27), num_attention_heads=16,
-                                       image_size=384, patch_size=14)
+        config["vision_config"].update(
+            hidden_size=s(1152, 16),
+            intermediate_size=s(4304, 16),
+            num_hidden_layers=s(27),
+            num_attention_heads=16,
+            image_size=384,
+            patch_size=14,
+        )
         config["text_config"].pop("layer_types", None)
-        config["text_config"].update(hidden_size=s(896, 14 * 4), intermediate_size=s(4864, 16), num_hidden_layers=s(24), num_attention_heads=14,
-                                     num_key_value_heads=2, vocab_size=151_646, tie_word_embeddings=True)
+        config["text_config"].update(
+            hidden_size=s(896, 14 * 4),
+            intermediate_size=s(4864, 16),
+            num_hidden_layers=s(24),
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            vocab_size=151_646,
+            tie_word_embeddings=True,
+        )
         directory.mkdir(parents=True, exist_ok=True)
         for path in tiny.iterdir():
             if path.suffix != ".safetensors":
@@ -101,7 +114,9 @@ from transformers import AutoModelForImageTextToText
 dirs = sys.argv[1:]
 models = [AutoModelForImageTextToText.from_pretrained(d, dtype=torch.bfloat16) for d in dirs]
 states = [m.state_dict() for m in models]
-merged = {k: (states[0][k].float() + sum(s[k].float() - states[0][k].float() for s in states[1:]) / (len(states) - 1)).to(torch.bfloat16) for k in states[0]}
+base = states[0]
+n = len(states) - 1
+merged = {k: (base[k].float() + sum(s[k].float() - base[k].float() for s in states[1:]) / n).to(torch.bfloat16) for k in base}
 """
 
 
@@ -126,8 +141,20 @@ def bench_merge(work: Path, n_experts: int, scale: float) -> dict:
         import shutil
 
         shutil.rmtree(out)
-    vlmkit = [sys.executable, "-m", "vlmkit.cli.main", "merge", "--method", "task_arithmetic", "--base", str(base),
-              "--models", ",".join(map(str, experts)), "--out", str(out)]
+    vlmkit = [
+        sys.executable,
+        "-m",
+        "vlmkit.cli.main",
+        "merge",
+        "--method",
+        "task_arithmetic",
+        "--base",
+        str(base),
+        "--models",
+        ",".join(map(str, experts)),
+        "--out",
+        str(out),
+    ]
     streamed = peak_of(vlmkit)
     whole = peak_of([sys.executable, "-c", WHOLE, str(base), *map(str, experts)])
     return {"checkpoint_mib": round(size), "experts": n_experts, "vlmkit_merge": streamed, "load_whole_and_average": whole}
@@ -135,7 +162,9 @@ def bench_merge(work: Path, n_experts: int, scale: float) -> dict:
 
 def bench_prune(work: Path, scale: float) -> dict:
     base = build_base(work / "base", scale)
-    records = [{"image": None, "conversations": [{"from": "human", "value": "what color is the star ?"}, {"from": "gpt", "value": "red"}]}] * 4
+    records = [
+        {"image": None, "conversations": [{"from": "human", "value": "what color is the star ?"}, {"from": "gpt", "value": "red"}]}
+    ] * 4
     data = work / "calibration.json"
     data.write_text(json.dumps([{k: v for k, v in r.items() if v is not None} for r in records]))
     results = {}
@@ -145,8 +174,27 @@ def bench_prune(work: Path, scale: float) -> dict:
             import shutil
 
             shutil.rmtree(out)
-        results[method] = peak_of([sys.executable, "-m", "vlmkit.cli.main", "prune", "--model", str(base), "--method", method, "--ratio", "0.3",
-                                   "--calibration", str(data), "--n-calibration", "4", "--out", str(out), *extra])
+        results[method] = peak_of(
+            [
+                sys.executable,
+                "-m",
+                "vlmkit.cli.main",
+                "prune",
+                "--model",
+                str(base),
+                "--method",
+                method,
+                "--ratio",
+                "0.3",
+                "--calibration",
+                str(data),
+                "--n-calibration",
+                "4",
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
         results[method]["compression"] = json.loads((out / "result.json").read_text())["compression"]
     return results
 

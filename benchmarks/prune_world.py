@@ -100,18 +100,47 @@ def main() -> None:
     if not (teacher / "config.json").exists():
         export_model(args.model, teacher)
     original = evaluate(load_chat_model(str(teacher)), suite)
-    rows = [{"method": "none", "ratio": 0.0, "recipe": "-", "fraction": 0.0, "score": original["average"], "retained": 100.0, "compression": 0.0}]
+    rows = [
+        {
+            "method": "none",
+            "ratio": 0.0,
+            "recipe": "-",
+            "fraction": 0.0,
+            "score": original["average"],
+            "retained": 100.0,
+            "compression": 0.0,
+        }
+    ]
     pruned_dirs = {}
     for method in ("layer", "width"):
         for ratio in (float(r) for r in args.ratios.split(",")):
             target = out / f"pruned-{method}-{ratio}"
             if not (target / "result.json").exists():
-                run_prune(PruneOptions(model=str(teacher), out=target, method=method, ratio=ratio, calibration=train_path,
-                                       n_calibration=50 if method == "layer" else 10, importance="taylor", seed=args.seed))
+                run_prune(
+                    PruneOptions(
+                        model=str(teacher),
+                        out=target,
+                        method=method,
+                        ratio=ratio,
+                        calibration=train_path,
+                        n_calibration=50 if method == "layer" else 10,
+                        importance="taylor",
+                        seed=args.seed,
+                    )
+                )
             compression = json.loads((target / "result.json").read_text())["compression"]["language_backbone"]
             scores = evaluate(load_chat_model(str(target)), suite)
-            rows.append({"method": method, "ratio": ratio, "recipe": "-", "fraction": 0.0, "score": scores["average"],
-                         "retained": retained(scores, original), "compression": compression})
+            rows.append(
+                {
+                    "method": method,
+                    "ratio": ratio,
+                    "recipe": "-",
+                    "fraction": 0.0,
+                    "score": scores["average"],
+                    "retained": retained(scores, original),
+                    "compression": compression,
+                }
+            )
             pruned_dirs[(method, ratio)] = (target, compression)
             print(rows[-1], flush=True)
     for method in ("layer", "width"):
@@ -120,16 +149,36 @@ def main() -> None:
             for fraction in (float(f) for f in args.fractions.split(",")):
                 recovered = out / f"recovered-{method}-{recipe}-{fraction}"
                 if not (recovered / "result.json").exists():
-                    run_recover(str(target), str(teacher), recipe, train_path, fraction, recovered,
-                                config=SFTConfig(lr=1e-3, epochs=1.0, batch_size=8), seed=args.seed)
+                    run_recover(
+                        str(target),
+                        str(teacher),
+                        recipe,
+                        train_path,
+                        fraction,
+                        recovered,
+                        config=SFTConfig(lr=1e-3, epochs=1.0, batch_size=8),
+                        seed=args.seed,
+                    )
                 scores = evaluate(load_chat_model(str(recovered)), suite)
-                rows.append({"method": method, "ratio": args.recover_ratio, "recipe": recipe, "fraction": fraction, "score": scores["average"],
-                             "retained": retained(scores, original), "compression": compression})
+                rows.append(
+                    {
+                        "method": method,
+                        "ratio": args.recover_ratio,
+                        "recipe": recipe,
+                        "fraction": fraction,
+                        "score": scores["average"],
+                        "retained": retained(scores, original),
+                        "compression": compression,
+                    }
+                )
                 print(rows[-1], flush=True)
     (out / "result.json").write_text(json.dumps({"original": original, "table": rows}, indent=2))
     print("| method | ratio | backbone compression | recipe | data | score | retained % |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['ratio']} | {r['compression']:.3f} | {r['recipe']} | {r['fraction']} | {r['score']:.3f} | {r['retained']:.1f} |")
+        print(
+            f"| {r['method']} | {r['ratio']} | {r['compression']:.3f} | {r['recipe']} | {r['fraction']} "
+            f"| {r['score']:.3f} | {r['retained']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -125,7 +125,9 @@ def test_export_round_trip_gives_identical_answers(llava, tmp_path):
     assert reloaded.generate(conv, max_new_tokens=5) == llava.generate(conv, max_new_tokens=5)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    plain = HFChatModel(AutoModelForImageTextToText.from_pretrained(out), AutoProcessor.from_pretrained(out), name="plain", fingerprint="x", multimodal=True)
+    plain = HFChatModel(
+        AutoModelForImageTextToText.from_pretrained(out), AutoProcessor.from_pretrained(out), name="plain", fingerprint="x", multimodal=True
+    )
     assert plain.generate(conv, max_new_tokens=5) == llava.generate(conv, max_new_tokens=5)
     with pytest.raises(UserError, match="not empty"):
         export_model("random:llava-tiny", out)

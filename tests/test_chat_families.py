@@ -123,7 +123,8 @@ red = Image.new("RGB", (40, 40), (230, 20, 20))
 answers = {}
 for directory in sys.argv[1:]:
     model = HFChatModel.from_directory(Path(directory), name=directory, fingerprint="x")
-    answers[Path(directory).name] = [type(model.processor).__name__, model.generate([c.ask("what color is it ?", red)], max_new_tokens=5)[0]]
+    answer = model.generate([c.ask("what color is it ?", red)], max_new_tokens=5)[0]
+    answers[Path(directory).name] = [type(model.processor).__name__, answer]
 print(json.dumps(answers))
 """
 

@@ -61,7 +61,7 @@ def test_payload_has_only_the_portable_fields_and_images_as_png_data_urls():
     assert [p["type"] for p in parts] == ["image_url", "text", "image_url"] and parts[1]["text"] == "what colour ?"
     prefix = "data:image/png;base64,"
     assert parts[0]["image_url"]["url"].startswith(prefix)
-    decoded = Image.open(io.BytesIO(base64.b64decode(parts[0]["image_url"]["url"][len(prefix):])))
+    decoded = Image.open(io.BytesIO(base64.b64decode(parts[0]["image_url"]["url"][len(prefix) :])))
     assert decoded.format == "PNG" and decoded.tobytes() == image.tobytes()  # lossless pixels
 
 
@@ -132,7 +132,9 @@ def test_a_refused_key_fails_at_once(status):
 
 
 def test_a_model_not_served_lists_what_is_served():
-    with FakeServer([Reply(404, {"error": {"message": "The model `fake-model` does not exist."}})], models=("llava-1.5", "qwen2-vl")) as server:
+    with FakeServer(
+        [Reply(404, {"error": {"message": "The model `fake-model` does not exist."}})], models=("llava-1.5", "qwen2-vl")
+    ) as server:
         with pytest.raises(ChatServerError) as info:
             served(server.url).generate([ask("hi")])
     message = one_line(info.value)
@@ -148,9 +150,7 @@ def test_a_url_that_is_no_api_root_is_named_as_such():
     assert "ends in /v1" in one_line(info.value) and server.requests == []
 
 
-@pytest.mark.parametrize(
-    "body", ["this is not json", {"choices": []}, {"error": "overloaded"}, {"choices": [{"message": "text"}]}]
-)
+@pytest.mark.parametrize("body", ["this is not json", {"choices": []}, {"error": "overloaded"}, {"choices": [{"message": "text"}]}])
 def test_a_malformed_response_is_an_error_not_an_answer(body, tmp_path):
     cache = ResponseCache(tmp_path / "r.sqlite")
     with FakeServer([Reply(200, body)]) as server:
@@ -203,7 +203,9 @@ def test_the_cache_key_covers_everything_that_determines_an_answer(tmp_path):
             model.cache_key(ask("hi"), max_new_tokens=8, temperature=0.7, seed=0),
             model.cache_key(ask("hi"), max_new_tokens=8, temperature=0.0, seed=1),
             OpenAIChatModel("other", base_url=server.url, api_key="k").cache_key(ask("hi"), max_new_tokens=8, temperature=0.0, seed=0),
-            OpenAIChatModel("fake-model", base_url=server.url + "x", api_key="k").cache_key(ask("hi"), max_new_tokens=8, temperature=0.0, seed=0),
+            OpenAIChatModel("fake-model", base_url=server.url + "x", api_key="k").cache_key(
+                ask("hi"), max_new_tokens=8, temperature=0.0, seed=0
+            ),
         ]
         assert len({base, *variants}) == len(variants) + 1
 
@@ -228,7 +230,9 @@ def test_several_processes_write_one_cache_at_once(tmp_path):
         "import sys; from vlmkit.runs.response_cache import ResponseCache; c = ResponseCache(sys.argv[1]); "
         "[c.put(f'{sys.argv[2]}-{i}', str(i), model='m') for i in range(300)]"
     )
-    writers = [subprocess.Popen([sys.executable, "-c", code, str(path), name], stderr=subprocess.PIPE, text=True) for name in ("a", "b", "c")]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", code, str(path), name], stderr=subprocess.PIPE, text=True) for name in ("a", "b", "c")
+    ]
     errors = [w.communicate(timeout=120)[1] for w in writers]
     assert [w.returncode for w in writers] == [0, 0, 0], errors
     cache = ResponseCache(path)
@@ -242,7 +246,9 @@ def test_options_environment_and_defaults(monkeypatch, tmp_path):
     model = load("llava", concurrency=None, cache_dir=tmp_path)
     assert model.base_url == "http://10.0.0.9:8000/v1" and model.concurrency == 8 and model.name == "openai:llava"
     assert model.cache.path == tmp_path / "responses.sqlite" and model.capabilities == {"images", "multi_image"}
-    assert load("llava", base_url="http://h:1/api/v1/", cache=False).base_url == "http://h:1/api/v1" and load("x", cache=False).cache is None
+    assert (
+        load("llava", base_url="http://h:1/api/v1/", cache=False).base_url == "http://h:1/api/v1" and load("x", cache=False).cache is None
+    )
     monkeypatch.delenv("OPENAI_BASE_URL")
     with pytest.raises(UserError, match="OPENAI_API_KEY"):
         load("gpt-4o")

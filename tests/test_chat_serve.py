@@ -109,8 +109,20 @@ def test_vlmkit_chat_answers_through_the_server(server_url, llava_dir, in_proces
     Image.new("RGB", (40, 30), (220, 30, 30)).save(image)
     expected = in_process.generate([ask("what color is this image ?", image)], max_new_tokens=6)[0]
     try:
-        main(["chat", "--model", f"openai:{llava_dir}", "--base-url", server_url, "--image", str(image),
-              "--max-new-tokens", "6", "what color is this image ?"])
+        main(
+            [
+                "chat",
+                "--model",
+                f"openai:{llava_dir}",
+                "--base-url",
+                server_url,
+                "--image",
+                str(image),
+                "--max-new-tokens",
+                "6",
+                "what color is this image ?",
+            ]
+        )
     except SystemExit as exc:
         assert not exc.code
     assert capsys.readouterr().out.strip() == expected

@@ -68,7 +68,12 @@ def study(tmp_path_factory):
     records = []
     for i, (colour, rgb) in enumerate({"red": (230, 20, 20), "blue": (20, 20, 230), "green": (20, 200, 20)}.items()):
         Image.new("RGB", (32, 32), rgb).save(root / f"{i}.png")
-        records.append({"image": f"{i}.png", "conversations": [{"from": "human", "value": "<image> what color is it ?"}, {"from": "gpt", "value": colour}]})
+        records.append(
+            {
+                "image": f"{i}.png",
+                "conversations": [{"from": "human", "value": "<image> what color is it ?"}, {"from": "gpt", "value": colour}],
+            }
+        )
     (root / "colours.json").write_text(json.dumps(records))
     (root / "suite.json").write_text(json.dumps({"colours": "colours.json"}))
     return root, base, experts
@@ -81,11 +86,30 @@ def test_dmo_run_end_to_end_with_given_mixture_models(study, tmp_path, monkeypat
     root, base, experts = study
     mixed = tmp_path / "mixed"
     for mixture in dmo.mixtures(list(experts), 2):  # stand-ins for trained models: the merges themselves
-        config = build_config("t", merge_method="task_arithmetic", base_model=str(base), exclude=["vision"],
-                              models=[{"model": str(experts[d]), "weight": w} for d, w in mixture.items()])
+        config = build_config(
+            "t",
+            merge_method="task_arithmetic",
+            base_model=str(base),
+            exclude=["vision"],
+            models=[{"model": str(experts[d]), "weight": w} for d, w in mixture.items()],
+        )
         merge(config, mixed / dmo.mixture_id(mixture))
-    args = ["dmo", "run", "--base", str(base), "--experts", f"colour={experts['colour']},shape={experts['shape']}", "--grid", "2",
-            "--eval", str(root / "suite.json"), "--mixed", str(mixed), "--out", str(tmp_path / "out")]
+    args = [
+        "dmo",
+        "run",
+        "--base",
+        str(base),
+        "--experts",
+        f"colour={experts['colour']},shape={experts['shape']}",
+        "--grid",
+        "2",
+        "--eval",
+        str(root / "suite.json"),
+        "--mixed",
+        str(mixed),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     main(args)
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert len(result["mixtures"]) == 7
@@ -129,9 +153,15 @@ def test_mixture_trained_models_are_trained_when_asked(study, tmp_path):
     from vlmkit.compress.sft import SFTConfig
 
     root, base, experts = study
-    opts = DMOOptions(base=base, experts=experts, suite=root / "suite.json", out=tmp_path, samples=6,
-                      train_mixtures={"colour": root / "colours.json", "shape": root / "colours.json"},
-                      sft=SFTConfig(mode="projector", max_steps=2, batch_size=3))
+    opts = DMOOptions(
+        base=base,
+        experts=experts,
+        suite=root / "suite.json",
+        out=tmp_path,
+        samples=6,
+        train_mixtures={"colour": root / "colours.json", "shape": root / "colours.json"},
+        sft=SFTConfig(mode="projector", max_steps=2, batch_size=3),
+    )
     out = _train_mixed(opts, {"colour": 0.5, "shape": 0.5}, tmp_path / "m")
     assert (out / "config.json").is_file()
     assert np.isfinite(json.loads((out / "config.json").read_text())["text_config"]["hidden_size"])

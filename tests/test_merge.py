@@ -97,9 +97,13 @@ def test_merged_llava_keeps_every_key_and_excluded_tensors_bit_for_bit(llava_dir
     from vlmkit.models.chat_weights import checkpoint_roles
 
     base, (e1, e2) = llava_dirs
-    config = build_config("test", merge_method="task_arithmetic", base_model=str(base),
-                          models=[{"model": str(e1), "weight": 0.75}, {"model": str(e2), "weight": 0.25}],
-                          exclude=["vision", "projector", "embeddings", "head", "norm"])
+    config = build_config(
+        "test",
+        merge_method="task_arithmetic",
+        base_model=str(base),
+        models=[{"model": str(e1), "weight": 0.75}, {"model": str(e2), "weight": 0.25}],
+        exclude=["vision", "projector", "embeddings", "head", "norm"],
+    )
     out = merge(config, tmp_path / "merged")
     merged, b, x1, x2 = (load_file(d / "model.safetensors") for d in (out, base, e1, e2))
     assert set(merged) == set(b)
@@ -123,16 +127,35 @@ def test_merged_llava_loads_in_plain_transformers_and_answers(llava_dirs, tmp_pa
     from vlmkit.models.chat_hf import HFChatModel
 
     base, (e1, e2) = llava_dirs
-    main_args = ["merge", "--method", "ties", "--base", str(base), "--models", f"{e1},{e2}", "--weights", "1,1", "--out", str(tmp_path / "m")]
+    main_args = [
+        "merge",
+        "--method",
+        "ties",
+        "--base",
+        str(base),
+        "--models",
+        f"{e1},{e2}",
+        "--weights",
+        "1,1",
+        "--out",
+        str(tmp_path / "m"),
+    ]
     main(main_args)
-    model = HFChatModel(AutoModelForImageTextToText.from_pretrained(tmp_path / "m"), AutoProcessor.from_pretrained(tmp_path / "m"),
-                        name="merged", fingerprint="m", multimodal=True)
+    model = HFChatModel(
+        AutoModelForImageTextToText.from_pretrained(tmp_path / "m"),
+        AutoProcessor.from_pretrained(tmp_path / "m"),
+        name="merged",
+        fingerprint="m",
+        multimodal=True,
+    )
     from PIL import Image
 
     (answer,) = model.generate([ask("what color is it ?", Image.new("RGB", (32, 32), (200, 0, 0)))], max_new_tokens=3)
     assert isinstance(answer, str)
     # an expert merged alone with coefficient 1 is that expert
-    main(["merge", "--method", "task_arithmetic", "--base", str(base), "--models", str(e1), "--exclude", "", "--out", str(tmp_path / "one")])
+    main(
+        ["merge", "--method", "task_arithmetic", "--base", str(base), "--models", str(e1), "--exclude", "", "--out", str(tmp_path / "one")]
+    )
     one, x1 = load_file(tmp_path / "one" / "model.safetensors"), load_file(e1 / "model.safetensors")
     assert all(torch.allclose(one[k], x1[k], atol=1e-6) for k in x1)
 
@@ -184,8 +207,13 @@ def test_row_blocks_give_the_same_merge(llava_dirs, tmp_path, monkeypatch):
     import vlmkit.compress.merge_run as merge_run
 
     base, (e1, e2) = llava_dirs
-    config = merge_run.build_config("t", merge_method="task_arithmetic", base_model=str(base),
-                                    models=[{"model": str(e1), "weight": 0.3}, {"model": str(e2), "weight": 0.9}], exclude=[])
+    config = merge_run.build_config(
+        "t",
+        merge_method="task_arithmetic",
+        base_model=str(base),
+        models=[{"model": str(e1), "weight": 0.3}, {"model": str(e2), "weight": 0.9}],
+        exclude=[],
+    )
     whole = load_file(merge_run.merge(config, tmp_path / "whole") / "model.safetensors")
     monkeypatch.setattr(merge_run, "ROW_BLOCK", 40)
     blocks = load_file(merge_run.merge(config, tmp_path / "blocks") / "model.safetensors")

@@ -56,7 +56,9 @@ def test_pruned_heads_and_channels_are_exactly_absent(llava, inputs):
     config = pruned.config.get_text_config()
     assert (config.num_attention_heads, config.num_key_value_heads, config.intermediate_size) == (2, 1, 32)
     for block in cb.blocks(pruned):
-        assert block.q.weight.shape[0] == 2 * block.head_dim and block.k.weight.shape[0] == block.head_dim and block.down.weight.shape[1] == 32
+        assert (
+            block.q.weight.shape[0] == 2 * block.head_dim and block.k.weight.shape[0] == block.head_dim and block.down.weight.shape[1] == 32
+        )
 
 
 def test_query_only_pruning_keeps_groups_consistent(llava, inputs):
@@ -72,7 +74,14 @@ def test_removing_a_block_equals_skipping_it(llava, inputs):
     removed = cb.keep_layers(llava.model, [1])
     skipping = copy.deepcopy(llava.model)
     first = cb.blocks(skipping)[0].module
-    handle = first.register_forward_hook(lambda module, args, kwargs, output: (args[0] if args else kwargs["hidden_states"]) if not isinstance(output, tuple) else (args[0] if args else kwargs["hidden_states"], *output[1:]), with_kwargs=True)
+    handle = first.register_forward_hook(
+        lambda module, args, kwargs, output: (
+            (args[0] if args else kwargs["hidden_states"])
+            if not isinstance(output, tuple)
+            else (args[0] if args else kwargs["hidden_states"], *output[1:])
+        ),
+        with_kwargs=True,
+    )
     try:
         assert torch.allclose(logits(removed, inputs), logits(skipping, inputs), atol=1e-5)
     finally:
@@ -134,12 +143,19 @@ def write_data(root, n=8):
     for i in range(n):
         name = list(colours)[i % 2]
         Image.new("RGB", (32, 32), colours[name]).save(root / f"{i}.png")
-        records.append({"image": f"{i}.png", "conversations": [{"from": "human", "value": "<image> what color is it ?"}, {"from": "gpt", "value": name}]})
+        records.append(
+            {
+                "image": f"{i}.png",
+                "conversations": [{"from": "human", "value": "<image> what color is it ?"}, {"from": "gpt", "value": name}],
+            }
+        )
     (root / "data.json").write_text(json.dumps(records))
     return root / "data.json"
 
 
-@pytest.mark.parametrize("method,extra", [("layer", []), ("width", ["--importance", "taylor"]), ("width", ["--importance", "random", "--heads", "query"])])
+@pytest.mark.parametrize(
+    "method,extra", [("layer", []), ("width", ["--importance", "taylor"]), ("width", ["--importance", "random", "--heads", "query"])]
+)
 def test_prune_cli_writes_a_model_plain_transformers_loads(tmp_path, method, extra):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -148,10 +164,32 @@ def test_prune_cli_writes_a_model_plain_transformers_loads(tmp_path, method, ext
 
     data = write_data(tmp_path)
     out = tmp_path / "pruned"
-    main(["prune", "--model", "random:llava-tiny", "--method", method, "--ratio", "0.4", "--calibration", str(data), "--n-calibration", "4", "--out", str(out), *extra])
+    main(
+        [
+            "prune",
+            "--model",
+            "random:llava-tiny",
+            "--method",
+            method,
+            "--ratio",
+            "0.4",
+            "--calibration",
+            str(data),
+            "--n-calibration",
+            "4",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
     record = json.loads((out / "result.json").read_text())
-    assert 0.2 < record["compression"]["language_backbone"] < 0.7 and record["compression"]["whole_model"] < record["compression"]["language_backbone"]
-    plain = HFChatModel(AutoModelForImageTextToText.from_pretrained(out), AutoProcessor.from_pretrained(out), name="p", fingerprint="p", multimodal=True)
+    assert (
+        0.2 < record["compression"]["language_backbone"] < 0.7
+        and record["compression"]["whole_model"] < record["compression"]["language_backbone"]
+    )
+    plain = HFChatModel(
+        AutoModelForImageTextToText.from_pretrained(out), AutoProcessor.from_pretrained(out), name="p", fingerprint="p", multimodal=True
+    )
     assert isinstance(plain.generate([c.ask("what color is it ?", RED)], max_new_tokens=3)[0], str)
     assert sum(p.numel() for p in plain.model.parameters()) == record["parameters_after"]["total"]
 
@@ -183,13 +221,48 @@ def test_recovery_recipes_train_and_write_a_checkpoint(tmp_path, recipe):
     from vlmkit.models.chat_registry import load_chat_model
 
     data = write_data(tmp_path)
-    main(["prune", "--model", "random:llava-tiny", "--method", "layer", "--ratio", "0.5", "--calibration", str(data), "--n-calibration", "2", "--out", str(tmp_path / "p")])
+    main(
+        [
+            "prune",
+            "--model",
+            "random:llava-tiny",
+            "--method",
+            "layer",
+            "--ratio",
+            "0.5",
+            "--calibration",
+            str(data),
+            "--n-calibration",
+            "2",
+            "--out",
+            str(tmp_path / "p"),
+        ]
+    )
     teacher = tmp_path / "teacher"
     from vlmkit.models.export import export_model
 
     export_model("random:llava-tiny", teacher)
-    main(["recover", "--model", str(tmp_path / "p"), "--teacher", str(teacher), "--recipe", recipe, "--data", str(data), "--fraction", "1",
-          "--max-steps", "3", "--batch-size", "4", "--out", str(tmp_path / "r")])
+    main(
+        [
+            "recover",
+            "--model",
+            str(tmp_path / "p"),
+            "--teacher",
+            str(teacher),
+            "--recipe",
+            recipe,
+            "--data",
+            str(data),
+            "--fraction",
+            "1",
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     result = json.loads((tmp_path / "r" / "result.json").read_text())
     assert result["steps"] == 3 and len(result["losses"]) == 3 and all(l == l for l in result["losses"])  # noqa: E741
     assert load_chat_model(str(tmp_path / "r")).model.config.get_text_config().num_hidden_layers == 1

@@ -20,8 +20,13 @@ def write_colour_data(root: Path, n: int = 12, name: str = "data.json") -> Path:
     for i in range(n):
         colour = list(COLOURS)[i % 3]
         Image.new("RGB", (32, 32), COLOURS[colour]).save(root / f"img{i}.png")
-        records.append({"id": str(i), "image": f"img{i}.png", "conversations": [
-            {"from": "human", "value": "<image>\nwhat color is it ?"}, {"from": "gpt", "value": colour}]})
+        records.append(
+            {
+                "id": str(i),
+                "image": f"img{i}.png",
+                "conversations": [{"from": "human", "value": "<image>\nwhat color is it ?"}, {"from": "gpt", "value": colour}],
+            }
+        )
     (root / name).write_text(json.dumps(records))
     return root / name
 
@@ -33,8 +38,15 @@ def test_llava_records_become_conversations(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "b.png")
     records = [
         {"image": "a.png", "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": "A star."}]},
-        {"image": ["a.png", "b.png"], "conversations": [{"from": "human", "value": "Compare <image> and <image> now"}, {"from": "gpt", "value": "x"},
-                                                         {"from": "human", "value": "more?"}, {"from": "gpt", "value": "y"}]},
+        {
+            "image": ["a.png", "b.png"],
+            "conversations": [
+                {"from": "human", "value": "Compare <image> and <image> now"},
+                {"from": "gpt", "value": "x"},
+                {"from": "human", "value": "more?"},
+                {"from": "gpt", "value": "y"},
+            ],
+        },
         {"image": "a.png", "conversations": [{"from": "human", "value": "no placeholder"}, {"from": "gpt", "value": "z"}]},
         {"conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
     ]
@@ -46,13 +58,16 @@ def test_llava_records_become_conversations(tmp_path):
     assert [m.role for m in fourth] == ["system", "user", "assistant"]
 
 
-@pytest.mark.parametrize("content,match", [
-    ("{not json", "not valid JSON"),
-    ('{"a": 1}', "not a list"),
-    ('[{"conversations": []}]', "conversations"),
-    ('[{"image": "a.png", "conversations": [{"from": "human", "value": "<image> <image>"}]}]', "more <image>"),
-    ('[{"conversations": [{"from": "robot", "value": "x"}]}]', "from"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"a": 1}', "not a list"),
+        ('[{"conversations": []}]', "conversations"),
+        ('[{"image": "a.png", "conversations": [{"from": "human", "value": "<image> <image>"}]}]', "more <image>"),
+        ('[{"conversations": [{"from": "robot", "value": "x"}]}]', "from"),
+    ],
+)
 def test_bad_conversation_files_are_one_line_errors(tmp_path, content, match):
     from vlmkit.data.conversations import load_conversations
 
@@ -80,10 +95,12 @@ def test_training_labels_cover_exactly_the_assistant_tokens():
 
     model = load_chat_model("random:llava-tiny")
     red = Image.new("RGB", (32, 32), (255, 0, 0))
-    batch = model.training_batch([
-        [c.user(red, "what color ?"), c.assistant("red")],
-        [c.user("what shape ?"), c.assistant("a star"), c.user("and color ?"), c.assistant("blue")],
-    ])
+    batch = model.training_batch(
+        [
+            [c.user(red, "what color ?"), c.assistant("red")],
+            [c.user("what shape ?"), c.assistant("a star"), c.user("and color ?"), c.assistant("blue")],
+        ]
+    )
     tokens = [model.tokenizer.convert_ids_to_tokens(batch["input_ids"][r][batch["labels"][r] != -100].tolist()) for r in range(2)]
     assert tokens == [["red", "<|end|>"], ["a", "star", "<|end|>", "blue", "<|end|>"]]
     with pytest.raises(UserError, match="assistant turn"):
@@ -107,7 +124,11 @@ def test_finetuning_lowers_the_loss_and_touches_only_its_roles(tmp_path, mode):
     assert set(after) == set(before)  # LoRA is merged back into plain weights
     changed = {roles[k] for k in before if not torch.equal(before[k], after[k])}
     assert "vision" not in changed
-    expected = {"full": {"projector", "attention", "mlp", "norm", "embeddings"}, "projector": {"projector"}, "lora": {"projector", "attention", "mlp"}}[mode]
+    expected = {
+        "full": {"projector", "attention", "mlp", "norm", "embeddings"},
+        "projector": {"projector"},
+        "lora": {"projector", "attention", "mlp"},
+    }[mode]
     assert changed <= expected | {"head"} and "projector" in changed
 
 
@@ -117,7 +138,21 @@ def test_sft_cli_resumes_and_writes_a_loadable_checkpoint(tmp_path):
 
     data = write_colour_data(tmp_path)
     out = tmp_path / "run"
-    args = ["sft", "--model", "random:llava-tiny", "--data", str(data), "--out", str(out), "--mode", "full", "--lr", "3e-3", "--batch-size", "6"]
+    args = [
+        "sft",
+        "--model",
+        "random:llava-tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--mode",
+        "full",
+        "--lr",
+        "3e-3",
+        "--batch-size",
+        "6",
+    ]
     main([*args, "--max-steps", "6"])
     result = json.loads((out / "result.json").read_text())
     assert result["steps"] == 6 and not (out / "work").exists()

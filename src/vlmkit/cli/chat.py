@@ -9,7 +9,9 @@ import typer
 from vlmkit.models.chat_registry import DEFAULT_CHAT_MODEL
 
 ChatModelOpt = typer.Option(
-    DEFAULT_CHAT_MODEL, "--model", "-m",
+    DEFAULT_CHAT_MODEL,
+    "--model",
+    "-m",
     help="embedded-chat, smollm2-135m, random:<arch>[@seed], hf:<repo-or-dir>, a directory, FILE.gguf, or openai:<model>",
 )
 BaseUrlOpt = typer.Option(None, help="server URL for openai:<model> (default $OPENAI_BASE_URL)")
@@ -20,7 +22,9 @@ DeviceOpt = typer.Option("cpu", help="cpu, cuda, cuda:N, mps or auto (spread ove
 
 
 TimeoutOpt = typer.Option(120.0, min=0.001, help="seconds to wait for one response of openai:<model> (retried up to 5 times)")
-ResponseCacheOpt = typer.Option(True, "--cache/--no-cache", help="keep openai:<model> answers in the on-disk response cache (re-runs cost nothing)")
+ResponseCacheOpt = typer.Option(
+    True, "--cache/--no-cache", help="keep openai:<model> answers in the on-disk response cache (re-runs cost nothing)"
+)
 
 
 def chat_options(base_url: str | None, api_key: str | None, concurrency: int, timeout: float = 120.0, cache: bool = True) -> dict:

@@ -19,7 +19,9 @@ def merge_cmd(
     lam: float = typer.Option(1.0, "--lambda", help="scale of the merged task vector"),
     density: float = typer.Option(0.2, help="fraction of each task vector TIES keeps"),
     drop: float = typer.Option(0.2, help="DARE's drop probability"),
-    exclude: str = typer.Option("vision", help="comma-separated roles kept from the base: vision, projector, embeddings, head, norm (lora = all five)"),
+    exclude: str = typer.Option(
+        "vision", help="comma-separated roles kept from the base: vision, projector, embeddings, head, norm (lora = all five)"
+    ),
     exclude_biases: bool = typer.Option(False, "--exclude-biases/--merge-biases", help="keep the base's biases"),
     normalize: bool = typer.Option(False, "--normalize/--no-normalize", help="rescale the coefficients to sum to 1"),
     dtype: str = typer.Option("auto", help="storage dtype of the output: auto (the base's), float32, bfloat16, float16"),
@@ -45,8 +47,18 @@ def merge_cmd(
         roles = [r.strip() for r in exclude.split(",") if r.strip()]
         roles = list(LORA_EXCLUDE) if roles == ["lora"] else roles
         merge_config = build_config(
-            "options", merge_method=method, base_model=base, models=[{"model": n, "weight": w} for n, w in zip(names, coefficients, strict=True)],
-            **{"lambda": lam}, density=density, drop=drop, exclude=roles, exclude_biases=exclude_biases, normalize=normalize, dtype=dtype, seed=seed,
+            "options",
+            merge_method=method,
+            base_model=base,
+            models=[{"model": n, "weight": w} for n, w in zip(names, coefficients, strict=True)],
+            **{"lambda": lam},
+            density=density,
+            drop=drop,
+            exclude=roles,
+            exclude_biases=exclude_biases,
+            normalize=normalize,
+            dtype=dtype,
+            seed=seed,
         )
     merge(merge_config, out)
     typer.echo(f"wrote {out} (record: {out / 'merge.json'})")
@@ -111,7 +123,9 @@ def dmo_run_cmd(
     sft_mode: str = typer.Option("full", help="how mixture models are trained: lora, full or projector"),
     sft_steps: int | None = typer.Option(None, help="training steps per mixture model (default: one epoch)"),
     sft_lr: float = typer.Option(1e-3, help="learning rate of mixture training"),
-    regime: str = typer.Option("full", help="exclusions of the merge: lora (vision, projector, embeddings, head, norms kept) or full (vision kept)"),
+    regime: str = typer.Option(
+        "full", help="exclusions of the merge: lora (vision, projector, embeddings, head, norms kept) or full (vision kept)"
+    ),
     seed: int = typer.Option(42, help="Dirichlet draws (4 domains) and data sampling"),
 ) -> None:
     """Merge experts for every mixture of a grid, evaluate proxies and mixture-trained models, and rank-correlate."""
@@ -122,8 +136,16 @@ def dmo_run_cmd(
 
     try:
         opts = DMOOptions(
-            base=base, experts=_named_paths(experts, "--experts"), n_domains=grid, suite=eval_suite, out=out, mixed=mixed,
-            train_mixtures=_named_paths(train_mixtures, "--train-mixtures"), samples=samples, regime=regime, seed=seed,
+            base=base,
+            experts=_named_paths(experts, "--experts"),
+            n_domains=grid,
+            suite=eval_suite,
+            out=out,
+            mixed=mixed,
+            train_mixtures=_named_paths(train_mixtures, "--train-mixtures"),
+            samples=samples,
+            regime=regime,
+            seed=seed,
             sft=SFTConfig(mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed),
         )
     except ValidationError as exc:
@@ -150,8 +172,17 @@ def prune_cmd(
     from vlmkit.compress.prune_run import PruneOptions, run_prune
 
     try:
-        opts = PruneOptions(model=model, out=out, method=method, ratio=ratio, calibration=calibration, n_calibration=n_calibration,
-                            importance=importance, heads=heads, seed=seed)
+        opts = PruneOptions(
+            model=model,
+            out=out,
+            method=method,
+            ratio=ratio,
+            calibration=calibration,
+            n_calibration=n_calibration,
+            importance=importance,
+            heads=heads,
+            seed=seed,
+        )
     except ValidationError as exc:
         error = exc.errors()[0]
         raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc

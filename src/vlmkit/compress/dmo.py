@@ -38,7 +38,11 @@ def mixtures(domains: Sequence[str], n_domains: int, seed: int = 42) -> list[dic
     which subsets it used; all are enumerated), as ``{domain: proportion}``."""
     if n_domains > len(domains):
         raise ValueError(f"a {n_domains}-domain grid needs at least {n_domains} experts, got {len(domains)}")
-    return [dict(zip(subset, weights, strict=True)) for subset in itertools.combinations(domains, n_domains) for weights in grid(n_domains, seed)]
+    return [
+        dict(zip(subset, weights, strict=True))
+        for subset in itertools.combinations(domains, n_domains)
+        for weights in grid(n_domains, seed)
+    ]
 
 
 def mixture_id(mixture: dict[str, float]) -> str:

@@ -56,7 +56,10 @@ def _check(opts: DMOOptions, grid: list[dict[str, float]]) -> None:
     if opts.mixed is not None:
         missing = [dmo.mixture_id(m) for m in grid if not (opts.mixed / dmo.mixture_id(m) / "config.json").is_file()]
         if missing:
-            raise UserError(f"--mixed {opts.mixed} lacks {len(missing)} of {len(grid)} mixture models (e.g. {missing[0]}/); train them or use --train-mixtures")
+            raise UserError(
+                f"--mixed {opts.mixed} lacks {len(missing)} of {len(grid)} mixture models (e.g. {missing[0]}/); "
+                "train them or use --train-mixtures"
+            )
     if opts.train_mixtures is not None and set(opts.train_mixtures) != set(opts.experts):
         raise UserError("--train-mixtures needs one conversation file per expert domain (same names as --experts)")
 
@@ -76,7 +79,13 @@ def _train_mixed(opts: DMOOptions, mixture: dict[str, float], out: Path) -> Path
         count = int(round(weight * opts.samples))
         data += [pool[i] for i in rng.choice(len(pool), size=count, replace=count > len(pool))]
     model = load_chat_model(str(opts.base))
-    finetune(model, [data[i] for i in rng.permutation(len(data))], opts.sft, work=out.parent / f".{out.name}.work", describe=f"training {out.name}")
+    finetune(
+        model,
+        [data[i] for i in rng.permutation(len(data))],
+        opts.sft,
+        work=out.parent / f".{out.name}.work",
+        describe=f"training {out.name}",
+    )
     model.save(out)
     return out
 
@@ -85,7 +94,9 @@ def run_dmo(opts: DMOOptions) -> Path:
     from vlmkit.models.chat_registry import load_chat_model
 
     if opts.n_domains > len(opts.experts):
-        raise UserError(f"--grid {opts.n_domains} mixes {opts.n_domains} domains but --experts names {len(opts.experts)}; add experts or lower --grid")
+        raise UserError(
+            f"--grid {opts.n_domains} mixes {opts.n_domains} domains but --experts names {len(opts.experts)}; add experts or lower --grid"
+        )
     grid = dmo.mixtures(list(opts.experts), opts.n_domains, opts.seed)
     _check(opts, grid)
     suite = load_suite(opts.suite)
@@ -101,8 +112,13 @@ def run_dmo(opts: DMOOptions) -> Path:
             continue
         merged = work / "merged" / name
         shutil.rmtree(merged, ignore_errors=True)
-        config = build_config("dmo", merge_method="task_arithmetic", base_model=str(opts.base), exclude=exclude,
-                              models=[{"model": str(opts.experts[d]), "weight": w} for d, w in mixture.items()])
+        config = build_config(
+            "dmo",
+            merge_method="task_arithmetic",
+            base_model=str(opts.base),
+            exclude=exclude,
+            models=[{"model": str(opts.experts[d]), "weight": w} for d, w in mixture.items()],
+        )
         with run.timer("merge"):
             merge(config, merged)
         with run.timer("evaluate"):
@@ -121,7 +137,10 @@ def run_dmo(opts: DMOOptions) -> Path:
     benchmarks = list(rows[0]["proxy"])
     agreement = {b: dmo.rank_agreement([r["proxy"][b] for r in rows], [r["mixed"][b] for r in rows]) for b in benchmarks}
     result = {
-        "n_domains": opts.n_domains, "experts": {k: str(v) for k, v in opts.experts.items()}, "mixtures": rows, "agreement": agreement,
+        "n_domains": opts.n_domains,
+        "experts": {k: str(v) for k, v in opts.experts.items()},
+        "mixtures": rows,
+        "agreement": agreement,
         "regret": dmo.regret([r["proxy"]["average"] for r in rows], [r["mixed"]["average"] for r in rows]),
         "best_by_proxy": dmo.mixture_id(rows[max(range(len(rows)), key=lambda i: rows[i]["proxy"]["average"])]["mixture"]),
     }
@@ -136,8 +155,11 @@ def _report(result: dict) -> str:
     agreement = [[b, a["spearman"], a["spearman_p"], a["kendall"], a["kendall_p"]] for b, a in result["agreement"].items()]
     return page(
         "vlmkit dmo run",
-        section("Rank agreement of merged proxies with mixture-trained models", table(["benchmark", "Spearman", "p", "Kendall", "p"], agreement),
-                key_values({"regret (average score)": result["regret"], "mixture the proxy picks": result["best_by_proxy"]})),
+        section(
+            "Rank agreement of merged proxies with mixture-trained models",
+            table(["benchmark", "Spearman", "p", "Kendall", "p"], agreement),
+            key_values({"regret (average score)": result["regret"], "mixture the proxy picks": result["best_by_proxy"]}),
+        ),
         section("Mixtures", _scatter(result), table(["mixture", "proxy (average)", "mixture-trained (average)"], rows)),
     )
 
@@ -148,5 +170,10 @@ def _scatter(result: dict) -> str:
 
     xs = [r["proxy"]["average"] for r in result["mixtures"]]
     ys = [r["mixed"]["average"] for r in result["mixtures"]]
-    return scatter(xs, ys, xlabel="merged proxy (average)", ylabel="trained on the mixture (average)",
-                   caption="One point per mixture: a proxy that ranks mixtures well gives a rising cloud.")
+    return scatter(
+        xs,
+        ys,
+        xlabel="merged proxy (average)",
+        ylabel="trained on the mixture (average)",
+        caption="One point per mixture: a proxy that ranks mixtures well gives a rising cloud.",
+    )

@@ -54,12 +54,21 @@ def disjoint_mean(deltas: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
     alpha = torch.tensor(list(weights), dtype=torch.float32).view(-1, *[1] * deltas[0].dim())
     numerator = (weighted * agree).sum(0)
     denominator = (alpha * agree).sum(0)
-    return torch.where(denominator != 0, numerator / denominator.where(denominator != 0, torch.ones_like(denominator)), torch.zeros_like(numerator))
+    return torch.where(
+        denominator != 0, numerator / denominator.where(denominator != 0, torch.ones_like(denominator)), torch.zeros_like(numerator)
+    )
 
 
 def merge_tensors(
-    method: str, base: Tensor | None, tensors: Sequence[Tensor], weights: Sequence[float], *,
-    lam: float = 1.0, density: float = 0.2, drop: float = 0.2, generator: torch.Generator | None = None,
+    method: str,
+    base: Tensor | None,
+    tensors: Sequence[Tensor],
+    weights: Sequence[float],
+    *,
+    lam: float = 1.0,
+    density: float = 0.2,
+    drop: float = 0.2,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Merge one parameter tensor of several models (float32 result, shape of the inputs).
 

@@ -129,18 +129,27 @@ def merge(config: MergeConfig, out: Path) -> Path:
     for directory in experts:
         missing = set(roles) - set(where[directory])
         if missing:
-            raise UserError(f"{directory} lacks {len(missing)} tensors of {reference} (e.g. {sorted(missing)[0]}); merge checkpoints of one architecture")
+            raise UserError(
+                f"{directory} lacks {len(missing)} tensors of {reference} (e.g. {sorted(missing)[0]}); "
+                "merge checkpoints of one architecture"
+            )
     weights = config.coefficients()
     excluded = set(config.exclude)
     with atomic_directory(out) as staging:
         shards = _write_merged(config, reference, experts, roles, where, weights, excluded, staging)
         _copy_side_files(reference, staging)
-        atomic_write_json(staging / "merge.json", {
-            "config": config.model_dump(by_alias=True), "coefficients": weights, "normalised": config.normalize,
-            "excluded_roles": sorted(excluded), "excluded_biases": config.exclude_biases,
-            "kept_from_base": sorted(k for k, r in roles.items() if r in excluded or (config.exclude_biases and cw.is_bias(k))),
-            "shards": shards,
-        })
+        atomic_write_json(
+            staging / "merge.json",
+            {
+                "config": config.model_dump(by_alias=True),
+                "coefficients": weights,
+                "normalised": config.normalize,
+                "excluded_roles": sorted(excluded),
+                "excluded_biases": config.exclude_biases,
+                "kept_from_base": sorted(k for k, r in roles.items() if r in excluded or (config.exclude_biases and cw.is_bias(k))),
+                "shards": shards,
+            },
+        )
     return out
 
 
@@ -197,7 +206,12 @@ def _merge_in_rows(config: MergeConfig, original: torch.Tensor, tensors, weights
 def _copy_side_files(reference: Path, staging: Path) -> None:
     """Config, tokenizer, processor, chat template and generation config of the base."""
     for path in reference.iterdir():
-        if path.is_file() and not path.name.endswith(".safetensors") and path.name != "model.safetensors.index.json" and path.name != "merge.json":
+        if (
+            path.is_file()
+            and not path.name.endswith(".safetensors")
+            and path.name != "model.safetensors.index.json"
+            and path.name != "merge.json"
+        ):
             shutil.copy2(path, staging / path.name)
 
 

@@ -113,8 +113,18 @@ def group_scores(model, importance: Importance, generator: torch.Generator | Non
             channels = torch.rand(block.gate.out_features, generator=gen)
             out.append({"heads": heads, "kv_groups": kv, "channels": channels})
             continue
-        s = {name: _element_scores(lin.weight.detach(), lin.weight.grad, importance)
-             for name, lin in (("q", block.q), ("k", block.k), ("v", block.v), ("o", block.o), ("gate", block.gate), ("up", block.up), ("down", block.down))}
+        s = {
+            name: _element_scores(lin.weight.detach(), lin.weight.grad, importance)
+            for name, lin in (
+                ("q", block.q),
+                ("k", block.k),
+                ("v", block.v),
+                ("o", block.o),
+                ("gate", block.gate),
+                ("up", block.up),
+                ("down", block.down),
+            )
+        }
         heads = s["q"].view(block.n_heads, d, -1).sum((1, 2)) + s["o"].view(-1, block.n_heads, d).sum((0, 2))
         kv_own = s["k"].view(block.n_kv_heads, d, -1).sum((1, 2)) + s["v"].view(block.n_kv_heads, d, -1).sum((1, 2))
         kv = kv_own + heads.view(block.n_kv_heads, group).sum(1)
@@ -158,9 +168,13 @@ def backbone_parameters_after(model, plan: dict) -> int:
         hidden = block.q.in_features
         removed += (block.n_heads - len(q)) * block.head_dim * hidden * 2 + (block.n_kv_heads - len(kv)) * block.head_dim * hidden * 2
         removed += (block.gate.out_features - len(ch)) * hidden * 3
-        biased = ((block.q, block.n_heads - len(q), block.head_dim), (block.k, block.n_kv_heads - len(kv), block.head_dim),
-                  (block.v, block.n_kv_heads - len(kv), block.head_dim), (block.gate, block.gate.out_features - len(ch), 1),
-                  (block.up, block.gate.out_features - len(ch), 1))
+        biased = (
+            (block.q, block.n_heads - len(q), block.head_dim),
+            (block.k, block.n_kv_heads - len(kv), block.head_dim),
+            (block.v, block.n_kv_heads - len(kv), block.head_dim),
+            (block.gate, block.gate.out_features - len(ch), 1),
+            (block.up, block.gate.out_features - len(ch), 1),
+        )
         removed += sum(n * size for lin, n, size in biased if lin.bias is not None)
     return before - removed
 

@@ -53,7 +53,11 @@ def prune_model(model, conversations, opts: PruneOptions) -> tuple[object, dict]
         scores = P.group_scores(model, opts.importance, torch.Generator().manual_seed(opts.seed))
         plan, _ = P.plan_for_ratio(model, scores, opts.ratio, opts.heads)
         pruned = cb.keep_width(model.model, plan["heads"], plan["kv_heads"], plan["channels"])
-        record = {"kept": plan, "head_scores": [s["heads"].tolist() for s in scores], "kv_group_scores": [s["kv_groups"].tolist() for s in scores]}
+        record = {
+            "kept": plan,
+            "head_scores": [s["heads"].tolist() for s in scores],
+            "kv_group_scores": [s["kv_groups"].tolist() for s in scores],
+        }
     after = cb.count_parameters(pruned)
     record["parameters_before"], record["parameters_after"] = before, after
     record["compression"] = {
@@ -80,7 +84,9 @@ def run_prune(opts: PruneOptions) -> Path:
     run = Run(out, "prune", opts.model_dump(mode="json"), seed=opts.seed)
     with run.timer("prune"):
         pruned, record = prune_model(model, calibration, opts)
-    record.update(method=opts.method, importance=opts.importance if opts.method == "width" else None, ratio_asked=opts.ratio, calibration_ids=ids)
+    record.update(
+        method=opts.method, importance=opts.importance if opts.method == "width" else None, ratio_asked=opts.ratio, calibration_ids=ids
+    )
     with atomic_directory(out) as staging:
         model.model = pruned
         model.save(staging)
@@ -93,17 +99,33 @@ def _report(record: dict) -> str:
     from vlmkit.report.html import key_values, page, section
     from vlmkit.report.plots import bars
 
-    summary = {"method": record["method"], "importance": record["importance"], **{f"compression ({k})": v for k, v in record["compression"].items()},
-               "parameters before": record["parameters_before"]["total"], "parameters after": record["parameters_after"]["total"]}
+    summary = {
+        "method": record["method"],
+        "importance": record["importance"],
+        **{f"compression ({k})": v for k, v in record["compression"].items()},
+        "parameters before": record["parameters_before"]["total"],
+        "parameters after": record["parameters_after"]["total"],
+    }
     blocks = []
     if "block_influence" in record:
         influence = record["block_influence"]
-        blocks.append(bars([f"{i}" + ("*" if i in record["removed_blocks"] else "") for i in range(len(influence))], influence,
-                           caption="Block Influence per decoder block (* removed: the lowest)"))
+        blocks.append(
+            bars(
+                [f"{i}" + ("*" if i in record["removed_blocks"] else "") for i in range(len(influence))],
+                influence,
+                caption="Block Influence per decoder block (* removed: the lowest)",
+            )
+        )
     else:
         from vlmkit.report.plots import lines
 
-        blocks.append(lines({f"block {i}": sorted(s, reverse=True) for i, s in enumerate(record["kv_group_scores"])}, xlabel="kv group (sorted)",
-                            ylabel="importance", legend=len(record["kv_group_scores"]) <= 8,
-                            caption="Importance of each block's kv groups, highest first"))
+        blocks.append(
+            lines(
+                {f"block {i}": sorted(s, reverse=True) for i, s in enumerate(record["kv_group_scores"])},
+                xlabel="kv group (sorted)",
+                ylabel="importance",
+                legend=len(record["kv_group_scores"]) <= 8,
+                caption="Importance of each block's kv groups, highest first",
+            )
+        )
     return page("vlmkit prune", section("Summary", key_values(summary)), section("Scores", *blocks))

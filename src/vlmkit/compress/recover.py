@@ -68,8 +68,18 @@ def distillation(recipe: Recipe, teacher_network, mask_kind: Literal["all", "ans
     return (1 - ALPHA if recipe == "sft+kd-hidden" else 0.0), extra
 
 
-def run_recover(model_name: str, teacher_name: str | None, recipe: Recipe, data, fraction: float, out, *,
-                mask: Literal["all", "answer"] = "all", config=None, seed: int = 0):
+def run_recover(
+    model_name: str,
+    teacher_name: str | None,
+    recipe: Recipe,
+    data,
+    fraction: float,
+    out,
+    *,
+    mask: Literal["all", "answer"] = "all",
+    config=None,
+    seed: int = 0,
+):
     """Recover ``model_name`` on ``fraction`` of the conversations in ``data``; write ``out``."""
     import shutil
     from pathlib import Path
@@ -96,16 +106,36 @@ def run_recover(model_name: str, teacher_name: str | None, recipe: Recipe, data,
     teacher = load_chat_model(teacher_name).model if teacher_name and recipe not in ("projector", "lora", "sft") else None
     config = (config or SFTConfig()).model_copy(update={"mode": sft_mode(recipe), "seed": seed})
     ce_weight, extra = distillation(recipe, teacher, mask)
-    run = Run(out, "recover", {"model": model_name, "teacher": teacher_name, "recipe": recipe, "data": str(data), "fraction": fraction,
-                               "mask": mask, "sft": config.model_dump()}, seed=seed)
+    run = Run(
+        out,
+        "recover",
+        {
+            "model": model_name,
+            "teacher": teacher_name,
+            "recipe": recipe,
+            "data": str(data),
+            "fraction": fraction,
+            "mask": mask,
+            "sft": config.model_dump(),
+        },
+        seed=seed,
+    )
     with run.timer("train"):
-        summary = finetune(student, subset, config, work=out / "work", extra_loss=extra, ce_weight=ce_weight, describe=f"recovering ({recipe})")
+        summary = finetune(
+            student, subset, config, work=out / "work", extra_loss=extra, ce_weight=ce_weight, describe=f"recovering ({recipe})"
+        )
     student.save(out)  # result.json, written last by run.finish, marks the run complete
     shutil.rmtree(out / "work", ignore_errors=True)
     result = {"recipe": recipe, "fraction": fraction, "samples": count, "steps": summary["steps"], "losses": summary["losses"]}
     from vlmkit.report.html import key_values, page, section
     from vlmkit.report.plots import lines
 
-    run.finish(result, page("vlmkit recover", section("Run", key_values({k: v for k, v in result.items() if k != "losses"})),
-                            section("Loss", lines({"training loss": summary["losses"]}, xlabel="step", ylabel="loss", legend=False))))
+    run.finish(
+        result,
+        page(
+            "vlmkit recover",
+            section("Run", key_values({k: v for k, v in result.items() if k != "losses"})),
+            section("Loss", lines({"training loss": summary["losses"]}, xlabel="step", ylabel="loss", legend=False)),
+        ),
+    )
     return out

@@ -29,7 +29,11 @@ from vlmkit.runs.progress import track
 
 Mode = Literal["lora", "full", "projector"]
 #: roles each mode trains (LoRA adds adapters on attention and MLP linears and trains these too)
-TRAINED_ROLES = {"lora": ("projector",), "full": ("projector", "attention", "mlp", "norm", "embeddings", "head"), "projector": ("projector",)}
+TRAINED_ROLES = {
+    "lora": ("projector",),
+    "full": ("projector", "attention", "mlp", "norm", "embeddings", "head"),
+    "projector": ("projector",),
+}
 
 
 class SFTConfig(BaseModel):
@@ -58,7 +62,9 @@ def _attach(model, config: SFTConfig) -> tuple[torch.nn.Module, list[torch.nn.Pa
         from peft import LoraConfig, get_peft_model
 
         targets = cw.linear_modules(network)
-        network = get_peft_model(network, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=targets, lora_dropout=0.0))
+        network = get_peft_model(
+            network, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=targets, lora_dropout=0.0)
+        )
         for _, p in cw.parameters_with_roles(network.base_model.model, TRAINED_ROLES["lora"]):
             p.requires_grad_(True)
     else:
@@ -68,8 +74,14 @@ def _attach(model, config: SFTConfig) -> tuple[torch.nn.Module, list[torch.nn.Pa
 
 
 def finetune(
-    model, conversations: Sequence[list[Message]], config: SFTConfig, *, work: Path | None = None,
-    extra_loss: Callable[[object, dict], torch.Tensor] | None = None, ce_weight: float = 1.0, describe: str = "fine-tuning",
+    model,
+    conversations: Sequence[list[Message]],
+    config: SFTConfig,
+    *,
+    work: Path | None = None,
+    extra_loss: Callable[[object, dict], torch.Tensor] | None = None,
+    ce_weight: float = 1.0,
+    describe: str = "fine-tuning",
 ) -> dict:
     """Fine-tune ``model`` (an :class:`HFChatModel`, changed in place) on ``conversations``.
 

@@ -30,16 +30,25 @@ def run_sft(model_name: str, data: Path, out: Path, config: SFTConfig, *, device
         counts = {str(data): len(conversations)}
     model = load_chat_model(model_name, device=device)
     if not hasattr(model, "training_batch"):
-        raise UserError(f"{model_name} is not an in-process model; fine-tuning needs its weights (hf:, a directory, random:, embedded-chat)")
+        raise UserError(
+            f"{model_name} is not an in-process model; fine-tuning needs its weights (hf:, a directory, random:, embedded-chat)"
+        )
     run = Run(out, "sft", {"model": model_name, "data": str(data), **config.model_dump()}, seed=config.seed)
     with run.timer("train"):
         summary = finetune(model, conversations, config, work=out / "work", describe=f"fine-tuning ({config.mode})")
     model.save(out)
     losses = summary["losses"]
     result = {
-        "model": model_name, "data": str(data), "counts": counts, "mode": config.mode, "steps": summary["steps"],
-        "resumed_at": summary["resumed_at"], "trainable_parameters": summary["trainable_parameters"],
-        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None, "losses": losses,
+        "model": model_name,
+        "data": str(data),
+        "counts": counts,
+        "mode": config.mode,
+        "steps": summary["steps"],
+        "resumed_at": summary["resumed_at"],
+        "trainable_parameters": summary["trainable_parameters"],
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "losses": losses,
     }
     run.finish(result, _report(result))
     shutil.rmtree(out / "work", ignore_errors=True)
@@ -51,4 +60,8 @@ def _report(result: dict) -> str:
     from vlmkit.report.plots import lines
 
     summary = {k: v for k, v in result.items() if k != "losses"}
-    return page("vlmkit sft", section("Run", key_values(summary)), section("Training loss", lines({"training loss": result["losses"]}, xlabel="step", ylabel="loss", legend=False)))
+    return page(
+        "vlmkit sft",
+        section("Run", key_values(summary)),
+        section("Training loss", lines({"training loss": result["losses"]}, xlabel="step", ylabel="loss", legend=False)),
+    )

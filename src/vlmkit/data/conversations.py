@@ -38,7 +38,11 @@ def record_to_conversation(record: dict, root: Path, path: Path, index: int) -> 
     pending = [root / image for image in images]
     messages = []
     for turn in turns:
-        if not isinstance(turn, dict) or turn.get("from", turn.get("role")) not in ROLES or not isinstance(turn.get("value", turn.get("content")), str):
+        if (
+            not isinstance(turn, dict)
+            or turn.get("from", turn.get("role")) not in ROLES
+            or not isinstance(turn.get("value", turn.get("content")), str)
+        ):
             raise DatasetError(f"{where}: a turn needs 'from' (human, gpt or system) and a string 'value'; {FIX}")
         role = ROLES[turn.get("from", turn.get("role"))]
         text = turn.get("value", turn.get("content"))

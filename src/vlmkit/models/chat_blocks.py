@@ -54,7 +54,9 @@ def decoder(model: nn.Module) -> nn.Module:
     """The language model's decoder (the module holding ``layers``)."""
     found = model.get_decoder() if hasattr(model, "get_decoder") else None
     if found is None or not isinstance(getattr(found, "layers", None), nn.ModuleList):
-        raise UnsupportedError(f"{type(model).__name__}: no decoder with a list of layers; structural pruning supports decoder-only language models")
+        raise UnsupportedError(
+            f"{type(model).__name__}: no decoder with a list of layers; structural pruning supports decoder-only language models"
+        )
     return found
 
 

@@ -94,13 +94,18 @@ class HFChatModel:
                 model = AutoModelForImageTextToText.from_pretrained(directory, **kwargs)
                 processor = load_processor(directory)  # AutoProcessor, minus a video slot without torchvision
                 if not hasattr(processor, "tokenizer"):
-                    raise ModelNotFound(f"{directory}: the processor did not load (only a tokenizer); the checkpoint needs its processor files")
+                    raise ModelNotFound(
+                        f"{directory}: the processor did not load (only a tokenizer); the checkpoint needs its processor files"
+                    )
             else:
                 model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
                 processor = AutoTokenizer.from_pretrained(directory)
         if device not in ("auto", "cpu"):
             model = model.to(device)
-        if getattr(getattr(processor, "tokenizer", processor), "chat_template", None) is None and getattr(processor, "chat_template", None) is None:
+        if (
+            getattr(getattr(processor, "tokenizer", processor), "chat_template", None) is None
+            and getattr(processor, "chat_template", None) is None
+        ):
             raise ModelNotFound(f"{directory} has no chat template; vlmkit needs an instruction-tuned checkpoint with one")
         return cls(model, processor, name=name, fingerprint=fingerprint, multimodal=multimodal)
 
@@ -190,9 +195,7 @@ class HFChatModel:
         sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            output = self.model.generate(
-                **batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
-            )
+            output = self.model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling)
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
@@ -243,16 +246,22 @@ def load(source: str, device: str = "cpu", dtype: str = "auto") -> HFChatModel:
     (from the local cache, else downloaded)."""
     path = Path(source).expanduser()
     if path.suffix == ".gguf" and path.is_file():
-        return HFChatModel.from_directory(path.parent, name=source, fingerprint=dir_fingerprint(path.parent), device=device, dtype=dtype, gguf_file=path.name)
+        return HFChatModel.from_directory(
+            path.parent, name=source, fingerprint=dir_fingerprint(path.parent), device=device, dtype=dtype, gguf_file=path.name
+        )
     if path.is_dir():
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").is_file():
             if ggufs:
-                return HFChatModel.from_directory(path, name=source, fingerprint=dir_fingerprint(path), device=device, dtype=dtype, gguf_file=ggufs[0].name)
+                return HFChatModel.from_directory(
+                    path, name=source, fingerprint=dir_fingerprint(path), device=device, dtype=dtype, gguf_file=ggufs[0].name
+                )
             raise ModelNotFound(f"{path} has no config.json or .gguf file; point --model at a save_pretrained directory")
         return HFChatModel.from_directory(path, name=source, fingerprint=dir_fingerprint(path), device=device, dtype=dtype)
     if path.exists():
-        raise ModelNotFound(f"{path} is not a directory or .gguf file; --model takes a checkpoint directory, hf:<org>/<name> or openai:<model>")
+        raise ModelNotFound(
+            f"{path} is not a directory or .gguf file; --model takes a checkpoint directory, hf:<org>/<name> or openai:<model>"
+        )
     directory = _hub_snapshot(source)
     return HFChatModel.from_directory(directory, name=f"hf:{source}", fingerprint=dir_fingerprint(directory), device=device, dtype=dtype)
 

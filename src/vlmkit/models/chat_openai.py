@@ -153,7 +153,8 @@ def parse_completion(text: str, url: str) -> dict:
             raise TypeError("message is not an object")
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ChatServerError(
-            f"the chat server at {url} sent a malformed response ({type(exc).__name__}: {_short(exc, 80)}; body starts {_short(text, 80)!r}); "
+            f"the chat server at {url} sent a malformed response ({type(exc).__name__}: {_short(exc, 80)}; "
+            f"body starts {_short(text, 80)!r}); "
             "is --base-url an OpenAI-compatible /v1 endpoint?"
         ) from exc
     return choice
@@ -173,7 +174,9 @@ def answer_text(choice: dict, url: str) -> str:
         if isinstance(message.get("refusal"), str):
             return message["refusal"].strip()
         if message.get("tool_calls"):
-            raise ChatServerError(f"the chat server at {url} answered with tool calls although none were offered; serve the model without forced tools")
+            raise ChatServerError(
+                f"the chat server at {url} answered with tool calls although none were offered; serve the model without forced tools"
+            )
         return ""
     raise ChatServerError(f"the chat server at {url} sent a malformed response (message content is {type(content).__name__})")
 
@@ -196,9 +199,20 @@ class OpenAIChatModel:
     """
 
     def __init__(
-        self, model: str, *, base_url: str, api_key: str, concurrency: int = 8, timeout: float = 120.0,
-        max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 30.0, cache: ResponseCache | None = None,
-        images: bool = True, logprobs: bool = False, seed: int | None = None,
+        self,
+        model: str,
+        *,
+        base_url: str,
+        api_key: str,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        cache: ResponseCache | None = None,
+        images: bool = True,
+        logprobs: bool = False,
+        seed: int | None = None,
     ):
         from openai import OpenAI
 
@@ -249,7 +263,9 @@ class OpenAIChatModel:
                 error.__cause__ = exc
             except openai.APIConnectionError as exc:
                 reason = _short(exc.__cause__ or exc, 120)
-                error = ChatServerError(f"cannot reach the chat server at {url} ({reason}; {attempt + 1} attempts); start it or fix --base-url")
+                error = ChatServerError(
+                    f"cannot reach the chat server at {url} ({reason}; {attempt + 1} attempts); start it or fix --base-url"
+                )
                 error.__cause__ = exc
             except openai.APIStatusError as exc:
                 status, detail = exc.status_code, _status_detail(exc)
@@ -270,11 +286,17 @@ class OpenAIChatModel:
     def _refusal(self, status: int, detail: str) -> ChatServerError:
         url = self.base_url
         if status in (401, 403):
-            return ChatServerError(f"the chat server at {url} refused the API key (HTTP {status}: {detail or 'no detail'}); set OPENAI_API_KEY or pass --api-key")
+            return ChatServerError(
+                f"the chat server at {url} refused the API key (HTTP {status}: {detail or 'no detail'}); "
+                "set OPENAI_API_KEY or pass --api-key"
+            )
         if status == 404:
             served = self.served_models()
             if not served:  # /models is missing too: the URL is not an OpenAI-compatible API root
-                return ChatServerError(f"no OpenAI-compatible API answers at {url} (HTTP 404: {detail or 'not found'}); check --base-url (it usually ends in /v1)")
+                return ChatServerError(
+                    f"no OpenAI-compatible API answers at {url} (HTTP 404: {detail or 'not found'}); "
+                    "check --base-url (it usually ends in /v1)"
+                )
             listed = ", ".join(served[:10]) + (f" and {len(served) - 10} more" if len(served) > 10 else "")
             return ChatServerError(f"model {self.model!r} is not served at {url} (HTTP 404: {detail or 'not found'}); it serves: {listed}")
         return ChatServerError(f"the chat server at {url} rejected the request (HTTP {status}: {detail or 'no detail'})")
@@ -289,16 +311,23 @@ class OpenAIChatModel:
     # -- the protocol ------------------------------------------------------------------------
     def _payload(self, conversation: Sequence[Message], max_new_tokens: int, temperature: float, seed: int, encode) -> dict:
         return {
-            "model": self.model, "messages": to_openai_messages(conversation, encode),
-            "max_tokens": int(max_new_tokens), "temperature": float(temperature), "seed": int(seed),
+            "model": self.model,
+            "messages": to_openai_messages(conversation, encode),
+            "max_tokens": int(max_new_tokens),
+            "temperature": float(temperature),
+            "seed": int(seed),
         }
 
     def cache_key(self, conversation: Conversation, *, max_new_tokens: int, temperature: float, seed: int) -> str:
         """Everything that determines an answer: the conversation's content, the model, the server
         and the decoding settings."""
         return conversation_key(
-            conversation, model=self.model, base_url=self.base_url, max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature), seed=int(seed),
+            conversation,
+            model=self.model,
+            base_url=self.base_url,
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            seed=int(seed),
         )
 
     def generate(
@@ -376,7 +405,8 @@ class OpenAIChatModel:
                 table[token] = max(table.get(token, float("-inf")), float(entry["logprob"]))
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise UnsupportedError(
-                f"the chat server at {self.base_url} returned no top_logprobs for {self.model!r}; drop logprobs=True (score is then unsupported)"
+                f"the chat server at {self.base_url} returned no top_logprobs for {self.model!r}; "
+                "drop logprobs=True (score is then unsupported)"
             ) from exc
         missing = [option for option in options if option.strip() not in table]
         if missing:
@@ -388,7 +418,19 @@ class OpenAIChatModel:
 
 
 #: options ``load`` accepts (the CLI passes ``None`` for those left unset)
-OPTIONS = ("base_url", "api_key", "concurrency", "timeout", "max_retries", "backoff", "max_backoff", "cache", "cache_dir", "images", "logprobs")
+OPTIONS = (
+    "base_url",
+    "api_key",
+    "concurrency",
+    "timeout",
+    "max_retries",
+    "backoff",
+    "max_backoff",
+    "cache",
+    "cache_dir",
+    "images",
+    "logprobs",
+)
 
 
 def load(model: str, **options) -> OpenAIChatModel:
@@ -405,7 +447,9 @@ def load(model: str, **options) -> OpenAIChatModel:
     api_key = given.pop("api_key", None) or os.environ.get("OPENAI_API_KEY")
     if not api_key:
         if urlsplit(base_url).hostname == urlsplit(OPENAI_URL).hostname:
-            raise UserError("openai: needs an API key for api.openai.com; set OPENAI_API_KEY or pass --api-key (or --base-url for a local server)")
+            raise UserError(
+                "openai: needs an API key for api.openai.com; set OPENAI_API_KEY or pass --api-key (or --base-url for a local server)"
+            )
         api_key = "EMPTY"  # vLLM, SGLang, Ollama, llama.cpp and transformers serve accept any key
     use_cache = given.pop("cache", True)
     cache_dir = given.pop("cache_dir", None)

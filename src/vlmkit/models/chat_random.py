@@ -12,6 +12,7 @@ file holds only the generic builders. The same name and seed always give the sam
 models never generate special tokens, so their answers are words. Built directories are cached
 under a hash of their recipe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,7 +81,11 @@ def word_tokenizer(named: dict[str, str] | None = None, extra: list[str] | None 
     core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     core.add_special_tokens(specials)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<s>", eos_token="<|end|>", pad_token="[PAD]", unk_token="[UNK]",
+        tokenizer_object=core,
+        bos_token="<s>",
+        eos_token="<|end|>",
+        pad_token="[PAD]",
+        unk_token="[UNK]",
         extra_special_tokens=dict(named),
     )
     tokenizer.chat_template = TEMPLATE
@@ -89,7 +94,12 @@ def word_tokenizer(named: dict[str, str] | None = None, extra: list[str] | None 
 
 def _text_config(spec: dict, tokenizer) -> dict:
     text = dict(spec["text_config"])
-    text.update(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    text.update(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return text
 
 
@@ -131,7 +141,9 @@ def build_lmm(spec: dict):
     image_spec = dict(spec["image_processor"])
     image_processor = getattr(transformers, image_spec.pop("class"))(**image_spec)
     processor_class = without_video(getattr(transformers, spec["processor"]))
-    processor = processor_class(image_processor=image_processor, tokenizer=tokenizer, chat_template=template, **spec.get("processor_kwargs", {}))
+    processor = processor_class(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=template, **spec.get("processor_kwargs", {})
+    )
     config_class = getattr(transformers, spec["config"])
     kwargs = _resolve(spec.get("config_kwargs", {}), tokenizer)
     config = config_class(vision_config=dict(spec["vision_config"]), text_config=_text_config(spec, tokenizer), **kwargs)
@@ -200,4 +212,6 @@ def load(spec: str, device: str = "cpu", dtype: str = "auto"):
             except OSError:  # another process built it first
                 pass
     name = f"random:{arch}" + (f"@{seed}" if seed else "")
-    return HFChatModel.from_directory(directory, name=name, fingerprint=f"random:{arch}@{seed}:{recipe_hash(arch)}", device=device, dtype=dtype)
+    return HFChatModel.from_directory(
+        directory, name=name, fingerprint=f"random:{arch}@{seed}:{recipe_hash(arch)}", device=device, dtype=dtype
+    )

