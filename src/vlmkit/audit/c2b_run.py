@@ -43,6 +43,8 @@ class C2BOptions(RunOptions):
     k: int = 20
     retries: int = 3
     llm_temperature: float = 0.0
+    base_url: str | None = None
+    api_key: str | None = None
     min_n: int = 5
     threshold: float = 0.1
     level: float = 0.9
@@ -79,7 +81,7 @@ def _proposals(opts: C2BOptions, classes: list[str], run: Run) -> tuple[dict, di
     from vlmkit.models.chat_registry import load_chat_model
 
     with run.timer("load_llm"):
-        llm = load_chat_model(opts.llm, device=opts.resolved_device())
+        llm = load_chat_model(opts.llm, device=opts.resolved_device(), base_url=opts.base_url, api_key=opts.api_key)
     with run.timer("propose"):
         proposals, log = propose_with_llm(llm, opts.task, classes, retries=opts.retries, temperature=opts.llm_temperature, seed=opts.seed)
         template, source = opts.template, "option"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from vlmkit.cli.chat import ApiKeyOpt, BaseUrlOpt
 from vlmkit.cli.common import (
     BatchOpt,
     CacheDirOpt,
@@ -34,6 +35,8 @@ def run_cmd(
     k: int = typer.Option(20, "-k", "--k", help="images retrieved per caption"),
     retries: int = typer.Option(3, help="tries per class when the LLM's reply is not valid JSON proposals"),
     llm_temperature: float = typer.Option(0.0, help="LLM temperature of the first try (0: greedy); retries sample at 0.7"),
+    base_url: str | None = BaseUrlOpt,
+    api_key: str | None = ApiKeyOpt,
     min_n: int = typer.Option(5, help="groups with fewer retrieved images get no accuracy"),
     threshold: float = typer.Option(0.1, help="|phi| a detected bias must reach (its interval must also exclude 0)"),
     level: float = typer.Option(0.9, help="level of the intervals"),
