@@ -102,3 +102,26 @@ def test_plain_transformers_reference_answers(trained):
     replies = chat.generate([ask("what color is the shape ?", image), ask("how many shapes are there ?", image, image)], max_new_tokens=2)
     assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
     assert replies == chat.generate([ask("what color is the shape ?", image), ask("how many shapes are there ?", image, image)], max_new_tokens=2)
+
+
+def test_eval_chat_writes_every_task(trained, tmp_path):
+    from vlmkit.classify.world_chat_eval import WorldChatEvalOptions, run_world_chat_eval
+
+    _, _, model_dir, _ = trained
+    out = run_world_chat_eval(WorldChatEvalOptions(model=str(model_dir), n=2, seed=5, out=tmp_path / "eval", batch_size=8))
+    result = json.loads((out / "result.json").read_text())
+    expected = {"color", "shape", "size", "texture", "position", "background", "name_exact", "name_attributes", "yesno", "mcq", "count", "icl_4shot", "multiturn"}
+    assert set(result["tasks"]) == expected
+    assert all(0 <= t["accuracy"] <= 1 and t["n"] == 2 for t in result["tasks"].values())
+    assert "<img" in (out / "report.html").read_text()
+
+
+def test_name_scores_grade_mistakes():
+    from vlmkit.classify.world_chat_eval import name_scores, score
+
+    truth = {"size": "small", "color": "red", "texture": "striped", "shape": "star"}
+    assert name_scores("a small red striped star", truth) == (True, 1.0)
+    assert name_scores("a small red dotted star", truth) == (False, 0.75)
+    assert name_scores("a red blue striped star", truth)[1] == 0.5  # two colours named: colour wrong, size missing
+    example = wc.Example("count", [], "two", {})
+    assert score("count", example, "2") == {"count": 1.0}
