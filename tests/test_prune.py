@@ -266,3 +266,20 @@ def test_recovery_recipes_train_and_write_a_checkpoint(tmp_path, recipe):
     result = json.loads((tmp_path / "r" / "result.json").read_text())
     assert result["steps"] == 3 and len(result["losses"]) == 3 and all(l == l for l in result["losses"])  # noqa: E741
     assert load_chat_model(str(tmp_path / "r")).model.config.get_text_config().num_hidden_layers == 1
+
+
+def test_width_plans_keep_head_counts_that_divide_the_hidden_size():
+    """transformers refuses num_attention_heads that do not divide hidden_size (3 heads of 128)."""
+    import types
+
+    block = types.SimpleNamespace(n_heads=4, n_kv_heads=4, head_dim=32, q=torch.nn.Linear(128, 128), gate=torch.nn.Linear(128, 256))
+    model = types.SimpleNamespace(model=None)
+    scores = [{"heads": torch.arange(4.0), "kv_groups": torch.arange(4.0), "channels": torch.arange(256.0)}]
+    original = cb.blocks
+    cb.blocks = lambda network: [block]
+    try:
+        plan = P.width_plan(model, scores, 0.25)  # 4 -> 3 heads would not divide 128: 2 are kept
+        assert len(plan["heads"][0]) == 2 and plan["heads"][0] == [2, 3]
+        assert len(P.width_plan(model, scores, 0.25, heads="query")["heads"][0]) == 4  # one head per group: nothing to prune
+    finally:
+        cb.blocks = original

@@ -135,16 +135,23 @@ def group_scores(model, importance: Importance, generator: torch.Generator | Non
 
 def width_plan(model, scores: list[dict[str, Tensor]], fraction: float, heads: Literal["group", "query"] = "group") -> dict:
     """Which heads, kv heads and channels every block keeps when a ``fraction`` of each is pruned
-    (rounded to whole kv groups, or to whole query heads per group)."""
+    (rounded to whole kv groups, or to whole query heads per group, and down to a head count that
+    divides the hidden size, which transformers' config validation requires)."""
     blocks = cb.blocks(model.model)
     b0 = blocks[0]
     group = b0.n_heads // b0.n_kv_heads
     n_channels = b0.gate.out_features
     keep_channels = max(1, round(n_channels * (1 - fraction)))
+    hidden = b0.q.in_features
     if heads == "group":
         keep_kv, keep_per_group = max(1, round(b0.n_kv_heads * (1 - fraction))), group
+        # transformers configs require hidden_size % num_attention_heads == 0: round down to a count that divides
+        while keep_kv > 1 and hidden % (keep_kv * group):
+            keep_kv -= 1
     else:
         keep_kv, keep_per_group = b0.n_kv_heads, max(1, round(group * (1 - fraction)))
+        while keep_per_group > 1 and hidden % (keep_kv * keep_per_group):
+            keep_per_group -= 1
     plan = {"heads": [], "kv_heads": [], "channels": []}
     for score in scores:
         kv = sorted(torch.argsort(score["kv_groups"], descending=True, stable=True)[:keep_kv].tolist())
