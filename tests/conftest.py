@@ -21,6 +21,7 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 70, 220)}
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VLMKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("VLMKIT_RANDOM_WEIGHTS_CACHE", "0")  # no 100s-of-MB weight files per test; test_fast_load turns it on
 
 
 def write_image(path: Path, rgb, size=(40, 30)) -> Path:

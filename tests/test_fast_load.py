@@ -11,6 +11,7 @@ def _state(model):
 
 
 def test_random_weights_cache_is_bit_identical(monkeypatch):
+    monkeypatch.setenv("VLMKIT_RANDOM_WEIGHTS_CACHE", "1")
     monkeypatch.setattr(random_models, "CACHE_MIN_PARAMETERS", 0)
     drawn = random_models.build("clip-tiny", seed=2)
     path = random_models.weights_file("clip-tiny", 2)
@@ -26,6 +27,7 @@ def test_random_weights_cache_is_bit_identical(monkeypatch):
 
 
 def test_damaged_cache_file_is_drawn_again(monkeypatch):
+    monkeypatch.setenv("VLMKIT_RANDOM_WEIGHTS_CACHE", "1")
     monkeypatch.setattr(random_models, "CACHE_MIN_PARAMETERS", 0)
     path = random_models.weights_file("clip-tiny", 3)
     path.parent.mkdir(parents=True, exist_ok=True)
