@@ -44,8 +44,15 @@ def first_valid(text: str, validate: Callable[[dict], T]) -> T:
 
 
 def generate_validated(
-    model, conversations: Sequence, validate: Callable[[int, dict], T], *, retries: int = 2, max_new_tokens: int = 256,
-    temperature: float = 0.0, retry_temperature: float = 0.7, seed: int = 0,
+    model,
+    conversations: Sequence,
+    validate: Callable[[int, dict], T],
+    *,
+    retries: int = 2,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    retry_temperature: float = 0.7,
+    seed: int = 0,
 ) -> tuple[list[T | None], list[list[dict]]]:
     """Ask ``model`` each conversation until its reply holds a valid JSON object.
 
@@ -67,8 +74,7 @@ def generate_validated(
         if not pending:
             break
         temp = temperature if attempt == 0 else max(temperature, retry_temperature)
-        replies = model.generate([conversations[i] for i in pending], max_new_tokens=max_new_tokens, temperature=temp,
-                                 seed=seed + attempt)
+        replies = model.generate([conversations[i] for i in pending], max_new_tokens=max_new_tokens, temperature=temp, seed=seed + attempt)
         still = []
         for i, reply in zip(pending, replies, strict=True):
             try:
