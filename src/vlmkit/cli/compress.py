@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from vlmkit.errors import UserError
+from vlmkit.runs.options import build_options
 
 
 def merge_cmd(
@@ -78,16 +79,12 @@ def sft_cmd(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Fine-tune a chat model (LoRA, full or projector only); resumable."""
-    from pydantic import ValidationError
-
     from vlmkit.compress.sft import SFTConfig
     from vlmkit.compress.sft_run import run_sft
 
-    try:
-        config = SFTConfig(mode=mode, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_rank=lora_rank, seed=seed)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    config = build_options(
+        SFTConfig, mode=mode, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_rank=lora_rank, seed=seed
+    )
     run_sft(model, data, out, config, device=device)
     typer.echo(f"wrote {out} (load it with --model {out})")
 
@@ -129,28 +126,23 @@ def dmo_run_cmd(
     seed: int = typer.Option(42, help="Dirichlet draws (4 domains) and data sampling"),
 ) -> None:
     """Merge experts for every mixture of a grid, evaluate proxies and mixture-trained models, and rank-correlate."""
-    from pydantic import ValidationError
-
     from vlmkit.compress.dmo_run import DMOOptions, run_dmo
     from vlmkit.compress.sft import SFTConfig
 
-    try:
-        opts = DMOOptions(
-            base=base,
-            experts=_named_paths(experts, "--experts"),
-            n_domains=grid,
-            suite=eval_suite,
-            out=out,
-            mixed=mixed,
-            train_mixtures=_named_paths(train_mixtures, "--train-mixtures"),
-            samples=samples,
-            regime=regime,
-            seed=seed,
-            sft=SFTConfig(mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed),
-        )
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise UserError(f"--{'-'.join(str(p) for p in error['loc'])}: {error['msg']}") from exc
+    opts = build_options(
+        DMOOptions,
+        base=base,
+        experts=_named_paths(experts, "--experts"),
+        n_domains=grid,
+        suite=eval_suite,
+        out=out,
+        mixed=mixed,
+        train_mixtures=_named_paths(train_mixtures, "--train-mixtures"),
+        samples=samples,
+        regime=regime,
+        seed=seed,
+        sft=build_options(SFTConfig, mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed),
+    )
     run_dmo(opts)
     typer.echo(f"wrote {out / 'result.json'} and {out / 'report.html'}")
 
@@ -167,25 +159,20 @@ def prune_cmd(
     seed: int = typer.Option(0, help="seed of calibration sampling and random importance"),
 ) -> None:
     """Prune the language backbone of a chat model (layerwise or widthwise)."""
-    from pydantic import ValidationError
-
     from vlmkit.compress.prune_run import PruneOptions, run_prune
 
-    try:
-        opts = PruneOptions(
-            model=model,
-            out=out,
-            method=method,
-            ratio=ratio,
-            calibration=calibration,
-            n_calibration=n_calibration,
-            importance=importance,
-            heads=heads,
-            seed=seed,
-        )
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    opts = build_options(
+        PruneOptions,
+        model=model,
+        out=out,
+        method=method,
+        ratio=ratio,
+        calibration=calibration,
+        n_calibration=n_calibration,
+        importance=importance,
+        heads=heads,
+        seed=seed,
+    )
     run_prune(opts)
     typer.echo(f"wrote {out} (load it with --model {out})")
 
@@ -205,8 +192,6 @@ def recover_cmd(
     seed: int = typer.Option(0, help="seed of data sampling and order"),
 ) -> None:
     """Recover a pruned model with little data: projector, LoRA, SFT and distillation recipes."""
-    from pydantic import ValidationError
-
     from vlmkit.compress.recover import run_recover
     from vlmkit.compress.sft import SFTConfig
 
@@ -214,10 +199,6 @@ def recover_cmd(
         raise UserError(f"--fraction must lie in (0, 1], got {fraction}")
     if mask not in ("all", "answer"):
         raise UserError(f"--mask must be all or answer, got {mask!r}")
-    try:
-        config = SFTConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    config = build_options(SFTConfig, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size)
     run_recover(model, teacher, recipe, data, fraction, out, mask=mask, config=config, seed=seed)
     typer.echo(f"wrote {out} (load it with --model {out})")
