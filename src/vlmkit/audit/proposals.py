@@ -23,13 +23,13 @@ A proposals file holds the same mapping, for every target, or nested under targe
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlmkit.errors import UserError
+from vlmkit.models.chat_json import failure_line, first_valid, generate_validated
 
 #: attribute -> its bias classes
 Proposal = dict[str, list[str]]
@@ -102,20 +102,7 @@ def parse_reply(text: str) -> Proposal:
     """A reply -> :data:`Proposal`: the first JSON object in it that fits the schema (objects
     nested in a reply whose outer braces do not parse are tried too), or ``ValueError`` saying
     why none does."""
-    text = re.sub(r"```(?:json)?", "", text)
-    decoder = json.JSONDecoder()
-    problem = "no JSON object in the reply"
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            try:
-                return validate_proposal(_unwrap(value), "the reply", strict=False)
-            except ValueError as exc:
-                problem = str(exc) if problem.startswith("no JSON") else problem
-    raise ValueError(problem)
+    return first_valid(text, lambda value: validate_proposal(_unwrap(value), "the reply", strict=False))
 
 
 @dataclass
@@ -139,27 +126,14 @@ def propose_with_llm(
 
     if retries < 1:
         raise UserError("--retries must be at least 1")
-    log = ProposalLog({t: [] for t in targets})
-    proposals: dict[str, Proposal] = {}
-    pending = list(targets)
-    for attempt in range(retries):
-        if not pending:
-            break
-        conversations = [[system(SYSTEM_PROMPT), user(f"Task: {task}\nTarget class: {t}\nJSON:")] for t in pending]
-        temp = temperature if attempt == 0 else max(temperature, retry_temperature)
-        replies = model.generate(conversations, max_new_tokens=max_new_tokens, temperature=temp, seed=seed + attempt)
-        still = []
-        for target, reply in zip(pending, replies, strict=True):
-            try:
-                proposals[target] = parse_reply(reply)
-                log.attempts[target].append({"reply": reply, "temperature": temp, "seed": seed + attempt, "error": None})
-            except ValueError as exc:
-                log.attempts[target].append({"reply": reply, "temperature": temp, "seed": seed + attempt, "error": str(exc)})
-                still.append(target)
-        pending = still
-    for target in pending:
-        last = log.attempts[target][-1]
-        log.failures[target] = f"{last['error']} (last reply: {last['reply'][:80]!r})"
+    conversations = [[system(SYSTEM_PROMPT), user(f"Task: {task}\nTarget class: {t}\nJSON:")] for t in targets]
+    values, attempts = generate_validated(
+        model, conversations, lambda i, value: validate_proposal(_unwrap(value), "the reply", strict=False), retries=retries,
+        max_new_tokens=max_new_tokens, temperature=temperature, retry_temperature=retry_temperature, seed=seed,
+    )
+    log = ProposalLog(dict(zip(targets, attempts, strict=True)))
+    proposals = {t: v for t, v in zip(targets, values, strict=True) if v is not None}
+    log.failures = {t: failure_line(a) for t, a, v in zip(targets, attempts, values, strict=True) if v is None}
     if not proposals:
         target = targets[0]
         raise UserError(f"{model.name} gave no valid bias proposal for any class after {retries} tries "
