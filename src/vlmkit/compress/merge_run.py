@@ -107,9 +107,9 @@ def _directory(source: str) -> Path:
         if not (path / "config.json").is_file():
             raise UserError(f"{path} has no config.json; merge takes save_pretrained checkpoint directories")
         return path
-    from vlmkit.models.chat_hf import _hub_snapshot
+    from vlmkit.models.hf_loading import hub_snapshot
 
-    return _hub_snapshot(source.removeprefix("hf:"))
+    return hub_snapshot(source.removeprefix("hf:"))
 
 
 def _storage_dtype(config: MergeConfig, original: torch.dtype) -> torch.dtype:

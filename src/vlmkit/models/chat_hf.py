@@ -9,7 +9,6 @@ for scoring. Family quirks stay inside transformers' processors: this file knows
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from vlmkit.models.chat import (
     open_image,
     require,
 )
+from vlmkit.models.families import dir_fingerprint
 from vlmkit.models.quiet import quiet_transformers
 
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -230,17 +230,6 @@ def _common_prefix(a: Tensor, b: Tensor) -> int:
     return int(diff[0]) if len(diff) else n
 
 
-def dir_fingerprint(directory: Path) -> str:
-    """Hash of the config and the size and mtime of every weight file."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.json")):
-        digest.update(path.read_bytes())
-    for path in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.gguf")):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return f"dir:{directory.resolve()}:{digest.hexdigest()[:16]}"
-
-
 def load(source: str, device: str = "cpu", dtype: str = "auto") -> HFChatModel:
     """``hf:<repo-or-dir>`` or a directory: a local directory, a ``.gguf`` file, or a hub id
     (from the local cache, else downloaded)."""
@@ -262,20 +251,7 @@ def load(source: str, device: str = "cpu", dtype: str = "auto") -> HFChatModel:
         raise ModelNotFound(
             f"{path} is not a directory or .gguf file; --model takes a checkpoint directory, hf:<org>/<name> or openai:<model>"
         )
-    directory = _hub_snapshot(source)
+    from vlmkit.models.hf_loading import hub_snapshot
+
+    directory = hub_snapshot(source)
     return HFChatModel.from_directory(directory, name=f"hf:{source}", fingerprint=dir_fingerprint(directory), device=device, dtype=dtype)
-
-
-def _hub_snapshot(repo: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
-    for local_only in (True, False):
-        try:
-            return Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=local_only))
-        except Exception as exc:  # noqa: BLE001 - any hub failure means "not available"
-            error = exc
-    raise ModelNotFound(
-        f"cannot load hf:{repo}: not in the local Hugging Face cache and the hub is unreachable or has no such repository "
-        f"({type(error).__name__}); download it on a connected machine (`hf download {repo}`) or pass a local directory"
-    )

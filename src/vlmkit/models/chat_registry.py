@@ -55,7 +55,8 @@ def embedded_chat_dir() -> Path:
 
 
 def load_embedded_chat(name: str = "embedded-chat", device: str = "cpu", dtype: str = "auto"):
-    from vlmkit.models.chat_hf import HFChatModel, dir_fingerprint
+    from vlmkit.models.chat_hf import HFChatModel
+    from vlmkit.models.families import dir_fingerprint
 
     directory = embedded_chat_dir()
     if not (directory / "config.json").is_file():

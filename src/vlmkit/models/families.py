@@ -40,9 +40,13 @@ def family_class(family: str):
 
 
 def dir_fingerprint(directory: Path) -> str:
-    """Hash of config.json and the size and mtime of every weight file."""
-    digest = hashlib.sha256((directory / "config.json").read_bytes())
-    for path in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")):
+    """Hash of every JSON file (config, preprocessing, tokenizer, processor) and of the size and
+    mtime of every weight file (safetensors, bin, gguf): it changes when anything that
+    determines a model's outputs does. Contrastive and chat checkpoints alike."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.json")):
+        digest.update(path.read_bytes())
+    for path in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")) + sorted(directory.glob("*.gguf")):
         stat = path.stat()
         digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return f"dir:{directory.resolve()}:{digest.hexdigest()[:16]}"

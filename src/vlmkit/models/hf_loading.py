@@ -28,21 +28,27 @@ def _snapshot(source: str) -> Path:
         return local
     if local.exists():
         raise ModelNotFound(f"{local} is a file; --model takes a checkpoint directory, hf:<org>/<name>, or random:<architecture>")
+    return hub_snapshot(source)
+
+
+#: the files of a hub checkpoint vlmkit reads (weights, configs, tokenizers, chat templates)
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
+
+
+def hub_snapshot(repo: str) -> Path:
+    """The local snapshot of hub repository ``repo``: from the Hugging Face cache, else downloaded.
+    Used by every family, contrastive and chat."""
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model"]
-    try:
-        return Path(snapshot_download(source, allow_patterns=patterns, local_files_only=True))
-    except Exception:
-        pass
-    try:
-        return Path(snapshot_download(source, allow_patterns=patterns))
-    except Exception as exc:
-        raise ModelNotFound(
-            f"cannot load hf:{source}: its weights are not in the local Hugging Face cache and the hub is unreachable "
-            f"or has no such repository ({type(exc).__name__}); run `huggingface-cli download {source}` on a connected "
-            "machine, or pass a local checkpoint directory"
-        ) from exc
+    for local_only in (True, False):
+        try:
+            return Path(snapshot_download(repo, allow_patterns=HUB_PATTERNS, local_files_only=local_only))
+        except Exception as exc:  # noqa: BLE001 - any hub failure means "not available"
+            error = exc
+    raise ModelNotFound(
+        f"cannot load hf:{repo}: its weights are not in the local Hugging Face cache and the hub is unreachable or has no such "
+        f"repository ({type(error).__name__}); download it on a connected machine (`hf download {repo}`) or pass a local directory"
+    )
 
 
 def load(source: str, device: str = "cpu"):

@@ -18,7 +18,8 @@ import zipfile
 from pathlib import Path
 
 from vlmkit.errors import ModelNotFound
-from vlmkit.models.chat_hf import HFChatModel, dir_fingerprint
+from vlmkit.models.chat_hf import HFChatModel
+from vlmkit.models.families import dir_fingerprint
 from vlmkit.models.quiet import quiet_transformers
 from vlmkit.runs.cache import default_cache_dir
 
