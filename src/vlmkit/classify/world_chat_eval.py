@@ -96,18 +96,6 @@ def to_messages(turns: list[wc.Turn], images: dict[wc.SceneRef, Image.Image]):
     return [Message(t.role, tuple(images[p] if isinstance(p, wc.SceneRef) else p for p in t.parts)) for t in turns]
 
 
-def load_chat(name: str, device: str = "cpu"):
-    """A :class:`~vlmkit.models.chat.ChatModel` by name, through the chat registry; a plain
-    transformers fallback on a directory where the registry is not installed."""
-    try:
-        from vlmkit.models.chat_registry import load_chat_model
-    except ImportError:
-        from vlmkit.models.embedded_chat_plain import PlainLlavaChat
-
-        return PlainLlavaChat.load(name, device=device)
-    return load_chat_model(name, device=device)
-
-
 def _png(image: Image.Image, side: int = 96) -> str:
     buffer = io.BytesIO()
     image.resize((side, side)).save(buffer, format="PNG")
@@ -132,7 +120,9 @@ def run_world_chat_eval(opts: WorldChatEvalOptions) -> Path:
     out = Path(opts.out)
     run = Run(out, "world eval-chat", opts.model_dump(mode="json"), seed=opts.seed)
     with run.timer("load"):
-        model = load_chat(opts.model, device=opts.resolved_device())
+        from vlmkit.models.chat_registry import load_chat_model
+
+        model = load_chat_model(opts.model, device=opts.resolved_device())
     examples = eval_examples(opts.n, opts.seed)
     replies: dict[str, list[str]] = {}
     images_cache: dict[wc.SceneRef, Image.Image] = {}
