@@ -94,3 +94,24 @@ def test_fresh_sources_are_deterministic():
         return [wc.make_example(t, source, rng, wc.nonce_split()[1]).answer for t in wc.TASKS]
 
     assert draw() == draw()
+
+
+def test_text_scaffolds_state_the_truth_and_echo_recalls_every_pair(generated):
+    _, examples = generated
+    for task in ("text_yesno", "text_mcq"):
+        for e in examples[task]:
+            text = " ".join(str(p) for p in e.turns[0].parts)
+            assert not any(isinstance(p, wc.SceneRef) for t in e.turns for p in t.parts)
+            truth_is_stated = any(wc._statement(a, v) in text for a, values in w.ATTRIBUTES.items() for v in values)
+            assert truth_is_stated, text
+    for e in examples["text_yesno"]:  # the question asks about the stated value exactly when the answer is yes
+        attribute = e.meta["attribute"]
+        text = " ".join(e.turns[0].parts)
+        stated = [v for v in w.ATTRIBUTES[attribute] if text.startswith(wc._statement(attribute, v))]
+        assert len(stated) == 1, text
+        assert text.endswith(wc._yesno_question(attribute, stated[0])) == (e.answer == "yes"), text
+    for e in examples["echo"]:
+        prompt = e.turns[0].parts[0].split(" . ")[0].split()
+        pairs = dict(zip(prompt[::2], prompt[1::2], strict=True))
+        recalled = e.answer.split()
+        assert dict(zip(recalled[::2], recalled[1::2], strict=True)) == pairs

@@ -118,7 +118,7 @@ def train_chat_cmd(
     out: Path = OutOpt,
     steps: int | None = typer.Option(None, help="optimisation steps (default: the shipped embedded-chat's)"),
     pool: int | None = typer.Option(None, help="single-object training scenes (default: the shipped model's)"),
-    grid: int = typer.Option(4, help="image patch grid: 4 (17 tokens per image, 48 px) or 8 (65 tokens, embedded's own 96 px view)"),
+    grid: int = typer.Option(8, help="image patch grid: 8 (65 tokens per image, embedded's own 96 px view) or 4 (17 tokens, 48 px)"),
     seed: int = SeedOpt,
     threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on a busy machine)"),
 ) -> None:

@@ -9,8 +9,10 @@ Tasks (``TASKS``): attribute questions (``color``, ``shape``, ``size``, ``textur
 ``position``, ``background``), open naming (``name``: "a small red striped star"), yes/no
 verification (``yesno``), lettered multiple choice (``mcq``), counting one to three objects
 (``count``), in-context labelling with novel words (``icl``: k labelled images, then a query;
-the labels are nonce words, see :func:`nonce_words`), text-only induction (``text_icl``,
-training only) and two-turn follow-ups whose answer depends on the first turn (``multiturn``).
+the labels are nonce words, see :func:`nonce_words`) and two-turn follow-ups whose answer
+depends on the first turn (``multiturn``). Training-only scaffolds (``TRAINING_ONLY_TASKS``):
+text-only induction (``text_icl``), repeating key-label pairs (``echo``), and yes/no and lettered
+choice with the attribute stated in words instead of shown (``text_yesno``, ``text_mcq``).
 
 The ICL format fixes the labelled attribute to the shape (the world's category), one shot per
 class, labels right after their image: ``<image> dax <image> wug ... <image> what is this ?``.
@@ -26,7 +28,8 @@ from vlmkit.data import world as w
 from vlmkit.data.world_sample import POSITION_PHRASES, sample_image
 
 ATTRIBUTE_TASKS = ("color", "shape", "size", "texture", "position", "background")
-TASKS = (*ATTRIBUTE_TASKS, "name", "yesno", "mcq", "count", "icl", "text_icl", "multiturn")
+TASKS = (*ATTRIBUTE_TASKS, "name", "yesno", "mcq", "count", "icl", "text_icl", "multiturn", "echo", "text_yesno", "text_mcq")
+TRAINING_ONLY_TASKS = ("text_icl", "echo", "text_yesno", "text_mcq")
 NAME_ATTRIBUTES = ("size", "color", "texture", "shape")
 COUNT_WORDS = ("one", "two", "three")
 LETTERS = ("a", "b", "c", "d")
@@ -57,6 +60,7 @@ ICL_QUERY = "what is this ?"
 ICL_MORE = ("and this ?", "what about this one ?")
 ICL_BY_NAME = "which one is the {} ?"
 MCQ_SUFFIX = "answer with the letter ."
+ECHO_REQUEST = "repeat the words ."
 
 
 def _yesno_question(attribute: str, value: str) -> str:
@@ -67,6 +71,17 @@ def _yesno_question(attribute: str, value: str) -> str:
     if attribute == "background":
         return f"is the background {value} ?"
     return f"is the shape {value} ?"
+
+
+def _statement(attribute: str, value: str) -> str:
+    """The attribute said in words (``"the shape is red ."``): the text-only scaffolds' stand-in for an image."""
+    if attribute == "shape":
+        return f"this is a {value} ."
+    if attribute == "position":
+        return f"the shape is {POSITION_PHRASES[value][0]} ."
+    if attribute == "background":
+        return f"the background is {value} ."
+    return f"the shape is {value} ."
 
 
 # -- the vocabulary ---------------------------------------------------------------------------
@@ -108,8 +123,9 @@ def base_words() -> list[str]:
     """Every non-nonce word of the world's chat language (sorted, deterministic)."""
     texts = [q for qs in QUESTIONS.values() for q in qs] + list(NAME_QUESTIONS) + list(COUNT_QUESTIONS)
     texts += [q for qs in FOLLOW_UPS.values() for q in qs] + [q for qs in SAME_QUESTIONS.values() for q in qs]
-    texts += [ICL_QUERY, *ICL_MORE, ICL_BY_NAME.format(""), MCQ_SUFFIX, "options : )", "yes no", " ".join(COUNT_WORDS), " ".join(LETTERS)]
+    texts += [ICL_QUERY, *ICL_MORE, ICL_BY_NAME.format(""), MCQ_SUFFIX, ECHO_REQUEST, "options : )", "yes no", " ".join(COUNT_WORDS), " ".join(LETTERS)]
     texts += [_yesno_question(a, v) for a, values in w.ATTRIBUTES.items() for v in values]
+    texts += [_statement(a, v) for a, values in w.ATTRIBUTES.items() for v in values]
     texts += [" ".join(values) for values in w.ATTRIBUTES.values()]
     texts += ["0 1 2 3 4 5 6 7 8 9 , . ? ! : ; ' - a an the this that it is are what"]
     return sorted({word for text in texts for word in text.split()})
@@ -252,20 +268,32 @@ def _name(source: SceneSource, rng) -> Example:
     return Example("name", [Turn("user", [ref, _pick(rng, NAME_QUESTIONS)]), Turn("assistant", [answer])], answer, {"refs": [ref], "attributes": {a: attrs[a] for a in NAME_ATTRIBUTES}})
 
 
-def _yesno(source: SceneSource, rng) -> Example:
+def _yesno(source: SceneSource, rng, stated: bool = False) -> Example:
     ref = source.take()
     attrs = source.attributes(ref)
     attribute = _pick(rng, ATTRIBUTE_TASKS)
+    if stated:
+        return _stated(_yesno_for(ref, attrs, attribute, rng), attribute, attrs[attribute])
+    return _yesno_for(ref, attrs, attribute, rng)
+
+
+def _yesno_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     truth = rng.random() < 0.5
     value = attrs[attribute] if truth else _pick(rng, [v for v in w.ATTRIBUTES[attribute] if v != attrs[attribute]])
     answer = "yes" if truth else "no"
     return Example("yesno", [Turn("user", [ref, _yesno_question(attribute, value)]), Turn("assistant", [answer])], answer, {"refs": [ref], "attribute": attribute})
 
 
-def _mcq(source: SceneSource, rng) -> Example:
+def _mcq(source: SceneSource, rng, stated: bool = False) -> Example:
     ref = source.take()
     attrs = source.attributes(ref)
     attribute = _pick(rng, ATTRIBUTE_TASKS)
+    if stated:
+        return _stated(_mcq_for(ref, attrs, attribute, rng), attribute, attrs[attribute])
+    return _mcq_for(ref, attrs, attribute, rng)
+
+
+def _mcq_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     values = list(w.ATTRIBUTES[attribute])
     k = min(4, len(values))
     wrong = [v for v in values if v != attrs[attribute]]
@@ -275,6 +303,33 @@ def _mcq(source: SceneSource, rng) -> Example:
     listing = " ".join(f"{LETTERS[i]} ) {v}" for i, v in enumerate(options))
     text = f"{_pick(rng, QUESTIONS[attribute])} options : {listing} . {MCQ_SUFFIX}"
     return Example("mcq", [Turn("user", [ref, text]), Turn("assistant", [letter])], letter, {"refs": [ref], "attribute": attribute, "options": options})
+
+
+def _stated(example: Example, attribute: str, value: str) -> Example:
+    """``example`` with its image replaced by the sentence stating ``attribute`` (training only:
+    comparing two words in the prompt is the circuit that yes/no and lettered choice need, and
+    text makes it learnable before the comparison has to go through perception)."""
+    statement = _statement(attribute, value)
+    turns = [Turn(t.role, [statement if isinstance(p, SceneRef) else p for p in t.parts]) for t in example.turns]
+    return Example(f"text_{example.task}", turns, example.answer, {**example.meta, "refs": []})
+
+
+def _echo(rng, labels: list[str]) -> Example:
+    """``"red dax blue wug . repeat the words ."`` -> ``"red dax blue wug"`` (training only). Each
+    repeated label follows its key, so it is predicted by matching the token just written to the
+    prompt and copying what followed it there: the adjacent form of induction, which a small model
+    learns in a few hundred steps and which then carries over to the gapped forms (key and answer
+    separated by template tokens) that it does not learn alone (docs/chat.md)."""
+    attribute = _pick(rng, ("color", "shape", "texture", "background"))
+    values = list(w.ATTRIBUTES[attribute])
+    ways = int(rng.integers(2, min(5, len(values)) + 1))
+    keys = rng.choice(values, ways, replace=False).tolist()
+    names = rng.choice(labels, ways, replace=False).tolist()
+    pairs = " ".join(f"{k} {n}" for k, n in zip(keys, names, strict=True))
+    order = rng.permutation(ways)
+    recalled = " ".join(f"{keys[i]} {names[i]}" for i in order)
+    turns = [Turn("user", [f"{pairs} . {ECHO_REQUEST}"]), Turn("assistant", [recalled])]
+    return Example("echo", turns, recalled, {"labels": names})
 
 
 def _count(source: SceneSource, rng) -> Example:
@@ -367,6 +422,10 @@ def make_example(task: str, source: SceneSource, rng: np.random.Generator, label
         return _text_icl(rng, labels, queries=icl_queries)
     if task == "multiturn":
         return _multiturn(source, rng)
+    if task == "echo":
+        return _echo(rng, labels)
+    if task in ("text_yesno", "text_mcq"):
+        return (_yesno if task == "text_yesno" else _mcq)(source, rng, stated=True)
     raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
 
 

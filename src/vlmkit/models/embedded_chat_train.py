@@ -36,8 +36,8 @@ from vlmkit.models import embedded_chat_build as build
 from vlmkit.runs.checkpoint import load_training_state, save_training_state
 from vlmkit.runs.files import atomic_save_npy, atomic_write_json
 
-SHORT_TASKS = {"color": 1, "shape": 1.5, "size": 1, "texture": 2, "position": 1.5, "background": 1, "name": 2, "yesno": 2,
-               "mcq": 3, "count": 1.5, "multiturn": 2, "text_icl": 2}
+SHORT_TASKS = {"color": 1, "shape": 1.5, "size": 0.5, "texture": 1.5, "position": 1, "background": 0.5, "name": 2, "yesno": 2.5,
+               "mcq": 2.5, "count": 1.5, "multiturn": 2.5, "text_icl": 1.5, "echo": 2, "text_yesno": 1, "text_mcq": 1}
 TRAIN_SEED = 0
 VALID_SEED = 1
 
@@ -60,7 +60,7 @@ class ChatTrainConfig:
     count_pool: int = 2000
     valid_pool: int = 300
     valid_n: int = 96
-    grid: int = 4
+    grid: int = 8
     tower_mode: str = "resize"
     resample: str = "bicubic"
     hidden: int = 128
@@ -74,6 +74,7 @@ class ChatTrainConfig:
     eval_every: int = 250
     tower: str | None = None  # an embedded checkpoint directory; default: the shipped ``embedded``
     resample_nonce: bool = True  # fresh random nonce embeddings every step: no prior over label words, only copying
+    nonce_scale: float = 3.0  # norm of the random nonce embeddings (1.0 learns copying several times slower)
 
     def image_tokens(self) -> int:
         return 1 + self.grid * self.grid
@@ -102,10 +103,12 @@ class ChatNetwork(nn.Module):
         self.register_buffer("feature_mean", feature_mean.float())
         self.register_buffer("feature_std", feature_std.float())
         start, end = build.nonce_id_range()
-        with torch.no_grad():  # every row (nonce rows stay so): unit-scale random vectors
+        with torch.no_grad():  # every row unit-scale random, nonce rows of norm ``nonce_scale``
             emb = self.lm.model.embed_tokens.weight
             emb.normal_(0, 1 / math.sqrt(cfg.hidden))
+            emb[start:end] *= cfg.nonce_scale
         self.nonce = (start, end)
+        self.nonce_scale = cfg.nonce_scale
 
     def project(self, features: Tensor) -> Tensor:
         """``(..., d_vision)`` tower features -> ``(..., hidden)`` LM inputs (LLaVA projector, GELU)."""
@@ -126,7 +129,7 @@ class ChatNetwork(nn.Module):
         """Draw fresh random embeddings for every nonce label (tied: input and output rows)."""
         emb = self.lm.model.embed_tokens.weight
         start, end = self.nonce
-        emb[start:end] = torch.randn(end - start, emb.shape[1], generator=generator) / math.sqrt(emb.shape[1])
+        emb[start:end] = torch.randn(end - start, emb.shape[1], generator=generator) * self.nonce_scale / math.sqrt(emb.shape[1])
 
     def freeze_nonce_grads(self) -> None:
         grad = self.lm.model.embed_tokens.weight.grad
@@ -386,7 +389,7 @@ def _validation_set(cfg: ChatTrainConfig, attrs: dict, heldout_labels: list[str]
     rng = np.random.default_rng([cfg.seed, 10**6])
     n = cfg.valid_n
     source = wc.SceneSource(VALID_SEED, rng, pool=cfg.valid_pool, count_pool=cfg.valid_pool // 2, pool_attributes=attrs)
-    tasks = ("color", "shape", "texture", "position", "name", "count", "mcq", "multiturn")
+    tasks = ("color", "shape", "texture", "position", "name", "count", "yesno", "mcq", "multiturn")
     sets = {t: [wc.make_example(t, source, rng, heldout_labels) for _ in range(n)] for t in tasks}
     sets["icl4"] = [wc.make_example("icl", source, rng, heldout_labels, ways=4) for _ in range(n)]
     sets["text_icl"] = [wc.make_example("text_icl", source, rng, heldout_labels, icl_queries=1) for _ in range(n)]
