@@ -72,24 +72,35 @@ class MergeConfig(BaseModel):
 
 
 def load_config(path: Path) -> MergeConfig:
-    """Read a mergekit-style YAML merge description; errors name the file and the field."""
-    import yaml
+    """Read a mergekit-style YAML merge description; errors name the file and the field, and a
+    checkpoint that names a local path must exist (checked before any merging)."""
+    from vlmkit.runs.readers import read_yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise UserError(f"merge config {path} does not exist; pass an existing YAML file to --config") from exc
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"merge config {path} is not valid YAML ({type(exc).__name__}); fix its syntax") from exc
-    if not isinstance(data, dict):
-        raise UserError(f"merge config {path} must be a mapping with merge_method, base_model and models")
+    fix = "describe the merge as a YAML mapping with merge_method, base_model and models (see docs/merging.md)"
+    data = read_yaml(path, "merge config", fix, schema=dict)
     params = data.pop("parameters", None) or {}
+    if not isinstance(params, dict):
+        raise UserError(f"merge config {path}: parameters must be a mapping; {fix}")
     data.update(params)
+    models = data.get("models") or []
+    if not isinstance(models, list) or not all(isinstance(m, str) or (isinstance(m, dict) and "model" in m) for m in models):
+        raise UserError(f"merge config {path}: models must be a list of names or of {{model: ..., parameters: {{weight: ...}}}}; {fix}")
     data["models"] = [
         {"model": m["model"], "weight": (m.get("parameters") or {}).get("weight", 1.0)} if isinstance(m, dict) else {"model": m}
-        for m in data.get("models") or []
+        for m in models
     ]
-    return build_config(path, **data)
+    config = build_config(path, **data)
+    for source in [m.model for m in config.models] + ([config.base_model] if config.base_model else []):
+        local = Path(source.removeprefix("hf:")).expanduser()
+        if _looks_local(source) and not local.is_dir():
+            raise UserError(f"merge config {path} names {source}, which is not a folder; fix the path or the file")
+    return config
+
+
+def _looks_local(source: str) -> bool:
+    """A path rather than a hub id (``org/name``): absolute, relative with ``.``/``~``, or deeper."""
+    name = source.removeprefix("hf:")
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
 def build_config(source, **values) -> MergeConfig:
@@ -102,11 +113,17 @@ def build_config(source, **values) -> MergeConfig:
 
 
 def _directory(source: str) -> Path:
+    from vlmkit.runs.readers import read_json
+
     path = Path(source.removeprefix("hf:")).expanduser()
     if path.is_dir():
+        fix = "merge takes save_pretrained checkpoint directories"
         if not (path / "config.json").is_file():
-            raise UserError(f"{path} has no config.json; merge takes save_pretrained checkpoint directories")
+            raise UserError(f"{path} has no config.json; {fix}")
+        read_json(path / "config.json", "checkpoint config", fix, schema=dict)
         return path
+    if _looks_local(source):
+        raise UserError(f"checkpoint folder not found: {path}; pass save_pretrained checkpoint directories or hf:<org>/<name>")
     from vlmkit.models.hf_loading import hub_snapshot
 
     return hub_snapshot(source.removeprefix("hf:"))

@@ -123,6 +123,27 @@ def read_json(path: str | Path, what: str, fix: str, schema: Any = None) -> Any:
     return value
 
 
+def read_yaml(path: str | Path, what: str, fix: str, schema: Any = None) -> Any:
+    """A YAML file (safe loader), checked against ``schema`` like :func:`read_json`; a file whose
+    top level is a list or a scalar where ``schema`` wants a mapping reads ``... holds a list``."""
+    import yaml
+
+    text = read_text(path, what, fix)
+    path = Path(path).expanduser()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise _fail(path, f"is not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__}{at})", fix) from exc
+    if schema is not None:
+        origin = getattr(schema, "__origin__", schema)
+        if origin is dict and not isinstance(value, dict):
+            raise _fail(path, f"holds {_json_type(value)}, not a mapping", fix)
+        value = check_schema(value, schema, path, fix)
+    return value
+
+
 def read_jsonl(path: str | Path, what: str, fix: str, schema: Any = None, *, allow_empty: bool = False) -> list:
     """One JSON value per non-blank line, each checked against ``schema``."""
     path = need_file(path, what, fix)
@@ -163,6 +184,18 @@ def read_safetensors(path: str | Path, what: str, fix: str) -> dict:
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _fail(path, f"is not a readable safetensors file ({first_line(exc, 80)})", fix) from exc
+
+
+def safetensors_keys(path: str | Path, what: str, fix: str) -> list[str]:
+    """The tensor names of a ``.safetensors`` file, from its header only (no tensor is read)."""
+    from safetensors import safe_open
+
+    path = need_file(path, what, fix)
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return list(handle.keys())
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a damaged header
         raise _fail(path, f"is not a readable safetensors file ({first_line(exc, 80)})", fix) from exc
 
 
