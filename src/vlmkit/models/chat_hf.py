@@ -9,7 +9,6 @@ for scoring. Family quirks stay inside transformers' processors: this file knows
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from vlmkit.models.chat import (
 )
 from vlmkit.models.families import dir_fingerprint
 from vlmkit.models.quiet import quiet_transformers
+from vlmkit.runs.readers import first_line, read_json, safetensors_keys
 
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -72,11 +72,8 @@ class HFChatModel:
     def from_directory(
         cls, directory: Path, *, name: str, fingerprint: str, device: str = "cpu", dtype: str = "auto", gguf_file: str | None = None
     ) -> HFChatModel:
-        """Load a ``save_pretrained`` directory (or a directory holding ``gguf_file``)."""
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
-
-        from vlmkit.models.hf_processors import load_processor
-
+        """Load a ``save_pretrained`` directory (or a directory holding ``gguf_file``); a damaged
+        config or weights file is a one-line :class:`UserError` naming it."""
         if dtype not in DTYPES:
             raise UserError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         kwargs = {"dtype": DTYPES[dtype]}
@@ -84,8 +81,29 @@ class HFChatModel:
             kwargs["device_map"] = "auto"
         multimodal = False
         if gguf_file is None:
-            config = json.loads((directory / "config.json").read_text())
-            multimodal = "vision_config" in config
+            fix = "point --model at a complete save_pretrained checkpoint directory (vlmkit export writes one)"
+            multimodal = "vision_config" in read_json(directory / "config.json", "model config", fix, dict)
+            for weights in sorted(directory.glob("*.safetensors")):
+                safetensors_keys(weights, "model weights", fix)
+        try:
+            model, processor = cls._from_pretrained(directory, gguf_file, multimodal, kwargs)
+        except (OSError, ValueError, RuntimeError) as exc:  # what transformers raises for an incomplete checkpoint
+            raise ModelNotFound(f"cannot load {directory}: {first_line(exc)}; check that it holds a complete checkpoint") from exc
+        if device not in ("auto", "cpu"):
+            model = model.to(device)
+        if (
+            getattr(getattr(processor, "tokenizer", processor), "chat_template", None) is None
+            and getattr(processor, "chat_template", None) is None
+        ):
+            raise ModelNotFound(f"{directory} has no chat template; vlmkit needs an instruction-tuned checkpoint with one")
+        return cls(model, processor, name=name, fingerprint=fingerprint, multimodal=multimodal)
+
+    @staticmethod
+    def _from_pretrained(directory: Path, gguf_file: str | None, multimodal: bool, kwargs: dict):
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+
+        from vlmkit.models.hf_processors import load_processor
+
         with quiet_transformers():
             if gguf_file is not None:
                 model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, **kwargs)
@@ -100,14 +118,7 @@ class HFChatModel:
             else:
                 model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
                 processor = AutoTokenizer.from_pretrained(directory)
-        if device not in ("auto", "cpu"):
-            model = model.to(device)
-        if (
-            getattr(getattr(processor, "tokenizer", processor), "chat_template", None) is None
-            and getattr(processor, "chat_template", None) is None
-        ):
-            raise ModelNotFound(f"{directory} has no chat template; vlmkit needs an instruction-tuned checkpoint with one")
-        return cls(model, processor, name=name, fingerprint=fingerprint, multimodal=multimodal)
+        return model, processor
 
     def save(self, out: Path) -> None:
         """Write a ``save_pretrained`` directory (weights as safetensors, processor, chat template)."""
