@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vlmkit.models.chat import Message
-from vlmkit.runs.readers import read_json
+from vlmkit.runs.readers import need_file, read_json
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 FIX = "write a JSON list of records with 'conversations' turns ({'from': 'human'|'gpt', 'value': ...}) and optional 'image'"
@@ -34,7 +34,9 @@ def record_to_conversation(record: dict, root: Path, path: Path, index: int) -> 
     if not isinstance(turns, list) or not turns:
         raise DatasetError(f"{where} has no 'conversations' list; {FIX}")
     images = record.get("image") or []
-    images = [images] if isinstance(images, str) else list(images)
+    images = [images] if isinstance(images, str) else images
+    if not isinstance(images, list) or not all(isinstance(image, str) for image in images):
+        raise DatasetError(f"{where}: 'image' must be a path or a list of paths; {FIX}")
     pending = [root / image for image in images]
     messages = []
     for turn in turns:
@@ -61,6 +63,8 @@ def record_to_conversation(record: dict, root: Path, path: Path, index: int) -> 
         messages.append(Message(role, tuple(parts)))
     if pending:
         raise DatasetError(f"{where} lists {len(pending)} image(s) that no <image> placeholder uses")
+    for image in images:  # each image must exist now (a stat, not a decode): a missing one stops the run before any work
+        need_file(root / image, f"image of {where}", "fix the path (relative to the file's folder)")
     return messages
 
 
