@@ -64,22 +64,17 @@ def load_records(data_dir: str | Path, scenario: str, *, filtered: bool = True) 
     Raises:
         UserError: the file is missing, a line is not JSON, or a record lacks a field.
     """
+    from vlmkit.runs.readers import read_jsonl
+
     stem, _ = SCENARIOS[scenario]
     path = Path(data_dir) / f"{stem}_preprocessed.jsonl"
-    if not path.is_file():
-        raise UserError(f"{path} not found; download ProactiveBench's test split and pass its directory with --data")
+    fix = f"download ProactiveBench's test split and pass its directory with --data (its {stem}_preprocessed.jsonl)"
     keep = kept_ids().get(stem)
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number} is not JSON ({exc.msg}); re-download the file") from exc
+    for number, record in enumerate(read_jsonl(path, f"ProactiveBench {scenario} episode file", fix, schema=dict), 1):
         missing = [k for k in (*REQUIRED, *EXTRA.get(scenario, ())) if k not in record]
         if missing:
-            raise UserError(f"{path}:{number} lacks {', '.join(missing)}; this is not a ProactiveBench {scenario} episode file")
+            raise UserError(f"{path} record {number} lacks {', '.join(missing)}; this is not a ProactiveBench {scenario} episode file")
         if record.get("strong_occlusions") is False:
             continue
         if filtered and keep is not None and record["id"] not in keep:

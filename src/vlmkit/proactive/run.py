@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from vlmkit.classify.chat_options import ChatRunOptions
 from vlmkit.errors import UserError
 from vlmkit.proactive import metrics as pm
-from vlmkit.proactive.published import SCENARIOS, environments, resolve
+from vlmkit.proactive.published import SCENARIOS, environments, load_records, resolve
 from vlmkit.proactive.world import WORLD_SCENARIOS, world_environments
 from vlmkit.runs.files import atomic_write_text
 from vlmkit.runs.record import Run
@@ -82,6 +82,9 @@ def run_proactive(opts: ProactiveOptions):
     from vlmkit.proactive.report import mcqa_report, oeg_report
 
     names = opts.names()
+    if opts.data != "world":  # every episode file is read once before the model loads
+        for name in names:
+            load_records(opts.data, name)
     run = Run(opts.out, "proactive run", opts.model_dump(mode="json"), seed=opts.seed)
     model = opts.load_chat(description="proactive")
     config = {"model": opts.model, "data": opts.data, "protocol": opts.protocol, "hint": opts.hint, "n": opts.n, "seed": opts.seed}
