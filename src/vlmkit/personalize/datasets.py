@@ -51,6 +51,8 @@ def read_yollava(root: Path) -> dict[str, tuple[list[Path], list[Path]]]:
         if not refs:
             raise UserError(f"{folder} holds no image; {fix}")
         out[folder.name] = (refs, tests)
+    if not any(tests for _, tests in out.values()):
+        raise UserError(f"{root / 'test'} holds no test image of any concept; {fix}")
     return out
 
 
