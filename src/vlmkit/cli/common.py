@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -38,10 +39,18 @@ def run_job(module: str, options: str, runner: str, values: dict) -> None:
 
     job = import_module(module)
     opts = build_options(getattr(job, options), **values)
-    out = Path(values["out"]) if values.get("out") is not None else None
-    fresh = out is not None and not out.exists()
-    try:
+    with removing_fresh_out(values.get("out")):
         done(getattr(job, runner)(opts))
+
+
+@contextmanager
+def removing_fresh_out(out: Path | None):
+    """Run the body; when it raises a :class:`UserError` (a bad file found while working), remove
+    ``out`` if this command created it, so nothing half-written is left. A folder that existed
+    before (a run being resumed) is left as it is."""
+    fresh = out is not None and not Path(out).exists()
+    try:
+        yield
     except UserError:
         if fresh:
             shutil.rmtree(out, ignore_errors=True)
