@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from vlmkit.cli.common import removing_fresh_out
 from vlmkit.errors import UserError
 from vlmkit.runs.options import build_options
 
@@ -85,7 +86,8 @@ def sft_cmd(
     config = build_options(
         SFTConfig, mode=mode, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_rank=lora_rank, seed=seed
     )
-    run_sft(model, data, out, config, device=device)
+    with removing_fresh_out(out):
+        run_sft(model, data, out, config, device=device)
     typer.echo(f"wrote {out} (load it with --model {out})")
 
 
@@ -143,7 +145,8 @@ def dmo_run_cmd(
         seed=seed,
         sft=build_options(SFTConfig, mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed),
     )
-    run_dmo(opts)
+    with removing_fresh_out(out):
+        run_dmo(opts)
     typer.echo(f"wrote {out / 'result.json'} and {out / 'report.html'}")
 
 
@@ -173,7 +176,8 @@ def prune_cmd(
         heads=heads,
         seed=seed,
     )
-    run_prune(opts)
+    with removing_fresh_out(out):
+        run_prune(opts)
     typer.echo(f"wrote {out} (load it with --model {out})")
 
 
@@ -200,5 +204,6 @@ def recover_cmd(
     if mask not in ("all", "answer"):
         raise UserError(f"--mask must be all or answer, got {mask!r}")
     config = build_options(SFTConfig, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size)
-    run_recover(model, teacher, recipe, data, fraction, out, mask=mask, config=config, seed=seed)
+    with removing_fresh_out(out):
+        run_recover(model, teacher, recipe, data, fraction, out, mask=mask, config=config, seed=seed)
     typer.echo(f"wrote {out} (load it with --model {out})")
