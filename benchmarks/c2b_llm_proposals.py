@@ -44,7 +44,11 @@ def main(argv=None) -> None:
     replies = []
     for seed in args.seeds:
         conversations = [[system(SYSTEM_PROMPT), user(f"Task: {TASK}\nTarget class: {shape}\nJSON:")] for shape in w.SHAPES]
-        for shape, reply in zip(w.SHAPES, model.generate(conversations, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed), strict=True):
+        for shape, reply in zip(
+            w.SHAPES,
+            model.generate(conversations, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed),
+            strict=True,
+        ):
             counts["replies"] += 1
             counts["mentions_background"] += "background" in reply.lower()
             try:

@@ -107,9 +107,13 @@ def row(result: dict, knob: w.Spurious | None) -> dict:
     return {
         "on_planted": planted_counts(result, knob.nuisance) if knob else None,
         "paired_accuracy": paired_accuracy(result, knob) if knob and "evaluation" in result else None,
-        "first": result["ranking"][0]["attribute"], "scores": scores, "intervals": {e["attribute"]: e["interval"] for e in result["ranking"]},
-        "planted": planted_check(result, knob) if knob else None, "detected": len(result["detected"]),
-        **{k: ev.get(k) for k in ("hit", "false_hit", "miss", "precision", "recall")}, "agreement": ev.get("agreement"),
+        "first": result["ranking"][0]["attribute"],
+        "scores": scores,
+        "intervals": {e["attribute"]: e["interval"] for e in result["ranking"]},
+        "planted": planted_check(result, knob) if knob else None,
+        "detected": len(result["detected"]),
+        **{k: ev.get(k) for k in ("hit", "false_hit", "miss", "precision", "recall")},
+        "agreement": ev.get("agreement"),
         "retrieval_precision": result.get("retrieval_precision"),
     }
 
@@ -122,17 +126,38 @@ def llm_stats(result: dict) -> dict:
     background = sum(any("background" in a for a in p) for p in proposals.values())
     classes = [c for p in proposals.values() for cs in p.values() for c in cs]
     echoes = sum(set(p) == set(PROMPT_EXAMPLE) for p in proposals.values())
-    return {"classes_with_proposals": len(proposals), "classes_failed": len(result["proposal_failures"]), "with_background": background, "echoes": echoes,
-            "attributes": sorted({a for p in proposals.values() for a in p}), "world_values": sum(c in values for c in classes), "proposed_values": len(classes),
-            "template": result["template"], "template_source": result["template_source"]}
+    return {
+        "classes_with_proposals": len(proposals),
+        "classes_failed": len(result["proposal_failures"]),
+        "with_background": background,
+        "echoes": echoes,
+        "attributes": sorted({a for p in proposals.values() for a in p}),
+        "world_values": sum(c in values for c in classes),
+        "proposed_values": len(classes),
+        "template": result["template"],
+        "template_source": result["template_source"],
+    }
 
 
 def run_seed(root: Path, seed: int, args) -> dict:
     paths = prepare(root, seed, args.pool, args.labelled, args.probe_n)
-    common = dict(task=TASK, classes=",".join(w.SHAPES), index=paths["index"], prompts=["world-shape"], k=args.k, seed=seed,
-                  annotations=str(paths["labelled"] / "manifest.jsonl"), target_attribute="shape", pool_labels=str(paths["pool"] / "manifest.jsonl"))
+    common = dict(
+        task=TASK,
+        classes=",".join(w.SHAPES),
+        index=paths["index"],
+        prompts=["world-shape"],
+        k=args.k,
+        seed=seed,
+        annotations=str(paths["labelled"] / "manifest.jsonl"),
+        target_attribute="shape",
+        pool_labels=str(paths["pool"] / "manifest.jsonl"),
+    )
     out: dict = {"seed": seed, "file": {}, "llm": {}}
-    classifiers = {"zeroshot:embedded-biased": PLANTED["zeroshot:embedded-biased"], "zeroshot:embedded": None, f"probe:{paths['probe']}": PLANTED["probe"]}
+    classifiers = {
+        "zeroshot:embedded-biased": PLANTED["zeroshot:embedded-biased"],
+        "zeroshot:embedded": None,
+        f"probe:{paths['probe']}": PLANTED["probe"],
+    }
     for spec, knob in classifiers.items():
         name = "probe:texture" if spec.startswith("probe:") else spec
         result_dir = root / f"file-{name.replace(':', '-')}"
@@ -147,7 +172,11 @@ def run_seed(root: Path, seed: int, args) -> dict:
             if stopped.is_file():
                 raise UserError(stopped.read_text())
             if not (result_dir / "result.json").is_file():
-                run_c2b(C2BOptions(classifier="zeroshot:embedded-biased", llm="smollm2-135m", llm_temperature=temperature, out=result_dir, **common))
+                run_c2b(
+                    C2BOptions(
+                        classifier="zeroshot:embedded-biased", llm="smollm2-135m", llm_temperature=temperature, out=result_dir, **common
+                    )
+                )
             result = json.loads((result_dir / "result.json").read_text())
             out["llm"][str(temperature)] = {**row(result, PLANTED["zeroshot:embedded-biased"]), **llm_stats(result)}
         except UserError as exc:
@@ -172,7 +201,9 @@ def figure(result_dir: Path, attribute: str, target: str, path: Path, per_row: i
     fig, axes = plt.subplots(len(groups), per_row, figsize=(per_row * 0.9 + 1.6, len(groups) * 0.95))
     for row, group in zip(axes, groups, strict=True):
         row[0].set_ylabel(f"{group['bias']}\nphi {phis.get(group['bias']) or 0:+.2f}", rotation=0, ha="right", va="center", fontsize=8)
-        for ax, (image, predicted) in zip(row, list(zip(group["paths"], group["predictions"], strict=True))[:per_row] + [(None, None)] * per_row, strict=False):
+        for ax, (image, predicted) in zip(
+            row, list(zip(group["paths"], group["predictions"], strict=True))[:per_row] + [(None, None)] * per_row, strict=False
+        ):
             ax.set_xticks([])
             ax.set_yticks([])
             if image is None:
@@ -197,8 +228,11 @@ def tables(summary: list[dict]) -> str:
     def fmt(x):
         return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
-    lines = ["| seed | classifier | first | its score [90% basic interval] | planted phi > 0 / largest | hit | false hit | miss | precision | recall | sign agreement | Pearson r | planted attribute: hit / false hit / miss |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| seed | classifier | first | its score [90% basic interval] | planted phi > 0 / largest | hit | false hit | miss "
+        "| precision | recall | sign agreement | Pearson r | planted attribute: hit / false hit / miss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for seed in summary:
         for name, r in seed["file"].items():
             first = r["first"]
@@ -206,8 +240,12 @@ def tables(summary: list[dict]) -> str:
             lo, hi = r["intervals"][first]
             p = r["on_planted"]
             on_planted = f"{p['hit']} / {p['false_hit']} / {p['miss']}" if p else "-"
-            lines.append(f"| {seed['seed']} | {name} | {first} | {r['scores'][first]:.3f} [{lo:.3f}, {hi:.3f}] | {planted} | {r['hit']} | {r['false_hit']} | {r['miss']} | "
-                         f"{fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['agreement']['sign_agreement'])} | {fmt(r['agreement']['pearson'])} | {on_planted} |")
+            lines.append(
+                f"| {seed['seed']} | {name} | {first} | {r['scores'][first]:.3f} [{lo:.3f}, {hi:.3f}] | {planted} "
+                f"| {r['hit']} | {r['false_hit']} | {r['miss']} | "
+                f"{fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['agreement']['sign_agreement'])} "
+                f"| {fmt(r['agreement']['pearson'])} | {on_planted} |"
+            )
     names = list(summary[0]["file"])
     attributes = sorted(summary[0]["file"][names[0]]["scores"])
     lines += ["", "| classifier | " + " | ".join(attributes) + " |", "|---|" + "---|" * len(attributes)]
@@ -232,9 +270,13 @@ def tables(summary: list[dict]) -> str:
             if "error" in r:
                 outcome = "stopped: " + r["error"].split(" (class")[0]
             else:
-                outcome = (f"{r['classes_with_proposals']} of 6 classes with proposals ({r['with_background']} with a background attribute, {r['echoes']} copied the prompt's example); "
-                           f"attributes {', '.join(r['attributes'])}; {r['world_values']} of {r['proposed_values']} classes are world values; first-ranked {r['first']}; "
-                           f"hit {r['hit']}, false hit {r['false_hit']}, miss {r['miss']}")
+                outcome = (
+                    f"{r['classes_with_proposals']} of 6 classes with proposals ({r['with_background']} with a background attribute, "
+                    f"{r['echoes']} copied the prompt's example); "
+                    f"attributes {', '.join(r['attributes'])}; {r['world_values']} of {r['proposed_values']} classes are world values; "
+                    f"first-ranked {r['first']}; "
+                    f"hit {r['hit']}, false hit {r['false_hit']}, miss {r['miss']}"
+                )
             lines.append(f"| {seed['seed']} | {temperature} | {outcome} |")
     return "\n".join(lines)
 

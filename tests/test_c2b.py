@@ -47,8 +47,13 @@ def test_attribute_score_is_mean_over_targets_of_max_abs_phi():
 
 def test_ranking_of_a_classifier_whose_accuracy_we_set_per_group():
     # target "cat": accuracy 1.0 on grass, 0.5 on sand, 0.0 on snow; size does not matter (0.7, 0.7)
-    groups = [Group("cat", "background", "grass", bits(40, 40)), Group("cat", "background", "sand", bits(20, 40)),
-              Group("cat", "background", "snow", bits(0, 40)), Group("cat", "size", "small", bits(28, 40)), Group("cat", "size", "large", bits(28, 40))]
+    groups = [
+        Group("cat", "background", "grass", bits(40, 40)),
+        Group("cat", "background", "sand", bits(20, 40)),
+        Group("cat", "background", "snow", bits(0, 40)),
+        Group("cat", "size", "small", bits(28, 40)),
+        Group("cat", "size", "large", bits(28, 40)),
+    ]
     ranking = rank_attributes(groups, ScoreSettings(draws=4000))
     assert [e["attribute"] for e in ranking] == ["background", "size"]
     background = ranking[0]
@@ -65,13 +70,22 @@ def test_ranking_of_a_classifier_whose_accuracy_we_set_per_group():
 
 
 def test_small_groups_get_no_accuracy_and_wider_intervals():
-    groups = [Group("dog", "pose", "sitting", bits(3, 3)), Group("dog", "pose", "running", bits(0, 3)), Group("dog", "pose", "lying", bits(1, 2))]
+    groups = [
+        Group("dog", "pose", "sitting", bits(3, 3)),
+        Group("dog", "pose", "running", bits(0, 3)),
+        Group("dog", "pose", "lying", bits(1, 2)),
+    ]
     ranking = rank_attributes(groups, ScoreSettings(min_n=3))
     rows = {r["name"]: r for r in ranking[0]["classes"]}
     assert rows["lying"]["phi"] is None and rows["lying"]["n"] == 2 and rows["lying"]["detected"] is None
     assert rows["sitting"]["phi"] == pytest.approx(1.0)  # phi over the two scored classes only
     small = rows["sitting"]["phi_interval"]
-    big = {r["name"]: r for r in rank_attributes([Group("dog", "pose", "sitting", bits(30, 30)), Group("dog", "pose", "running", bits(0, 30))])[0]["classes"]}
+    big = {
+        r["name"]: r
+        for r in rank_attributes([Group("dog", "pose", "sitting", bits(30, 30)), Group("dog", "pose", "running", bits(0, 30))])[0][
+            "classes"
+        ]
+    }
     assert small[1] - small[0] > big["sitting"]["phi_interval"][1] - big["sitting"]["phi_interval"][0]
     lonely = rank_attributes([Group("dog", "pose", "sitting", bits(3, 3))], ScoreSettings(min_n=3))
     assert lonely[0]["score"] is None and lonely[0]["targets"] == 0
@@ -83,7 +97,9 @@ def test_ranking_is_deterministic_under_the_seed():
 
 
 def test_parse_reply_accepts_fenced_json_and_normalises():
-    reply = 'Sure!\n```json\n{"Background": ["Forest", "sky", "sky", " water "], "pose": ["flying"], "light_level": ["dark", "bright"]}\n```'
+    reply = (
+        'Sure!\n```json\n{"Background": ["Forest", "sky", "sky", " water "], "pose": ["flying"], "light_level": ["dark", "bright"]}\n```'
+    )
     assert parse_reply(reply) == {"background": ["forest", "sky", "water"], "light level": ["dark", "bright"]}
 
 
@@ -97,7 +113,9 @@ def test_parse_reply_unwraps_and_skips_what_is_not_an_attribute():
         validate_proposal({"target_class": "circle", "size": ["small", "large"]})  # files are strict
 
 
-@pytest.mark.parametrize("reply", ["no json here", '{"pose": ["flying"]}', '["background", "sky"]', '{"background": "forest, sky"}', "{bad json}"])
+@pytest.mark.parametrize(
+    "reply", ["no json here", '{"pose": ["flying"]}', '["background", "sky"]', '{"background": "forest, sky"}', "{bad json}"]
+)
 def test_parse_reply_rejects_malformed_output(reply):
     with pytest.raises(ValueError):
         parse_reply(reply)
@@ -178,7 +196,9 @@ def test_ground_truth_biases_from_labels():
     # class y: correct on all 'black' images, on none of the 'white' ones; class z: always correct
     labels = ["y"] * 40 + ["z"] * 40
     predictions = ["y"] * 20 + ["z"] * 20 + ["z"] * 40
-    annotations = [{"background": "black"}] * 20 + [{"background": "white"}] * 20 + [{"background": "black"}] * 20 + [{"background": "white"}] * 20
+    annotations = (
+        [{"background": "black"}] * 20 + [{"background": "white"}] * 20 + [{"background": "black"}] * 20 + [{"background": "white"}] * 20
+    )
     ranking, truth = ground_truth_biases(labels, predictions, annotations)
     assert ranking[0]["score"] == pytest.approx(0.5)  # (1.0 for y + 0.0 for z) / 2
     assert sorted((t["target"], t["bias"], t["phi"]) for t in truth) == [("y", "black", 1.0), ("y", "white", -1.0)]
@@ -198,10 +218,27 @@ def test_hit_false_hit_miss_by_hand():
 
 
 def test_agreement_by_hand():
-    ranking = [{"attribute": "background", "classes": [{"target": "y", "name": "black", "phi": 0.5}, {"target": "y", "name": "white", "phi": -0.5},
-                                                       {"target": "y", "name": "gray", "phi": 0.1}, {"target": "y", "name": "navy", "phi": None}]}]
-    truth = [{"attribute": "background", "classes": [{"target": "y", "name": "black", "phi": 0.6}, {"target": "y", "name": "white", "phi": -0.2},
-                                                     {"target": "y", "name": "gray", "phi": -0.4}]}]
+    ranking = [
+        {
+            "attribute": "background",
+            "classes": [
+                {"target": "y", "name": "black", "phi": 0.5},
+                {"target": "y", "name": "white", "phi": -0.5},
+                {"target": "y", "name": "gray", "phi": 0.1},
+                {"target": "y", "name": "navy", "phi": None},
+            ],
+        }
+    ]
+    truth = [
+        {
+            "attribute": "background",
+            "classes": [
+                {"target": "y", "name": "black", "phi": 0.6},
+                {"target": "y", "name": "white", "phi": -0.2},
+                {"target": "y", "name": "gray", "phi": -0.4},
+            ],
+        }
+    ]
     result = agreement(ranking, truth)
     assert result["rows"] == 3 and result["sign_agreement"] == pytest.approx(2 / 3)
     assert result["pearson"] == pytest.approx(np.corrcoef([0.5, -0.5, 0.1], [0.6, -0.2, -0.4])[0, 1])

@@ -12,7 +12,10 @@ from vlmkit.errors import DatasetError, UserError
 
 
 def imagenet_x_fixture(root):
-    for wnid, names in (("n01440764", ("ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG")), ("n01443537", ("ILSVRC2012_val_00000003.JPEG",))):
+    for wnid, names in (
+        ("n01440764", ("ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG")),
+        ("n01443537", ("ILSVRC2012_val_00000003.JPEG",)),
+    ):
         for name in names:
             write_image(root / "val" / wnid / name, (9, 9, 9))
     (root / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
@@ -55,12 +58,19 @@ def test_celeba_booleans_as_ground_truth_biases(tmp_path):
     data = load_dataset(f"celeba:{tmp_path}")
     labels = [s.attributes["hair"] for s in data.samples]
     # the classifier gets hair right except for blond people with eyeglasses
-    predictions = ["dark" if (s.attributes["hair"] == "blond" and s.attributes["Eyeglasses"]) else s.attributes["hair"] for s in data.samples]
+    predictions = [
+        "dark" if (s.attributes["hair"] == "blond" and s.attributes["Eyeglasses"]) else s.attributes["hair"] for s in data.samples
+    ]
     annotations = [{"Eyeglasses": s.attributes["Eyeglasses"], "Male": s.attributes["Male"]} for s in data.samples]
     _, truth = ground_truth_biases(labels, predictions, annotations)
-    assert {(t["target"], t["attribute"], t["bias"], t["phi"]) for t in truth} == {("blond", "Eyeglasses", "True", -1.0), ("blond", "Eyeglasses", "False", 1.0)}
-    detected = [{"target": "blond", "attribute": "accessories", "bias": "eyeglasses", "phi": -0.6},
-                {"target": "blond", "attribute": "accessories", "bias": "no eyeglasses", "phi": 0.6},
-                {"target": "dark", "attribute": "accessories", "bias": "eyeglasses", "phi": 0.3}]
+    assert {(t["target"], t["attribute"], t["bias"], t["phi"]) for t in truth} == {
+        ("blond", "Eyeglasses", "True", -1.0),
+        ("blond", "Eyeglasses", "False", 1.0),
+    }
+    detected = [
+        {"target": "blond", "attribute": "accessories", "bias": "eyeglasses", "phi": -0.6},
+        {"target": "blond", "attribute": "accessories", "bias": "no eyeglasses", "phi": 0.6},
+        {"target": "dark", "attribute": "accessories", "bias": "eyeglasses", "phi": 0.3},
+    ]
     counts = hit_miss(detected, truth)
     assert (counts["hit"], counts["false_hit"], counts["miss"]) == (2, 1, 0)

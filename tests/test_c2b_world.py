@@ -62,7 +62,9 @@ def test_a_planted_background_bias_is_found_and_scored_as_a_hit(pool):
     samples = pool["dataset"].samples
     labels = [s.label for s in samples]
     predictions = classifier([str(s.path) for s in samples])
-    _, truth = ground_truth_biases(labels, predictions, [{"background": s.attributes["background"], "size": s.attributes["size"]} for s in samples])
+    _, truth = ground_truth_biases(
+        labels, predictions, [{"background": s.attributes["background"], "size": s.attributes["size"]} for s in samples]
+    )
     assert {(t["target"], t["bias"]) for t in truth if t["phi"] < 0 and t["attribute"] == "background"} == {(s, "black") for s in SHAPES}
     detected = detected_biases(result.ranking)
     background = [t for t in truth if t["attribute"] == "background"]
@@ -145,15 +147,41 @@ def test_cli_writes_the_ranking_and_a_report_with_images(pool, tmp_path):
     proposals = tmp_path / "proposals.json"
     proposals.write_text(json.dumps({"background": ["black", "white", "gray"], "size": ["small", "large"]}))
     out = tmp_path / "run"
-    code = run_cli("c2b", "run", "--classifier", "zeroshot:embedded-biased", "--task", "classify the shape of the object", "--classes", ",".join(SHAPES),
-                   "--index", pool["root"] / "index", "--proposals", proposals, "--prompts", "world-shape", "-k", "6", "--min-n", "3", "--out", out,
-                   "--pool-labels", pool["root"] / "pool" / "manifest.jsonl", "--target-attribute", "shape")
+    code = run_cli(
+        "c2b",
+        "run",
+        "--classifier",
+        "zeroshot:embedded-biased",
+        "--task",
+        "classify the shape of the object",
+        "--classes",
+        ",".join(SHAPES),
+        "--index",
+        pool["root"] / "index",
+        "--proposals",
+        proposals,
+        "--prompts",
+        "world-shape",
+        "-k",
+        "6",
+        "--min-n",
+        "3",
+        "--out",
+        out,
+        "--pool-labels",
+        pool["root"] / "pool" / "manifest.jsonl",
+        "--target-attribute",
+        "shape",
+    )
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     scores = [e["score"] for e in result["ranking"] if e["score"] is not None]
     assert scores == sorted(scores, reverse=True) and {"attribute", "score", "classes"} <= set(result["ranking"][0])
     assert {"name", "phi", "n", "target"} <= set(result["ranking"][0]["classes"][0])
-    assert result["retrieval_precision"]["n"] > 0 and json.loads((out / "proposals.json").read_text())["circle"]["size"] == ["small", "large"]
+    assert result["retrieval_precision"]["n"] > 0 and json.loads((out / "proposals.json").read_text())["circle"]["size"] == [
+        "small",
+        "large",
+    ]
     assert "data:image/jpeg;base64" in (out / "report.html").read_text()
 
 
@@ -189,5 +217,8 @@ def test_cli_trains_a_probe_the_audit_can_load(colour_folder, tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["classes"] == ["blue", "green", "red"] and result["n"] == 9 and result["train_accuracy"] == 1.0
     assert load_classifier(f"probe:{out / 'probe.safetensors'}", ["red"]).classes == ["blue", "green", "red"]
-    assert run_cli("c2b", "train-probe", "--model", "random:clip-tiny", "--dataset", colour_folder, "--l2", "-1", "--out", tmp_path / "bad") == 2
+    assert (
+        run_cli("c2b", "train-probe", "--model", "random:clip-tiny", "--dataset", colour_folder, "--l2", "-1", "--out", tmp_path / "bad")
+        == 2
+    )
     assert not (tmp_path / "bad").exists()

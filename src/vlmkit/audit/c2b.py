@@ -47,10 +47,20 @@ class AuditResult:
 
     def groups_table(self) -> list[dict]:
         """One row per query: caption, image paths, their predictions and the accuracy."""
-        return [{"target": r.query.target, "attribute": r.query.attribute, "bias": r.query.bias, "caption": r.query.caption,
-                 "paths": r.paths, "similarities": [round(s, 4) for s in r.scores], "predictions": [self.predictions[p] for p in r.paths],
-                 "n": len(r.paths), "accuracy": (float(np.mean([self.predictions[p] == r.query.target for p in r.paths])) if r.paths else None)}
-                for r in self.retrieved]
+        return [
+            {
+                "target": r.query.target,
+                "attribute": r.query.attribute,
+                "bias": r.query.bias,
+                "caption": r.query.caption,
+                "paths": r.paths,
+                "similarities": [round(s, 4) for s in r.scores],
+                "predictions": [self.predictions[p] for p in r.paths],
+                "n": len(r.paths),
+                "accuracy": (float(np.mean([self.predictions[p] == r.query.target for p in r.paths])) if r.paths else None),
+            }
+            for r in self.retrieved
+        ]
 
 
 def audit(
@@ -97,6 +107,10 @@ def summarize(ranking: Sequence[dict], top: int = 3) -> list[str]:
         if entry["score"] is None:
             continue
         strongest = next((r for r in entry["classes"] if r["phi"] is not None), None)
-        detail = f" (strongest: {strongest['target']} / {strongest['name']} phi {strongest['phi']:+.2f}, n {strongest['n']})" if strongest else ""
+        detail = (
+            f" (strongest: {strongest['target']} / {strongest['name']} phi {strongest['phi']:+.2f}, n {strongest['n']})"
+            if strongest
+            else ""
+        )
         lines.append(f"{entry['attribute']}: {entry['score']:.3f} [{entry['interval'][0]:.3f}, {entry['interval'][1]:.3f}]{detail}")
     return lines

@@ -103,9 +103,15 @@ def _evaluate(opts: C2BOptions, classifier, ranking: list[dict], detected: list[
     labels = dataset.targets(opts.target_attribute)
     keep = [i for i, t in enumerate(labels) if t is not None]
     if not keep:
-        raise UserError(f"--annotations {opts.annotations} has no {opts.target_attribute or 'label'} to compare predictions with; pass --target-attribute")
+        raise UserError(
+            f"--annotations {opts.annotations} has no {opts.target_attribute or 'label'} to compare predictions with; "
+            "pass --target-attribute"
+        )
     predictions = classifier.predict([str(dataset.samples[i].path) for i in keep])
-    annotations = [{k: v for k, v in dataset.samples[i].attributes.items() if k != opts.target_attribute and isinstance(v, (str, bool, int))} for i in keep]
+    annotations = [
+        {k: v for k, v in dataset.samples[i].attributes.items() if k != opts.target_attribute and isinstance(v, (str, bool, int))}
+        for i in keep
+    ]
     truth_ranking, truth = ground_truth_biases([labels[i] for i in keep], predictions, annotations, settings=opts.settings())
     return {"annotations": str(opts.annotations), "images": len(keep), "ground_truth_biases": truth, "ground_truth_ranking": truth_ranking,
             **hit_miss(detected, truth), "agreement": agreement(ranking, truth_ranking)}
@@ -140,8 +146,12 @@ def run_c2b(opts: C2BOptions) -> Path:
     with run.timer("load_models"):
         text_model = load_model(model_name, device=opts.resolved_device())
         if index.meta.get("fingerprint") not in (None, text_model.fingerprint):
-            raise UserError(f"{model_name} is not the model that built {opts.index} ({index.meta.get('model')}); pass --model {index.meta.get('model')}")
-        classifier = load_classifier(opts.classifier, classes, templates=prompts, device=opts.resolved_device(), batch_size=opts.batch_size, cache=cache)
+            raise UserError(
+                f"{model_name} is not the model that built {opts.index} ({index.meta.get('model')}); pass --model {index.meta.get('model')}"
+            )
+        classifier = load_classifier(
+            opts.classifier, classes, templates=prompts, device=opts.resolved_device(), batch_size=opts.batch_size, cache=cache
+        )
         check_labels(classifier, classes)
     with run.timer("audit"):
         result = audit(classifier, proposals, index, text_model, template=template, k=opts.k, settings=opts.settings(), cache=cache)

@@ -57,7 +57,9 @@ def ground_truth_groups(true_labels: Sequence[str], predictions: Sequence[str], 
     return [Group(t, a, v, correct[idx]) for (t, a, v), idx in sorted(cells.items())]
 
 
-def ground_truth_biases(true_labels, predictions, annotations, attributes=None, settings: ScoreSettings = ScoreSettings()) -> tuple[list[dict], list[dict]]:
+def ground_truth_biases(
+    true_labels, predictions, annotations, attributes=None, settings: ScoreSettings = ScoreSettings()
+) -> tuple[list[dict], list[dict]]:
     """``(ranking, biases)`` on a labelled set: the same statistic and rule as detection."""
     ranking = rank_attributes(ground_truth_groups(true_labels, predictions, annotations, attributes), settings)
     return ranking, detected_biases(ranking)
@@ -74,8 +76,15 @@ def hit_miss(detected: Sequence[dict], truth: Sequence[dict]) -> dict:
 
     hits = sum(any(same(d, g) for g in truth) for d in detected)
     found = sum(any(same(d, g) for d in detected) for g in truth)
-    return {"hit": hits, "false_hit": len(detected) - hits, "miss": len(truth) - found, "detected": len(detected), "ground_truth": len(truth),
-            "precision": hits / len(detected) if detected else None, "recall": found / len(truth) if truth else None}
+    return {
+        "hit": hits,
+        "false_hit": len(detected) - hits,
+        "miss": len(truth) - found,
+        "detected": len(detected),
+        "ground_truth": len(truth),
+        "precision": hits / len(detected) if detected else None,
+        "recall": found / len(truth) if truth else None,
+    }
 
 
 def _rows(ranking: list[dict]) -> list[dict]:
@@ -118,4 +127,11 @@ def retrieval_precision(retrieved, truth_of: dict[str, dict], target_attribute: 
             t = _norm(attrs.get(target_attribute)) == _norm(q.target)
             b = any(names_match(q.attribute, q.bias, name, value) for name, value in attrs.items() if name != target_attribute)
             target, bias, both = target + t, bias + b, both + (t and b)
-    return {"n": n, **({k: v / n for k, v in (("target", target), ("bias", bias), ("both", both))} if n else {"target": None, "bias": None, "both": None})}
+    return {
+        "n": n,
+        **(
+            {k: v / n for k, v in (("target", target), ("bias", bias), ("both", both))}
+            if n
+            else {"target": None, "bias": None, "both": None}
+        ),
+    }

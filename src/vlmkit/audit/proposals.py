@@ -162,7 +162,10 @@ def check_template(template: str, raise_error: bool = True) -> bool:
     slots = set(re.findall(r"\{([^{}]*)\}", template))
     ok = {"target", "bias"} <= slots <= {"target", "bias", "attribute"}
     if not ok and raise_error:
-        raise UserError(f"caption template {template!r} must contain {{target}} and {{bias}} (and optionally {{attribute}}), e.g. 'a photo of a {{target}} on a {{bias}} background'")
+        raise UserError(
+            f"caption template {template!r} must contain {{target}} and {{bias}} (and optionally {{attribute}}), "
+            "e.g. 'a photo of a {target} on a {bias} background'"
+        )
     return ok
 
 

@@ -48,8 +48,10 @@ def _bias_grid(summary: dict, attribute: str, target: str) -> str:
         row = stats.get((target, group["bias"]), {})
         phi = "-" if row.get("phi") is None else f"{row['phi']:+.3f}"
         acc = "-" if group["accuracy"] is None else f"{group['accuracy']:.2f}"
-        body.append(f"<tr><td>{escape(group['bias'])}<br><span class='muted'>phi {phi}, accuracy {acc}, n {group['n']}<br>"
-                    f"&ldquo;{escape(group['caption'])}&rdquo;</span></td><td>{_cell(group['paths'], group['predictions'], target)}</td></tr>")
+        body.append(
+            f"<tr><td>{escape(group['bias'])}<br><span class='muted'>phi {phi}, accuracy {acc}, n {group['n']}<br>"
+            f"&ldquo;{escape(group['caption'])}&rdquo;</span></td><td>{_cell(group['paths'], group['predictions'], target)}</td></tr>"
+        )
     return f"<table class='grid'><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -59,7 +61,9 @@ def _ranking_table(ranking: list[dict], level: float) -> str:
         interval = "-" if e["interval"] is None else f"[{e['interval'][0]:.3f}, {e['interval'][1]:.3f}]"
         detected = sum(bool(r["detected"]) for r in e["classes"])
         rows.append((e["attribute"], "-" if e["score"] is None else e["score"], interval, e["targets"], detected))
-    return html.table(["attribute", "score (mean over targets of max |phi|)", f"{level:.0%} interval (basic)", "targets", "detected rows"], rows)
+    return html.table(
+        ["attribute", "score (mean over targets of max |phi|)", f"{level:.0%} interval (basic)", "targets", "detected rows"], rows
+    )
 
 
 def _evaluation(evaluation: dict) -> str:
@@ -67,17 +71,39 @@ def _evaluation(evaluation: dict) -> str:
     agreement = evaluation["agreement"]
     return html.section(
         "Against annotations",
-        html.key_values({"annotations": evaluation["annotations"], "images": evaluation["images"], **{k: evaluation[k] for k in keys},
-                         "rows scored by both": agreement["rows"], "sign agreement": agreement["sign_agreement"], "Pearson r (phi vs Delta)": agreement["pearson"]}),
-        html.details("ground-truth biases", html.table(["target", "attribute", "value", "Delta"],
-                                                        [(g["target"], g["attribute"], g["bias"], g["phi"]) for g in evaluation["ground_truth_biases"]])),
+        html.key_values(
+            {
+                "annotations": evaluation["annotations"],
+                "images": evaluation["images"],
+                **{k: evaluation[k] for k in keys},
+                "rows scored by both": agreement["rows"],
+                "sign agreement": agreement["sign_agreement"],
+                "Pearson r (phi vs Delta)": agreement["pearson"],
+            }
+        ),
+        html.details(
+            "ground-truth biases",
+            html.table(
+                ["target", "attribute", "value", "Delta"],
+                [(g["target"], g["attribute"], g["bias"], g["phi"]) for g in evaluation["ground_truth_biases"]],
+            ),
+        ),
     )
 
 
 def page(summary: dict) -> str:
     """The whole report page of one run."""
-    blocks = [html.key_values({"task": summary["task"], "classifier": summary["classifier"], "proposals from": summary["proposal_source"],
-                               "caption template": f"{summary['template']} ({summary['template_source']})", "images per caption": summary["k"]})]
+    blocks = [
+        html.key_values(
+            {
+                "task": summary["task"],
+                "classifier": summary["classifier"],
+                "proposals from": summary["proposal_source"],
+                "caption template": f"{summary['template']} ({summary['template_source']})",
+                "images per caption": summary["k"],
+            }
+        )
+    ]
     if summary["proposal_failures"]:
         blocks.append(html.section("Proposal failures", html.table(["class", "why"], list(summary["proposal_failures"].items()))))
     blocks.append(html.section("Attribute ranking", _ranking_table(summary["ranking"], summary["settings"]["level"])))
@@ -87,13 +113,28 @@ def page(summary: dict) -> str:
         detected_targets = sorted({r["target"] for r in entry["classes"] if r["detected"]})
         strongest = next((r["target"] for r in entry["classes"] if r["phi"] is not None), None)
         targets = detected_targets or ([strongest] if strongest else [])
-        grids = [html.details(f"{entry['attribute']} for {t}", _bias_grid(summary, entry["attribute"], t), anchor=f"{entry['attribute']}-{t}")
-                 for t in targets]
-        blocks.append(html.section(f"{entry['attribute']}: score {entry['score']:.3f}", "<p class='muted'>green: predicted the target; red: did not</p>", *grids))
+        grids = [
+            html.details(f"{entry['attribute']} for {t}", _bias_grid(summary, entry["attribute"], t), anchor=f"{entry['attribute']}-{t}")
+            for t in targets
+        ]
+        blocks.append(
+            html.section(
+                f"{entry['attribute']}: score {entry['score']:.3f}",
+                "<p class='muted'>green: predicted the target; red: did not</p>",
+                *grids,
+            )
+        )
     if "evaluation" in summary:
         blocks.append(_evaluation(summary["evaluation"]))
     if "retrieval_precision" in summary:
         blocks.append(html.section("Retrieval precision", html.key_values(summary["retrieval_precision"])))
-    blocks.append(html.section("Proposals", html.table(["class", "attribute", "bias classes"],
-                                                       [(t, a, ", ".join(c)) for t, p in summary["proposals"].items() for a, c in p.items()])))
+    blocks.append(
+        html.section(
+            "Proposals",
+            html.table(
+                ["class", "attribute", "bias classes"],
+                [(t, a, ", ".join(c)) for t, p in summary["proposals"].items() for a, c in p.items()],
+            ),
+        )
+    )
     return html.page(f"C2B: biases of {summary['classifier']}", *blocks)

@@ -88,4 +88,7 @@ def retrieve(index, text_vectors: np.ndarray, queries: list[Query], k: int, over
         for q, row in zip(members, assign_unique([[(h.position, h.score) for h in hits[q]] for q in members], k), strict=True):
             kept[q] = row
     paths = {h.position: h.path for row in hits for h in row}
-    return [Retrieved(query, [p for p, _ in row], [paths[p] for p, _ in row], [s for _, s in row]) for query, row in zip(queries, kept, strict=True)]
+    return [
+        Retrieved(query, [p for p, _ in row], [paths[p] for p, _ in row], [s for _, s in row])
+        for query, row in zip(queries, kept, strict=True)
+    ]

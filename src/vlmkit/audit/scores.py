@@ -125,7 +125,9 @@ def rank_attributes(groups: Iterable[Group], settings: ScoreSettings = ScoreSett
                 point_phi, sample_phi = phi(point), phi(samples)
                 point_phis.append(point_phi)
                 sampled_phis.append(sample_phi)
-                stats = {id(g): (float(point[j]), float(point_phi[j]), _interval(sample_phi[:, j], settings.level)) for j, g in enumerate(scored)}
+                stats = {
+                    id(g): (float(point[j]), float(point_phi[j]), _interval(sample_phi[:, j], settings.level)) for j, g in enumerate(scored)
+                }
             else:
                 stats = {}
             for group in members:
@@ -134,10 +136,19 @@ def rank_attributes(groups: Iterable[Group], settings: ScoreSettings = ScoreSett
                 rows.append({"target": target, "name": group.bias, "n": group.n, "accuracy": accuracy, "phi": value,
                              "phi_interval": interval, "detected": detected})
         rows.sort(key=lambda r: (r["phi"] is None, -abs(r["phi"] or 0.0), r["target"], r["name"]))
-        entry = {"attribute": attribute, "score": None, "interval": None, "score_corrected": None, "targets": len(point_phis), "classes": rows}
+        entry = {
+            "attribute": attribute,
+            "score": None,
+            "interval": None,
+            "score_corrected": None,
+            "targets": len(point_phis),
+            "classes": rows,
+        }
         if point_phis:
             score, draws = float(attribute_score(point_phis)), attribute_score(sampled_phis)
-            entry.update(score=score, interval=_basic_interval(score, draws, settings.level), score_corrected=float(2 * score - draws.mean()))
+            entry.update(
+                score=score, interval=_basic_interval(score, draws, settings.level), score_corrected=float(2 * score - draws.mean())
+            )
         ranking.append(entry)
     ranking.sort(key=lambda e: (e["score"] is None, -(e["score"] or 0.0), e["attribute"]))
     return ranking

@@ -30,8 +30,12 @@ def run_cmd(
     out: Path = OutOpt,
     llm: str | None = typer.Option(None, help="chat model that proposes biases (smollm2-135m, openai:<model>, hf:<dir>, ...)"),
     proposals: Path | None = typer.Option(None, help='JSON {"attribute": ["class", ...]}, optionally nested under target classes'),
-    template: str | None = typer.Option(None, help="caption template with {target}, {bias} and optionally {attribute} (default: the LLM's, else the fallback)"),
-    prompts: list[str] | None = typer.Option(None, help="zeroshot: classifiers' class prompt templates (set name, file or a template with {}); repeatable"),
+    template: str | None = typer.Option(
+        None, help="caption template with {target}, {bias} and optionally {attribute} (default: the LLM's, else the fallback)"
+    ),
+    prompts: list[str] | None = typer.Option(
+        None, help="zeroshot: classifiers' class prompt templates (set name, file or a template with {}); repeatable"
+    ),
     k: int = typer.Option(20, "-k", "--k", help="images retrieved per caption"),
     retries: int = typer.Option(3, help="tries per class when the LLM's reply is not valid JSON proposals"),
     llm_temperature: float = typer.Option(0.0, help="LLM temperature of the first try (0: greedy); retries sample at 0.7"),
