@@ -58,7 +58,10 @@ def prompts_table(args, seeds) -> tuple[dict, list[str]]:
             raw.setdefault(prompt, []).append(read(out)["metrics"])
     names = [m for m in ("ti", "li", "ss", "cs_max", "cs_median") if m in next(iter(raw.values()))[0]]
     elo_lines = elo_over_prompts(args, seeds[0]) if len(args.prompts) > 1 else []
-    lines = ["| prompt | " + " | ".join(n.upper().replace("CS_MAX", "bCS").replace("CS_MEDIAN", "mCS") for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines = [
+        "| prompt | " + " | ".join(n.upper().replace("CS_MAX", "bCS").replace("CS_MEDIAN", "mCS") for n in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
     for prompt, runs in raw.items():
         lines.append(f"| {prompt} | " + " | ".join(mean_std([r[n] for r in runs]) for n in names) + " |")
     return raw, lines + [""] + elo_lines
@@ -91,7 +94,10 @@ def icl_table(args, seeds) -> tuple[dict, list[str]]:
                                selection=selection, retriever=args.retriever, limit=args.n, seed=seed, out=out, batch_size=args.batch_size,
                                question=args.icl_question))
             raw.setdefault(f"{k}-{selection}", []).append(read(out))
-    lines = ["| k | LMM (retrieved shots) | LMM (random shots) | LMM answers naming no class | CLIP zero-shot | k-NN | Tip-Adapter |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| k | LMM (retrieved shots) | LMM (random shots) | LMM answers naming no class | CLIP zero-shot | k-NN | Tip-Adapter |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for k in args.shots:
         runs = raw[f"{k}-clip"]
         rand = raw.get(f"{k}-random")
@@ -116,8 +122,12 @@ def circle_table(args, seeds) -> tuple[dict, list[str]]:
             runs.append(read(out))
         methods = list(runs[0]["methods"])
         names = [m for m in ("ti", "li", "ss", "cs_max", "cs_median") if m in runs[0]["methods"][methods[0]]["metrics"]]
-        lines += [f"prompt `{prompt}` ({runs[0]['question']!r})", "",
-                  "| method | " + " | ".join(n.upper().replace("CS_MAX", "bCS").replace("CS_MEDIAN", "mCS") for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+        lines += [
+            f"prompt `{prompt}` ({runs[0]['question']!r})",
+            "",
+            "| method | " + " | ".join(n.upper().replace("CS_MAX", "bCS").replace("CS_MEDIAN", "mCS") for n in names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
         for method in methods:
             lines.append(f"| {method} | " + " | ".join(mean_std([r["methods"][method]["metrics"][n] for r in runs]) for n in names) + " |")
         lines += ["", "| round | context labels: TI vs truth | SS vs truth |", "|---|---|---|"]
@@ -141,7 +151,9 @@ def main(argv=None) -> None:
     parser.add_argument("--prompts", nargs="+", default=["base", "generic", "specific", "cot", "caption", "describe", "list"])
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 4, 8])
     parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--icl-question", default=None, help="replaces the closed-world multiple-choice question ({classes}: the class list)")
+    parser.add_argument(
+        "--icl-question", default=None, help="replaces the closed-world multiple-choice question ({classes}: the class list)"
+    )
     parser.add_argument("--circle-prompts", nargs="+", default=["base", "world"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -79,7 +79,14 @@ def test_context_conversation_layouts_and_closed_question():
     shots = [(Path("a.png"), "red star"), (Path("b.png"), "blue cross")]
     question = closed_question(["red star", "blue cross"])
     (interleaved,) = context_conversation(shots, Path("q.png"), question)
-    assert interleaved.role == "user" and interleaved.parts == (Path("a.png"), "red star", Path("b.png"), "blue cross", Path("q.png"), question)
+    assert interleaved.role == "user" and interleaved.parts == (
+        Path("a.png"),
+        "red star",
+        Path("b.png"),
+        "blue cross",
+        Path("q.png"),
+        question,
+    )
     turns = context_conversation(shots, Path("q.png"), question, layout="turns")
     assert [m.role for m in turns] == ["user", "assistant", "user", "assistant", "user"]
     assert turns[1].text == "red star" and turns[-1].images == [Path("q.png")]

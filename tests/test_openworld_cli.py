@@ -41,7 +41,9 @@ def test_openworld_run_then_score_with_a_judge_and_elo(tmp_path):
           "--judge", "random:llama-tiny", "--elo-games", "40", "--elo-rounds", "5", "--out", str(scored)])
     score = read(scored / "result.json")
     assert set(score["models"]) == {"random:llava-tiny", "labeller"}
-    assert score["models"]["labeller"]["metrics"]["ti"] == 1.0 and score["models"]["labeller"]["metrics"]["ss"] == pytest.approx(1.0, abs=1e-5)
+    assert score["models"]["labeller"]["metrics"]["ti"] == 1.0 and score["models"]["labeller"]["metrics"]["ss"] == pytest.approx(
+        1.0, abs=1e-5
+    )
     assert set(score["models"]["labeller"]["metrics"]) >= {"li"} and "This is the target value" in score["li_prompt"]
     elo = score["elo"]["world"]
     assert elo["games"] == 40 and set(elo["ratings"]) == {"random:llava-tiny", "labeller"}

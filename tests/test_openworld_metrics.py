@@ -33,7 +33,9 @@ def test_text_inclusion_and_exact_match_by_hand():
     assert m.exact_match(predictions, labels).tolist() == list(map(float, em))
 
 
-@pytest.mark.parametrize("output,score", [("1", 1), (" 1\n", 1), ("1.", 0), ("Yes", 0), ("0", 0), ("", 0), ("10", 0), ("1 ", 1), ('"1"', 0)])
+@pytest.mark.parametrize(
+    "output,score", [("1", 1), (" 1\n", 1), ("1.", 0), ("Yes", 0), ("0", 0), ("", 0), ("10", 0), ("1 ", 1), ('"1"', 0)]
+)
 def test_judge_replies_other_than_1_count_zero(output, score):
     assert m.parse_binary(output) == score
 

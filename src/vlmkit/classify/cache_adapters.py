@@ -30,7 +30,16 @@ def knn_vote(shot_labels: np.ndarray, shot_sims: np.ndarray, n_classes: int) -> 
     return np.where(best, mass, -np.inf).argmax(1)
 
 
-def tip_adapter_logits(x: np.ndarray, class_vectors: np.ndarray, pool: np.ndarray, pool_labels: np.ndarray, n_classes: int, *, alpha: float = TIP_ALPHA, beta: float = TIP_BETA) -> np.ndarray:
+def tip_adapter_logits(
+    x: np.ndarray,
+    class_vectors: np.ndarray,
+    pool: np.ndarray,
+    pool_labels: np.ndarray,
+    n_classes: int,
+    *,
+    alpha: float = TIP_ALPHA,
+    beta: float = TIP_BETA,
+) -> np.ndarray:
     """``(q, c)`` Tip-Adapter logits (float64); ``alpha = 0`` or an empty pool is zero-shot CLIP."""
     logits = 100.0 * x.astype(np.float64) @ class_vectors.T.astype(np.float64)
     if len(pool) and alpha:

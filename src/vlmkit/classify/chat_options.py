@@ -25,7 +25,13 @@ class ChatRunOptions(RunOptions):
         from vlmkit.runs.response_cache import ResponseCache, default_response_cache_path
 
         # served models keep their own response cache: --no-cache must reach it too
-        served = {"base_url": self.base_url, "api_key": self.api_key, "concurrency": self.concurrency, "cache": self.cache, "cache_dir": self.cache_dir}
+        served = {
+            "base_url": self.base_url,
+            "api_key": self.api_key,
+            "concurrency": self.concurrency,
+            "cache": self.cache,
+            "cache_dir": self.cache_dir,
+        }
         model = load_chat_model(name or self.model, device=self.resolved_device(), dtype=self.dtype, **served)
         # a chunk is one generate call: smaller than --concurrency it would cap a server's requests in flight
         chunk = max(self.batch_size, self.concurrency)

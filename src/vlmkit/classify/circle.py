@@ -27,7 +27,9 @@ def _generate(model, conversations: list, *, max_new_tokens: int, batch_size: in
     return out
 
 
-def refine_context(model, images: Sequence, question: str, rounds: int, *, max_new_tokens: int = 64, batch_size: int = 8, seed: int = 0) -> list[list[str]]:
+def refine_context(
+    model, images: Sequence, question: str, rounds: int, *, max_new_tokens: int = 64, batch_size: int = 8, seed: int = 0
+) -> list[list[str]]:
     """Labels of the context images after each round: ``[y^0, y^1, ..., y^T]``, each of length m."""
     history = [_generate(model, [[user(x, question)] for x in images], max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)]
     for _ in range(rounds):
@@ -40,14 +42,25 @@ def refine_context(model, images: Sequence, question: str, rounds: int, *, max_n
     return history
 
 
-def answer_with_context(model, queries: Sequence, context: Sequence[tuple], question: str, *, max_new_tokens: int = 64, batch_size: int = 8, seed: int = 0) -> list[str]:
+def answer_with_context(
+    model, queries: Sequence, context: Sequence[tuple], question: str, *, max_new_tokens: int = 64, batch_size: int = 8, seed: int = 0
+) -> list[str]:
     """One answer per query, each shown the same labelled ``context`` ``[(image, label), ...]``
     (an empty context is the zero-shot answer)."""
     conversations = [context_conversation(context, q, question, question) for q in queries]
     return _generate(model, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
 
 
-def answer_with_own_context(model, queries: Sequence, contexts: Sequence[Sequence[tuple]], question: str, *, max_new_tokens: int = 64, batch_size: int = 8, seed: int = 0) -> list[str]:
+def answer_with_own_context(
+    model,
+    queries: Sequence,
+    contexts: Sequence[Sequence[tuple]],
+    question: str,
+    *,
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> list[str]:
     """One answer per query with its own context (e.g. retrieved by a contrastive model)."""
     conversations = [context_conversation(c, q, question, question) for q, c in zip(queries, contexts, strict=True)]
     return _generate(model, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)

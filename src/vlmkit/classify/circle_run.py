@@ -94,15 +94,39 @@ def run_circle(opts: CircleOptions) -> Path:
     methods, rows = {}, []
     with run.timer("score"):
         for name in [m for m in METHODS if m in answers]:
-            method_rows = [{"id": i, "path": str(q.path), "dataset": data.name, "group": data.group, "label": q.label, "prediction": a, "model": f"{model.name}|{name}"}
-                           for i, (q, a) in enumerate(zip(queries, answers[name], strict=True))]
-            _, methods[name] = evaluate_rows(method_rows, space=space, judge=judge, li_wrap=opts.li_wrap, judge_batch=opts.batch_size, judge_mode=opts.judge_mode)
+            method_rows = [
+                {
+                    "id": i,
+                    "path": str(q.path),
+                    "dataset": data.name,
+                    "group": data.group,
+                    "label": q.label,
+                    "prediction": a,
+                    "model": f"{model.name}|{name}",
+                }
+                for i, (q, a) in enumerate(zip(queries, answers[name], strict=True))
+            ]
+            _, methods[name] = evaluate_rows(
+                method_rows, space=space, judge=judge, li_wrap=opts.li_wrap, judge_batch=opts.batch_size, judge_mode=opts.judge_mode
+            )
             rows += method_rows
     per_round = [{"ti": float(text_inclusion(h, truth).mean()), "ss": float(semantic_similarity(h, truth, space).mean())} for h in history]
     result = {
-        "model": model.name, "dataset": opts.dataset, "context_split": context_spec, "m": opts.m, "rounds": opts.rounds, "question": question,
-        "n": len(queries), "judge": opts.judge, "methods": methods,
-        "context": {"images": [str(p) for p in images], "true_labels": truth, "labels_per_round": history, "label_quality_per_round": per_round},
+        "model": model.name,
+        "dataset": opts.dataset,
+        "context_split": context_spec,
+        "m": opts.m,
+        "rounds": opts.rounds,
+        "question": question,
+        "n": len(queries),
+        "judge": opts.judge,
+        "methods": methods,
+        "context": {
+            "images": [str(p) for p in images],
+            "true_labels": truth,
+            "labels_per_round": history,
+            "label_quality_per_round": per_round,
+        },
         "calls": {"context": opts.m * (opts.rounds + 1), "per_query_per_method": 1},
     }
     run.info.update(model_fingerprint=model.fingerprint, cache=model.stats())
@@ -116,11 +140,17 @@ def _report(result: dict) -> str:
     from vlmkit.report import html
 
     names = [k for k in ("ti", "li", "ss", "cs_max", "cs_median") if k in next(iter(result["methods"].values()))["metrics"]]
-    table = html.table(["method", *[LABELS[k] for k in names]], [(m, *[v["metrics"][k] for k in names]) for m, v in result["methods"].items()])
+    table = html.table(
+        ["method", *[LABELS[k] for k in names]], [(m, *[v["metrics"][k] for k in names]) for m, v in result["methods"].items()]
+    )
     ctx = result["context"]
-    rounds = html.table(["round", "TI vs truth", "SS vs truth"], [(t, r["ti"], r["ss"]) for t, r in enumerate(ctx["label_quality_per_round"])])
-    labels = html.table(["true label", *[f"t={t}" for t in range(len(ctx["labels_per_round"]))]],
-                        [(y, *[h[j] for h in ctx["labels_per_round"]]) for j, y in enumerate(ctx["true_labels"])])
+    rounds = html.table(
+        ["round", "TI vs truth", "SS vs truth"], [(t, r["ti"], r["ss"]) for t, r in enumerate(ctx["label_quality_per_round"])]
+    )
+    labels = html.table(
+        ["true label", *[f"t={t}" for t in range(len(ctx["labels_per_round"]))]],
+        [(y, *[h[j] for h in ctx["labels_per_round"]]) for j, y in enumerate(ctx["true_labels"])],
+    )
     return html.page(
         f"CIRCLE: {result['model']} on {result['dataset']}",
         html.key_values({k: result[k] for k in ("model", "dataset", "context_split", "m", "rounds", "question", "n", "judge")}),

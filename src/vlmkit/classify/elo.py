@@ -68,7 +68,15 @@ def sample_games(n_items: int, players: Sequence[str], n_games: int, seed: int =
     return [Game(rng.randrange(n_items), *rng.choice(pairs)) for _ in range(n_games)]
 
 
-def judge_outcomes(games: Sequence[Game], answers: dict[str, Sequence[str]], targets: Sequence[str], judge, *, batch_size: int = 16, max_new_tokens: int = 16) -> tuple[list[Game], list[str]]:
+def judge_outcomes(
+    games: Sequence[Game],
+    answers: dict[str, Sequence[str]],
+    targets: Sequence[str],
+    judge,
+    *,
+    batch_size: int = 16,
+    max_new_tokens: int = 16,
+) -> tuple[list[Game], list[str]]:
     """Score each game with a judge LLM (``"1"``: A wins, ``"0"``: B wins, else a draw)."""
     from vlmkit.models.chat import user
 
@@ -92,7 +100,16 @@ def similarity_outcomes(games: Sequence[Game], similarity: dict[str, np.ndarray]
     return out
 
 
-def bootstrap(games: Sequence[Game], players: Sequence[str], *, rounds: int = 100, mode: str = "resample", initial: float = 1000.0, k: float = 16.0, seed: int = 0) -> dict[str, dict[str, float]]:
+def bootstrap(
+    games: Sequence[Game],
+    players: Sequence[str],
+    *,
+    rounds: int = 100,
+    mode: str = "resample",
+    initial: float = 1000.0,
+    k: float = 16.0,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """Per player: ``online`` rating and ``mean``/``median``/``low``/``high`` (2.5/97.5 %) over rounds."""
     if mode not in ("resample", "shards"):
         raise ValueError("mode must be resample or shards")

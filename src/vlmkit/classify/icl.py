@@ -36,7 +36,9 @@ def closed_question(classes: Sequence[str], template: str | None = None) -> str:
     return fill(template or icl_prompts()["closed_question"], classes=", ".join(classes))
 
 
-def context_conversation(shots: Sequence[tuple], query, question: str, context_question: str | None = None, layout: str | None = None) -> list:
+def context_conversation(
+    shots: Sequence[tuple], query, question: str, context_question: str | None = None, layout: str | None = None
+) -> list:
     """``[(image, label), ...]`` then the query image and ``question``, as one interleaved user
     turn (``layout="interleaved"``, the default of ``data/icl.json``) or as one user/assistant
     turn per shot (``"turns"``, each shot asked ``context_question``)."""

@@ -88,7 +88,9 @@ def load_split_pair(dataset: str, pool: str, cache_dir):
     pool_data = load_classification(pool, cache_dir)
     unknown = sorted({s.label for s in pool_data.dataset.samples} - set(data.classes))
     if unknown:
-        raise UserError(f"pool {pool} has labels that are not classes of {dataset}: {', '.join(unknown[:5])}; use a pool of the same classes")
+        raise UserError(
+            f"pool {pool} has labels that are not classes of {dataset}: {', '.join(unknown[:5])}; use a pool of the same classes"
+        )
     overlap = {s.path.resolve() for s in data.dataset.samples} & {s.path.resolve() for s in pool_data.dataset.samples}
     if overlap:
         raise UserError(f"{len(overlap)} images are both queries and pool items (e.g. {sorted(overlap)[0]}); use the train split as --pool")
@@ -111,7 +113,9 @@ def run_icl(opts: ICLOptions) -> Path:
     retrieved = select_shots(qv, pv, opts.shots, "clip")
     shots = retrieved if opts.selection == "clip" else select_shots(qv, pv, opts.shots, "random", np.random.default_rng(opts.seed))
     question = closed_question(classes, opts.question)
-    conversations = [context_conversation([(pool[j].path, pool[j].label) for j in row], q.path, question) for row, q in zip(shots, queries, strict=True)]
+    conversations = [
+        context_conversation([(pool[j].path, pool[j].label) for j in row], q.path, question) for row, q in zip(shots, queries, strict=True)
+    ]
     with run.timer("load_model"):
         model = opts.load_chat(description="in-context classification")
     from vlmkit.models.chat import require
@@ -124,17 +128,42 @@ def run_icl(opts: ICLOptions) -> Path:
     knn = knn_vote(pool_y[retrieved], np.take_along_axis(qv @ pv.T, retrieved, 1), len(classes)) if opts.shots else zeroshot
     tip = tip_adapter_logits(qv, wc, pv, pool_y, len(classes), alpha=opts.tip_alpha, beta=opts.tip_beta).argmax(1)
     result = {
-        "model": model.name, "retriever": features.model.name, "dataset": opts.dataset, "pool": pool_spec, "shots": opts.shots,
-        "selection": opts.selection, "n": len(queries), "n_classes": len(classes), "pool_size": len(pool), "question": question,
-        "icl": {"accuracy": float((parsed == y).mean()), "ti": float(text_inclusion(answers, [q.label for q in queries]).mean()),
-                "unparsed": float((parsed < 0).mean())},
-        "baselines": {name: {"accuracy": float((pred == y).mean())} for name, pred in (("clip_zeroshot", zeroshot), ("knn", knn), ("tip_adapter", tip))},
-        "tip_adapter": {"alpha": opts.tip_alpha, "beta": opts.tip_beta}, "templates": features.templates,
+        "model": model.name,
+        "retriever": features.model.name,
+        "dataset": opts.dataset,
+        "pool": pool_spec,
+        "shots": opts.shots,
+        "selection": opts.selection,
+        "n": len(queries),
+        "n_classes": len(classes),
+        "pool_size": len(pool),
+        "question": question,
+        "icl": {
+            "accuracy": float((parsed == y).mean()),
+            "ti": float(text_inclusion(answers, [q.label for q in queries]).mean()),
+            "unparsed": float((parsed < 0).mean()),
+        },
+        "baselines": {
+            name: {"accuracy": float((pred == y).mean())}
+            for name, pred in (("clip_zeroshot", zeroshot), ("knn", knn), ("tip_adapter", tip))
+        },
+        "tip_adapter": {"alpha": opts.tip_alpha, "beta": opts.tip_beta},
+        "templates": features.templates,
     }
     run.info.update(model_fingerprint=model.fingerprint, cache=model.stats())
-    rows = [{"path": str(q.path), "label": q.label, "answer": a, "parsed": classes[p] if p >= 0 else None, "shots": [str(pool[j].path) for j in row],
-             "clip_zeroshot": classes[z], "knn": classes[k], "tip_adapter": classes[t]}
-            for q, a, p, row, z, k, t in zip(queries, answers, parsed, shots, zeroshot, knn, tip, strict=True)]
+    rows = [
+        {
+            "path": str(q.path),
+            "label": q.label,
+            "answer": a,
+            "parsed": classes[p] if p >= 0 else None,
+            "shots": [str(pool[j].path) for j in row],
+            "clip_zeroshot": classes[z],
+            "knn": classes[k],
+            "tip_adapter": classes[t],
+        }
+        for q, a, p, row, z, k, t in zip(queries, answers, parsed, shots, zeroshot, knn, tip, strict=True)
+    ]
     opts.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(opts.out / "predictions.jsonl", "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows))
     return run.finish(result, _report(result, rows))
@@ -150,8 +179,13 @@ def _report(result: dict, rows: list[dict]) -> str:
     body = "".join("<tr>" + f"<td>{e[0]}</td>" + "".join(f"<td>{html.fmt(v)}</td>" for v in e[1:]) + "</tr>" for e in examples)
     return html.page(
         f"In-context classification: {result['model']} on {result['dataset']}",
-        html.key_values({k: result[k] for k in ("model", "retriever", "dataset", "pool", "shots", "selection", "n", "n_classes", "pool_size")}),
-        html.section("Accuracy (TI of the class name)", html.bars([m for m, _ in methods], [v for _, v in methods]),
-                     html.key_values({"LMM TI of the raw answer": result["icl"]["ti"], "LMM answers naming no class": result["icl"]["unparsed"]})),
+        html.key_values(
+            {k: result[k] for k in ("model", "retriever", "dataset", "pool", "shots", "selection", "n", "n_classes", "pool_size")}
+        ),
+        html.section(
+            "Accuracy (TI of the class name)",
+            html.bars([m for m, _ in methods], [v for _, v in methods]),
+            html.key_values({"LMM TI of the raw answer": result["icl"]["ti"], "LMM answers naming no class": result["icl"]["unparsed"]}),
+        ),
         html.section("Examples", table.replace("</tbody>", body + "</tbody>")),
     )

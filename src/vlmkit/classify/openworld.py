@@ -31,7 +31,9 @@ def predict(model, images: Sequence, prompt: OpenWorldPrompt, *, batch_size: int
             dialogues = [[*d, assistant(a), user(question)] for d, a in zip(dialogues, answers, strict=True)]
         answers = []
         for start in range(0, len(dialogues), batch_size):
-            answers += model.generate(dialogues[start : start + batch_size], max_new_tokens=prompt.max_new_tokens, temperature=0.0, seed=seed)
+            answers += model.generate(
+                dialogues[start : start + batch_size], max_new_tokens=prompt.max_new_tokens, temperature=0.0, seed=seed
+            )
     return answers
 
 
@@ -46,7 +48,8 @@ def aggregate(scores: dict[str, np.ndarray], datasets: Sequence[str], groups: Se
         rows_of[dataset].append(i)
         group_of.setdefault(dataset, group)
     per_dataset = {
-        d: {"n": len(idx), "group": group_of[d], **{k: float(np.mean(np.asarray(scores[k])[idx])) for k in names}} for d, idx in rows_of.items()
+        d: {"n": len(idx), "group": group_of[d], **{k: float(np.mean(np.asarray(scores[k])[idx])) for k in names}}
+        for d, idx in rows_of.items()
     }
     members: dict[str, list[str]] = defaultdict(list)
     for d, g in group_of.items():

@@ -136,7 +136,9 @@ def reduce_similarities(values: Sequence[float], reduce: str) -> float:
     return float({"max": max, "min": min, "mean": lambda v: sum(v) / len(v)}[reduce](ordered))
 
 
-def concept_similarities(predictions: Sequence[str], labels: Sequence[str], space: SentenceSpace | None = None, concepts: list[list[str]] | None = None) -> list[tuple[list[str], np.ndarray]]:
+def concept_similarities(
+    predictions: Sequence[str], labels: Sequence[str], space: SentenceSpace | None = None, concepts: list[list[str]] | None = None
+) -> list[tuple[list[str], np.ndarray]]:
     """Per row: the concepts (extracted ones, then the whole prediction) and their cosines to the label."""
     space = space or SentenceSpace()
     concepts = extract_concepts(predictions) if concepts is None else concepts
@@ -151,7 +153,13 @@ def concept_similarities(predictions: Sequence[str], labels: Sequence[str], spac
     return out
 
 
-def concept_similarity(predictions: Sequence[str], labels: Sequence[str], reduce: str = "max", space: SentenceSpace | None = None, concepts: list[list[str]] | None = None) -> np.ndarray:
+def concept_similarity(
+    predictions: Sequence[str],
+    labels: Sequence[str],
+    reduce: str = "max",
+    space: SentenceSpace | None = None,
+    concepts: list[list[str]] | None = None,
+) -> np.ndarray:
     """CS per row: ``reduce`` (max = bCS, median = mCS) over the concepts' cosines to the label."""
     return np.asarray([reduce_similarities(values, reduce) for _, values in concept_similarities(predictions, labels, space, concepts)])
 
@@ -161,7 +169,9 @@ def parse_binary(output: str) -> float:
     return 1.0 if output.strip() == "1" else 0.0
 
 
-def li_conversations(predictions: Sequence[str], labels: Sequence[str], question: str = OFFICIAL_QUESTION, template: str | None = None) -> list:
+def li_conversations(
+    predictions: Sequence[str], labels: Sequence[str], question: str = OFFICIAL_QUESTION, template: str | None = None
+) -> list:
     """One text-only conversation per row asking the judge whether the answer matches the target."""
     from vlmkit.models.chat import user
 
@@ -169,7 +179,17 @@ def li_conversations(predictions: Sequence[str], labels: Sequence[str], question
     return [[user(fill(template, question=question, answer=p, target=y))] for p, y in zip(predictions, labels, strict=True)]
 
 
-def llm_inclusion(predictions: Sequence[str], labels: Sequence[str], judge, *, question: str = OFFICIAL_QUESTION, template: str | None = None, max_new_tokens: int = 16, batch_size: int = 16, mode: str = "generate") -> tuple[np.ndarray, list[str]]:
+def llm_inclusion(
+    predictions: Sequence[str],
+    labels: Sequence[str],
+    judge,
+    *,
+    question: str = OFFICIAL_QUESTION,
+    template: str | None = None,
+    max_new_tokens: int = 16,
+    batch_size: int = 16,
+    mode: str = "generate",
+) -> tuple[np.ndarray, list[str]]:
     """LI per row and the judge's raw outputs; ``judge`` is any :class:`ChatModel`.
 
     ``mode="generate"`` (the official rule): greedy reply, exactly ``"1"`` scores 1.
@@ -192,7 +212,15 @@ def llm_inclusion(predictions: Sequence[str], labels: Sequence[str], judge, *, q
     return np.asarray([parse_binary(o) for o in outputs]), outputs
 
 
-def score_rows(predictions: Sequence[str], labels: Sequence[str], *, space: SentenceSpace | None = None, judge=None, question: str = OFFICIAL_QUESTION, judge_batch: int = 16) -> dict[str, np.ndarray]:
+def score_rows(
+    predictions: Sequence[str],
+    labels: Sequence[str],
+    *,
+    space: SentenceSpace | None = None,
+    judge=None,
+    question: str = OFFICIAL_QUESTION,
+    judge_batch: int = 16,
+) -> dict[str, np.ndarray]:
     """Every per-row metric: ``ti``, ``em``, ``ss``, ``cs_max``, ``cs_median`` (and ``li`` with a judge)."""
     predictions, labels = list(predictions), list(labels)
     space = space or SentenceSpace()

@@ -55,11 +55,15 @@ def gallery(rows: list[dict], limit: int = 60) -> str:
     for row in rows[:limit]:
         scores = " ".join(f"{LABELS[k]} {row[k]:.2f}" for k in METRICS if k in row and k != "em")
         cells.append(
-            f"<div style='display:inline-block;width:13rem;vertical-align:top;margin:.2rem;padding:.3rem;background:{_colour(row)};font-size:.78rem'>"
+            "<div style='display:inline-block;width:13rem;vertical-align:top;margin:.2rem;padding:.3rem;"
+            f"background:{_colour(row)};font-size:.78rem'>"
             f"{thumbnail(row['path'])}<br><b>{escape(row['label'])}</b><br>{escape(row['prediction'][:160])}<br>"
             f"<span class='muted'>{escape(scores)}</span></div>"
         )
-    note = f"<p class='muted'>first {min(limit, len(rows))} of {len(rows)} images; green: label included (TI = 1), red to amber: low to high SS</p>"
+    note = (
+        f"<p class='muted'>first {min(limit, len(rows))} of {len(rows)} images; "
+        "green: label included (TI = 1), red to amber: low to high SS</p>"
+    )
     return note + "".join(cells)
 
 
@@ -88,7 +92,15 @@ def score_report(result: dict) -> str:
 def run_report(result: dict, rows: list[dict]) -> str:
     return html.page(
         f"Open-world classification: {result['model']} on {result['dataset']} ({result['prompt']})",
-        html.key_values({"model": result["model"], "dataset": result["dataset"], "prompt": result["prompt"], "question": result["question"], "images": result["n"]}),
+        html.key_values(
+            {
+                "model": result["model"],
+                "dataset": result["dataset"],
+                "prompt": result["prompt"],
+                "question": result["question"],
+                "images": result["n"],
+            }
+        ),
         html.section("Metrics", metric_tables(result)),
         html.section("Gallery", gallery(rows)),
     )

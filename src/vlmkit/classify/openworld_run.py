@@ -59,11 +59,22 @@ def run_openworld(opts: OpenWorldOptions) -> Path:
     with run.timer("generate"):
         predictions = predict(model, [s.path for s in samples], prompt, batch_size=opts.batch_size, seed=opts.seed)
     rows = [
-        {"id": i, "path": str(s.path), "dataset": data.name, "group": data.group, "label": s.label, "prediction": p, "model": model.name, "prompt": prompt.name}
+        {
+            "id": i,
+            "path": str(s.path),
+            "dataset": data.name,
+            "group": data.group,
+            "label": s.label,
+            "prediction": p,
+            "model": model.name,
+            "prompt": prompt.name,
+        }
         for i, s, p in zip(chosen, samples, predictions, strict=True)
     ]
     with run.timer("score"):
-        scores, summary = evaluate_rows(rows, space=SentenceSpace(), judge=judge, question=OFFICIAL_QUESTION, judge_batch=opts.batch_size, judge_mode=opts.judge_mode)
+        scores, summary = evaluate_rows(
+            rows, space=SentenceSpace(), judge=judge, question=OFFICIAL_QUESTION, judge_batch=opts.batch_size, judge_mode=opts.judge_mode
+        )
     for i, row in enumerate(rows):
         row.update({k: v[i] for k, v in scores.items() if k not in ("concepts", "li_raw")})
     result = {"model": model.name, "dataset": opts.dataset, "prompt": prompt.name, "question": prompt.question,

@@ -66,7 +66,16 @@ def read_predictions(paths: list[Path]) -> dict[str, list[dict]]:
     return dict(by_model)
 
 
-def evaluate_rows(rows: list[dict], *, space: SentenceSpace, judge=None, question: str = OFFICIAL_QUESTION, li_wrap: bool = False, judge_batch: int = 16, judge_mode: str = "generate") -> tuple[dict, dict]:
+def evaluate_rows(
+    rows: list[dict],
+    *,
+    space: SentenceSpace,
+    judge=None,
+    question: str = OFFICIAL_QUESTION,
+    li_wrap: bool = False,
+    judge_batch: int = 16,
+    judge_mode: str = "generate",
+) -> tuple[dict, dict]:
     """Per-row scores and their aggregate for one model's rows."""
     predictions = [r["prediction"] for r in rows]
     labels = [r["label"] for r in rows]
@@ -118,7 +127,15 @@ def run_score(opts: ScoreOptions) -> Path:
     models, per_row = {}, {}
     with run.timer("score"):
         for name, rows in by_model.items():
-            per_row[name], models[name] = evaluate_rows(rows, space=space, judge=judge, question=opts.question, li_wrap=opts.li_wrap, judge_batch=opts.batch_size, judge_mode=opts.judge_mode)
+            per_row[name], models[name] = evaluate_rows(
+                rows,
+                space=space,
+                judge=judge,
+                question=opts.question,
+                li_wrap=opts.li_wrap,
+                judge_batch=opts.batch_size,
+                judge_mode=opts.judge_mode,
+            )
     result: dict = {"models": models}
     if len(models) == 1:
         result.update(next(iter(models.values())))
@@ -126,8 +143,13 @@ def run_score(opts: ScoreOptions) -> Path:
         with run.timer("elo"):
             result["elo"] = elo_ratings(by_model, per_row, opts, judge)
         result["elo_criterion"] = f"judge {opts.judge}" if judge else "semantic similarity, margin 0.05"
-    result.update(judge=opts.judge, judge_mode=opts.judge_mode if judge else None, li_prompt=judge_template("li") if judge else None, li_question=opts.question,
-                  li_wrap=li_wrap_template() if opts.li_wrap else None)
+    result.update(
+        judge=opts.judge,
+        judge_mode=opts.judge_mode if judge else None,
+        li_prompt=judge_template("li") if judge else None,
+        li_question=opts.question,
+        li_wrap=li_wrap_template() if opts.li_wrap else None,
+    )
     if judge is not None:
         run.info["judge"] = {"name": judge.name, "fingerprint": judge.fingerprint, "cache": judge.stats()}
     lines = []

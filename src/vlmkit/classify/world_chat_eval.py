@@ -106,7 +106,9 @@ def _example_html(example: wc.Example, reply: str, images: dict) -> str:
     rows = []
     for turn in example.prompt:
         parts = "".join(
-            f'<img src="{_png(images[p], 64)}" style="margin:2px;vertical-align:middle">' if isinstance(p, wc.SceneRef) else f" {escape(p)} "
+            f'<img src="{_png(images[p], 64)}" style="margin:2px;vertical-align:middle">'
+            if isinstance(p, wc.SceneRef)
+            else f" {escape(p)} "
             for p in turn.parts
         )
         rows.append(f"<div><b>{turn.role}</b>: {parts}</div>")
@@ -136,16 +138,44 @@ def run_world_chat_eval(opts: WorldChatEvalOptions) -> Path:
         replies[task] = []
         batches = range(0, len(conversations), opts.batch_size)
         for start in track(batches, f"asking {task}", total=len(batches)):
-            replies[task] += model.generate(conversations[start: start + opts.batch_size], max_new_tokens=opts.max_new_tokens, temperature=0.0, seed=opts.seed)
+            replies[task] += model.generate(
+                conversations[start : start + opts.batch_size], max_new_tokens=opts.max_new_tokens, temperature=0.0, seed=opts.seed
+            )
     tasks: dict[str, dict] = {}
     rows = []
     for task, items in examples.items():
         per = [score(task, e, r) for e, r in zip(items, replies[task], strict=True)]
         for key in per[0]:
             tasks[key] = {"accuracy": float(np.mean([p[key] for p in per])), "n": len(per)}
-        rows += [{"task": task, "prompt": [[t.role, [p if isinstance(p, str) else "<image>" for p in t.parts]] for t in e.prompt],
-                  "answer": e.answer, "reply": r, **s} for e, r, s in zip(items, replies[task], per, strict=True)]
-    order = [t for t in ("color", "shape", "size", "texture", "position", "background", "name_exact", "name_attributes", "yesno", "mcq", "count", "icl_4shot", "multiturn") if t in tasks]
+        rows += [
+            {
+                "task": task,
+                "prompt": [[t.role, [p if isinstance(p, str) else "<image>" for p in t.parts]] for t in e.prompt],
+                "answer": e.answer,
+                "reply": r,
+                **s,
+            }
+            for e, r, s in zip(items, replies[task], per, strict=True)
+        ]
+    order = [
+        t
+        for t in (
+            "color",
+            "shape",
+            "size",
+            "texture",
+            "position",
+            "background",
+            "name_exact",
+            "name_attributes",
+            "yesno",
+            "mcq",
+            "count",
+            "icl_4shot",
+            "multiturn",
+        )
+        if t in tasks
+    ]
     result = {"model": opts.model, "world_seed": opts.seed, "n": opts.n, "tasks": {t: tasks[t] for t in order}}
     atomic_write_text(out / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     shown = []

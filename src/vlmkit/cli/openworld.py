@@ -11,10 +11,20 @@ from vlmkit.cli.common import CacheDirOpt, CacheOpt, DeviceOpt, OutOpt, SeedOpt,
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
-DatasetOpt = typer.Option(..., help="<benchmark>:<folder>[@split] (caltech101, dtd, ... see docs/openworld.md), world[:N][@split], a manifest or a class-per-folder tree")
+DatasetOpt = typer.Option(
+    ...,
+    help=(
+        "<benchmark>:<folder>[@split] (caltech101, dtd, ... see docs/openworld.md), world[:N][@split], "
+        "a manifest or a class-per-folder tree"
+    ),
+)
 ChatBatchOpt = typer.Option(8, help="conversations per model call (1 reproduces papers exactly: padding can change answers)")
-JudgeOpt = typer.Option(None, help="chat model that judges LI (and Elo games), e.g. smollm2-135m or openai:<model>; no judge: no LI, Elo by SS")
-JudgeModeOpt = typer.Option("generate", help="LI rule: generate (official: the reply must be exactly 1) or score (log p('1') > log p('0'); for weak judges)")
+JudgeOpt = typer.Option(
+    None, help="chat model that judges LI (and Elo games), e.g. smollm2-135m or openai:<model>; no judge: no LI, Elo by SS"
+)
+JudgeModeOpt = typer.Option(
+    "generate", help="LI rule: generate (official: the reply must be exactly 1) or score (log p('1') > log p('0'); for weak judges)"
+)
 
 
 @app.command("run")
@@ -42,12 +52,16 @@ def run_cmd(
 
 @app.command("score")
 def score_cmd(
-    predictions: list[Path] = typer.Option(..., help="JSONL with prediction and label per line (optional dataset, group, model, id); repeat for several models (Elo)"),
+    predictions: list[Path] = typer.Option(
+        ..., help="JSONL with prediction and label per line (optional dataset, group, model, id); repeat for several models (Elo)"
+    ),
     out: Path = OutOpt,
     judge: str | None = JudgeOpt,
     judge_mode: str = JudgeModeOpt,
     question: str = typer.Option("What type of object is in this photo?", help="the question the LI judge prompt quotes"),
-    li_wrap: bool = typer.Option(False, "--li-wrap/--no-li-wrap", help="wrap each answer in CIRCLE's sentence (a list of candidate labels) before judging"),
+    li_wrap: bool = typer.Option(
+        False, "--li-wrap/--no-li-wrap", help="wrap each answer in CIRCLE's sentence (a list of candidate labels) before judging"
+    ),
     elo_games: int = typer.Option(10_000, help="Elo games sampled per dataset"),
     elo_rounds: int = typer.Option(100, help="Elo bootstrap rounds"),
     elo_bootstrap: str = typer.Option("resample", help="resample (games drawn with replacement) or shards (the official script)"),
