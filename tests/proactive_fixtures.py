@@ -57,8 +57,23 @@ def write_release(root: Path) -> Path:
         t = f"INC/{i}/{{level}}.png"
         for k in range(1, 6):
             _frame(root, t.format(level=k), k)
-        inc.append({**base, "id": i, "image_template": t, "first_image": 5, "num_images": 5, "quality_answer": "Deblur the image.",
-                    "options": ["Increase the brightness.", "Deblur the image.", "Denoise the image.", "Increase the contrast.", "I cannot answer."]})
+        inc.append(
+            {
+                **base,
+                "id": i,
+                "image_template": t,
+                "first_image": 5,
+                "num_images": 5,
+                "quality_answer": "Deblur the image.",
+                "options": [
+                    "Increase the brightness.",
+                    "Deblur the image.",
+                    "Denoise the image.",
+                    "Increase the contrast.",
+                    "I cannot answer.",
+                ],
+            }
+        )
     recs["IN-C"] = inc
     qd = []
     for i in _ids("QD", 2):

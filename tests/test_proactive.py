@@ -160,7 +160,9 @@ def test_mcqa_loop_with_scripted_models():
     m = mcqa_metrics(episodes)
     assert m["accuracy"] == truth and m["psr"] == 0 and m["proactive_rate"] == 0
     # always request: four valid enhancements, then the last frame admits only a category
-    requester = ScriptedChat(lambda text: next(o for o in options_of(text) if o.startswith(("Deblur", "Denoise", "Increase", "Reduce", "Remove"))))
+    requester = ScriptedChat(
+        lambda text: next(o for o in options_of(text) if o.startswith(("Deblur", "Denoise", "Increase", "Reduce", "Remove")))
+    )
     episodes = world_environments("corruption", 8, seed=1)
     run_mcqa(requester, episodes)
     valid = [e for e in episodes if e.turns[0].action is not None]
@@ -191,7 +193,11 @@ def test_reference_control_with_scripted_model(release):
 
     episodes = world_environments("drawing", 5, seed=0)
     truth = {e.question + "|" + ",".join(e.categories): e.answer for e in episodes}
-    model = ScriptedChat(lambda text: next(v for k, v in truth.items() if text.startswith(k.split("|")[0]) and all(c in text for c in k.split("|")[1].split(","))))
+    model = ScriptedChat(
+        lambda text: next(
+            v for k, v in truth.items() if text.startswith(k.split("|")[0]) and all(c in text for c in k.split("|")[1].split(","))
+        )
+    )
     assert all(run_reference(model, episodes))
     assert published.environments(release, "MVP-N")[0].reference_frame().size == (32, 32)
     assert world_environments("camera", 1, seed=0)[0].reference_frame().size == (96, 96)

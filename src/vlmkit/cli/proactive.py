@@ -11,7 +11,9 @@ from vlmkit.cli.common import CacheDirOpt, CacheOpt, DeviceOpt, OutOpt, SeedOpt,
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
-ScenariosOpt = typer.Option("all", help="all, or a comma list: ROD,VSOD,MVP-N,IN-C,QD,CIT,COCO (release) or occlusion,corruption,camera,drawing (world)")
+ScenariosOpt = typer.Option(
+    "all", help="all, or a comma list: ROD,VSOD,MVP-N,IN-C,QD,CIT,COCO (release) or occlusion,corruption,camera,drawing (world)"
+)
 DataOpt = typer.Option("world", help="the extracted ProactiveBench test folder (jsonl files + image folders), or world")
 
 

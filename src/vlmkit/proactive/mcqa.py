@@ -57,7 +57,9 @@ def run_mcqa(
         for start in range(0, len(active), batch_size):
             chunk = active[start : start + batch_size]
             conversations = [turn_conversation(e, hint) for e in chunk]
-            replies = model.generate(conversations, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + 7919 * round_ + start)
+            replies = model.generate(
+                conversations, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + 7919 * round_ + start
+            )
             for env, conversation, reply in zip(chunk, conversations, replies, strict=True):
                 turn = env.step(reply, hint)
                 if keep_frames:
@@ -69,7 +71,9 @@ def run_mcqa(
     return list(episodes)
 
 
-def run_reference(model: ChatModel, episodes: Sequence[Environment], *, batch_size: int = 16, max_new_tokens: int = MAX_NEW_TOKENS) -> list[bool]:
+def run_reference(
+    model: ChatModel, episodes: Sequence[Environment], *, batch_size: int = 16, max_new_tokens: int = MAX_NEW_TOKENS
+) -> list[bool]:
     """The paper's reference-frame control: one turn on the informative frame, the four
     categories as the only options; whether each reply names the correct category."""
     from vlmkit.proactive.answers import judge

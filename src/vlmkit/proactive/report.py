@@ -30,7 +30,10 @@ def replay(env) -> str:
             effect = "unparseable: failure"
         else:
             effect = "wrong answer or abstain: failure"
-        cells.append(f"<figure class='thumb'>{_img(turn.thumb)}<figcaption>turn {k}: <b>{escape(turn.reply)}</b><br>{escape(effect)}</figcaption></figure>")
+        cells.append(
+            f"<figure class='thumb'>{_img(turn.thumb)}<figcaption>turn {k}: <b>{escape(turn.reply)}</b>"
+            f"<br>{escape(effect)}</figcaption></figure>"
+        )
     verdict = "success" if env.success else "failure"
     return html.details(f"episode {env.entry['id']} (answer {env.answer}): {verdict} after {env.num_turns} turn(s)",
                         f"<p class='muted'>{escape(env.turns[0].prompt) if env.turns else ''}</p>",
@@ -40,11 +43,27 @@ def replay(env) -> str:
 
 def mcqa_report(title: str, metrics: dict, episodes: dict, config: dict, examples: int = 4) -> str:
     names = list(metrics)
-    rows = [[n, m["n"], m["acc"], m["psr"], m["accuracy"], m["proactive_rate"], m["step_limit_rate"], m["unparseable_rate"]]
-            for n, m in metrics.items() if m.get("n")]
-    chart = grouped_bars(names, {"accuracy": [metrics[n].get("accuracy", 0) for n in names],
-                                 "proactive_rate": [metrics[n].get("proactive_rate", 0) for n in names]}, caption="per scenario", ylabel="share")
-    blocks = [html.section("Metrics (MCQA)", html.table(["scenario", "n", "acc", "psr", "accuracy", "proactive_rate", "step_limit_rate", "unparseable_rate"], rows), chart)]
+    rows = [
+        [n, m["n"], m["acc"], m["psr"], m["accuracy"], m["proactive_rate"], m["step_limit_rate"], m["unparseable_rate"]]
+        for n, m in metrics.items()
+        if m.get("n")
+    ]
+    chart = grouped_bars(
+        names,
+        {
+            "accuracy": [metrics[n].get("accuracy", 0) for n in names],
+            "proactive_rate": [metrics[n].get("proactive_rate", 0) for n in names],
+        },
+        caption="per scenario",
+        ylabel="share",
+    )
+    blocks = [
+        html.section(
+            "Metrics (MCQA)",
+            html.table(["scenario", "n", "acc", "psr", "accuracy", "proactive_rate", "step_limit_rate", "unparseable_rate"], rows),
+            chart,
+        )
+    ]
     for name, envs in episodes.items():
         chosen = [e for e in envs if e.success][: examples // 2] + [e for e in envs if not e.success][: examples - examples // 2]
         blocks.append(html.section(f"Episodes: {name}", *[replay(e) for e in chosen]))

@@ -60,7 +60,9 @@ def episodes_for(opts: ProactiveOptions, scenario: str, seed: int | None = None)
     if n is not None and n < len(envs):
         envs = random.Random(seed).sample(envs, n)
     if not envs:
-        raise UserError(f"no kept {scenario} episode in {opts.data}; check the file is the release's {SCENARIOS[scenario][0]}_preprocessed.jsonl")
+        raise UserError(
+            f"no kept {scenario} episode in {opts.data}; check the file is the release's {SCENARIOS[scenario][0]}_preprocessed.jsonl"
+        )
     return envs
 
 

@@ -142,7 +142,9 @@ def grpo(model, states: list[Environment], opts: TrainOptions, log=print) -> dic
             if rows:
                 network.train()
                 batch = model.training_batch(rows)
-                loss = -(torch.tensor(weights, dtype=torch.float32, device=batch["labels"].device) * sequence_logprob(network, batch)).mean()
+                loss = -(
+                    torch.tensor(weights, dtype=torch.float32, device=batch["labels"].device) * sequence_logprob(network, batch)
+                ).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -150,8 +152,19 @@ def grpo(model, states: list[Environment], opts: TrainOptions, log=print) -> dic
                 schedule.step()
                 loss_value = float(loss.item())
             step += 1
-            history.append({"step": step, "epoch": epoch, "mean_reward": mean_reward, "loss": loss_value, "groups_with_signal": len(rows) // opts.rollouts})
-            log(f"step {step}/{steps}: mean reward {mean_reward:.3f}, loss {loss_value:.4f}, groups with signal {len(rows) // opts.rollouts}/{len(chunk)}")
+            history.append(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "mean_reward": mean_reward,
+                    "loss": loss_value,
+                    "groups_with_signal": len(rows) // opts.rollouts,
+                }
+            )
+            log(
+                f"step {step}/{steps}: mean reward {mean_reward:.3f}, loss {loss_value:.4f}, "
+                f"groups with signal {len(rows) // opts.rollouts}/{len(chunk)}"
+            )
     network.eval()
     if opts.mode == "lora":
         model.model = network.merge_and_unload()
@@ -176,12 +189,26 @@ def run_train(opts: TrainOptions):
         out = grpo(model, states, opts)
     model.save(opts.out / "model")
     held_out = [s for s in WORLD_SCENARIOS if s not in names]
-    result = {"model": opts.model, "trained_on": names, "held_out": held_out, "reward_proactive": opts.reward_proactive,
-              "prompts": len(states), "rollouts": opts.rollouts, "steps": out["steps"], "trainable_parameters": out["trainable_parameters"],
-              "mean_reward_first": out["history"][0]["mean_reward"] if out["history"] else None,
-              "mean_reward_last": out["history"][-1]["mean_reward"] if out["history"] else None, "history": out["history"],
-              "model_dir": str(opts.out / "model")}
-    chart = lines({"mean reward": [h["mean_reward"] for h in out["history"]]}, caption="mean rollout reward per step", xlabel="step", ylabel="reward")
-    page = html.page(f"ProactiveBench GRPO: {opts.model}", html.section("Training", html.key_values({k: v for k, v in result.items() if k != "history"}), chart))
+    result = {
+        "model": opts.model,
+        "trained_on": names,
+        "held_out": held_out,
+        "reward_proactive": opts.reward_proactive,
+        "prompts": len(states),
+        "rollouts": opts.rollouts,
+        "steps": out["steps"],
+        "trainable_parameters": out["trainable_parameters"],
+        "mean_reward_first": out["history"][0]["mean_reward"] if out["history"] else None,
+        "mean_reward_last": out["history"][-1]["mean_reward"] if out["history"] else None,
+        "history": out["history"],
+        "model_dir": str(opts.out / "model"),
+    }
+    chart = lines(
+        {"mean reward": [h["mean_reward"] for h in out["history"]]}, caption="mean rollout reward per step", xlabel="step", ylabel="reward"
+    )
+    page = html.page(
+        f"ProactiveBench GRPO: {opts.model}",
+        html.section("Training", html.key_values({k: v for k, v in result.items() if k != "history"}), chart),
+    )
     return run.finish(result, page)
 

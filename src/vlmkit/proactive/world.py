@@ -147,7 +147,14 @@ def _occlusion(index, obj, base, rng, source):
         shift = k if k <= OCCLUDER_FRAMES // 2 else k - OCCLUDER_FRAMES
         source.frames[template.format(image=k)] = occluded(base, obj, shift)
     options = ["Move the occluding object to the left.", "Move the occluding object to the right.", ABSTAIN]
-    return {**rec, "image_template": template, "first_image": 0, "num_images": OCCLUDER_FRAMES, "reference_image": OCCLUDER_FRAMES // 2, "options": options}
+    return {
+        **rec,
+        "image_template": template,
+        "first_image": 0,
+        "num_images": OCCLUDER_FRAMES,
+        "reference_image": OCCLUDER_FRAMES // 2,
+        "options": options,
+    }
 
 
 def _corruption(index, obj, base, rng, source):
