@@ -146,7 +146,10 @@ def main() -> None:
     # neutral median, the rest kept: can the SAE basis express the repair at all?
     flagged = s_b > 0.5
     texts["flagged latents to median (probe)"] = F.normalize(sae.decode(torch.where(flagged, sem.reference_median, h_q)), dim=-1).numpy()
-    report["methods"] = {m: {**zero_shot(images, t, y, groups, classes), "background_reliance": reliance(images, t, shapes, backgrounds, classes)} for m, t in texts.items()}
+    report["methods"] = {
+        m: {**zero_shot(images, t, y, groups, classes), "background_reliance": reliance(images, t, shapes, backgrounds, classes)}
+        for m, t in texts.items()
+    }
     M = modulation("sem_bi", s_c, s_b)
     steered = M * h_q + (1 - M) * sem.reference_median
     atoms = sae.atoms.detach()  # (latents, d)

@@ -45,7 +45,24 @@ def test_bench_weak_zero_shot_setting_runs_end_to_end(tmp_path):
     from vlmkit.cli.main import main
 
     out = tmp_path / "bench"
-    main(["comca", "bench", "--model", "random:clip-tiny", "--setting", "weak-zero-shot", "--pool", "60", "--n", "30", "--k", "2", "--out", str(out)])
+    main(
+        [
+            "comca",
+            "bench",
+            "--model",
+            "random:clip-tiny",
+            "--setting",
+            "weak-zero-shot",
+            "--pool",
+            "60",
+            "--n",
+            "30",
+            "--k",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads((out / "result.json").read_text())
     assert result["setting"] == "weak-zero-shot" and result["retrieval"].startswith("captions")
     assert "red:crimson" in result["attributes"]

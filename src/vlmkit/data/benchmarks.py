@@ -96,13 +96,17 @@ def parse_spec(spec: str) -> tuple[str, str, str] | None:
 def _coop_split(bench: Benchmark, root: Path, split: str) -> list[tuple[Path, str]]:
     path = root / bench.split_file
     if not path.is_file():
-        raise DatasetError(f"{bench.name}: split file {path} not found; put CoOp's {bench.split_file} in the dataset folder (see docs/openworld.md)")
+        raise DatasetError(
+            f"{bench.name}: split file {path} not found; put CoOp's {bench.split_file} in the dataset folder (see docs/openworld.md)"
+        )
     try:
         splits = json.loads(path.read_text(encoding="utf-8"))
         rows = splits[split]
         return [(root / bench.image_dir / str(relative), readable(str(classname))) for relative, _, classname in rows]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"{path} is not a CoOp split file with a {split!r} list of [path, label, class name]; re-download it from the CoOp repository") from exc
+        raise DatasetError(
+            f"{path} is not a CoOp split file with a {split!r} list of [path, label, class name]; re-download it from the CoOp repository"
+        ) from exc
 
 
 def _aircraft(root: Path, split: str) -> list[tuple[Path, str]]:
@@ -138,7 +142,9 @@ def load_benchmark(name: str, folder: str | Path, split: str = "test") -> Classi
     if not rows:
         raise DatasetError(f"{name}: the {split} split of {root} is empty")
     samples = [Sample(path=path, label=label, extra={"dataset": name}) for path, label in rows]
-    return ClassificationData(ImageDataset(f"{name}-{split}", root, samples), _class_order(bench, root, rows), name, bench.group, bench.domain)
+    return ClassificationData(
+        ImageDataset(f"{name}-{split}", root, samples), _class_order(bench, root, rows), name, bench.group, bench.domain
+    )
 
 
 def world_label(attributes: dict) -> str:
@@ -159,7 +165,9 @@ def load_world(n: int = 200, split: str = "test", cache_dir: Path | None = None)
     if not manifest.is_file():
         generate(out, n, seed)
     world = read_manifest(manifest)
-    samples = [Sample(path=s.path, label=world_label(s.attributes), attributes=s.attributes, extra={"dataset": "world"}) for s in world.samples]
+    samples = [
+        Sample(path=s.path, label=world_label(s.attributes), attributes=s.attributes, extra={"dataset": "world"}) for s in world.samples
+    ]
     classes = [f"{c} {s}" for c in w.COLOURS for s in w.SHAPES]
     return ClassificationData(ImageDataset(f"world-{split}", out, samples), classes, "world", "world", "shape")
 

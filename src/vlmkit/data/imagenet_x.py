@@ -62,7 +62,9 @@ def imagenet_x(root: Path, split: str = "multi") -> ImageDataset:
         if not 0 <= index < len(wnids):
             raise DatasetError(f"{row['file_name']}: class {index} but only {len(wnids)} synset folders under {images}; {LAYOUT}")
         if path.parent.name != wnids[index]:
-            raise DatasetError(f"{row['file_name']} is annotated as class {index} ({wnids[index]}) but lies in {path.parent.name}; {LAYOUT}")
+            raise DatasetError(
+                f"{row['file_name']} is annotated as class {index} ({wnids[index]}) but lies in {path.parent.name}; {LAYOUT}"
+            )
         attributes = {factor: bool(row.get(factor, 0)) for factor in FACTORS}
         samples.append(Sample(path, label=names[index], attributes={**attributes, "wnid": wnids[index]}))
     if not samples:
