@@ -1,10 +1,10 @@
-"""Factored COMP against the direct implementation on a real architecture's head vectors.
+"""Screened COMP against the direct implementation on a real architecture's head vectors.
 
     python benchmarks/sith_codes_check.py [--model random:clip-vit-l14] [--layers 0,12,23] [--image-mean auto]
 
 The direct implementation (every step rescores ``residual + lam * mean_S`` against the whole
-dictionary) is the one vlmkit shipped before the factored scoring; it is kept in
-``tests/test_comp_factored.py``. For each layer this prints how many of its vectors get a
+dictionary) is the one vlmkit shipped before the factored and screened scoring; it is kept in
+``tests/test_comp_screen.py``. For each layer this prints how many of its vectors get a
 different support and the largest coefficient difference, with both wall times. Run from the
 repository root (it imports the test module).
 """
@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.test_comp_factored import _direct_sparse_code  # noqa: E402
+from tests.test_comp_screen import _direct_sparse_code  # noqa: E402
 
 from vlmkit.interpret.comp import sparse_code  # noqa: E402
 from vlmkit.interpret.concepts import build_dictionary  # noqa: E402
-from vlmkit.interpret.gram import GramRows  # noqa: E402
 from vlmkit.interpret.heads import to_joint_space  # noqa: E402
 from vlmkit.interpret.image_mean import resolve_image_mean  # noqa: E402
+from vlmkit.interpret.screen import ScreenIndex  # noqa: E402
 from vlmkit.interpret.sith import SithConfig, layer_svd, parse_layers  # noqa: E402
 from vlmkit.interpret.vocab import load_vocabulary  # noqa: E402
 from vlmkit.models import load_model  # noqa: E402
@@ -45,7 +45,7 @@ def main() -> None:
     atoms = build_dictionary(model, load_vocabulary(args.vocab), cache=cache).atoms
     mean, _ = resolve_image_mean(model, args.image_mean, cache=cache)
     weights = model.vision_weights()
-    gram = GramRows(atoms)
+    index = ScreenIndex(atoms)
     cfg = SithConfig(k=args.k, lam=args.lam)
     for layer in parse_layers(args.layers, weights.n_layers):
         Vt = layer_svd(weights, layer, cfg)[2]
@@ -54,11 +54,11 @@ def main() -> None:
         want = _direct_sparse_code(targets, atoms, k=args.k, lam=args.lam)
         direct_s = time.perf_counter() - start
         start = time.perf_counter()
-        got = sparse_code(targets, atoms, k=args.k, lam=args.lam, gram=gram)
-        factored_s = time.perf_counter() - start
+        got = sparse_code(targets, atoms, k=args.k, lam=args.lam, index=index)
+        screened_s = time.perf_counter() - start
         differing = int((~(want[0] == got[0]).all(1)).sum())
         print(f"layer {layer}: vectors {len(targets)} different supports {differing} "
-              f"max coefficient difference {float((want[1] - got[1]).abs().max()):.2e} direct {direct_s:.1f} s factored {factored_s:.1f} s")
+              f"max coefficient difference {float((want[1] - got[1]).abs().max()):.2e} direct {direct_s:.1f} s screened {screened_s:.1f} s")
 
 
 if __name__ == "__main__":

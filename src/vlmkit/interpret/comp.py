@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vlmkit.interpret.gram import GramRows, factored_scores
+from vlmkit.interpret.screen import CandidateScreen, ScreenIndex
 
 METHODS = ("comp", "omp", "mp", "topk")
 
@@ -66,14 +66,15 @@ def nnls_normal(gram: Tensor, rhs: Tensor, ridge: float = 1e-6, sweeps: int = 10
 
 
 def sparse_code(
-    targets: Tensor, dictionary: Tensor, k: int = 5, lam: float = 0.3, method: str = "comp", gram: GramRows | None = None
+    targets: Tensor, dictionary: Tensor, k: int = 5, lam: float = 0.3, method: str = "comp", index: ScreenIndex | None = None
 ) -> tuple[Tensor, Tensor]:
     """Explain each target with ``k`` dictionary atoms and non-negative coefficients.
 
-    Scoring is factored (:mod:`vlmkit.interpret.gram`): the targets meet the dictionary in one
-    ``(N, M)`` product; every later selection step subtracts the selected atoms' Gram rows, so
-    the codes are those of rescoring ``residual + lam * mean_S`` against ``D`` at every step
-    (tested against that direct form on planted and random cases).
+    The targets meet the dictionary in one ``(N, M)`` product; every later selection step finds
+    the argmax of ``residual + lam * mean_S`` against ``D`` exactly by screening
+    (:mod:`vlmkit.interpret.screen`): bounds decide which few scores to compute, so the codes are
+    those of rescoring against the whole dictionary at every step (tested against that direct form
+    on planted, random and adversarial cases).
 
     Args:
         targets: ``(N, d)`` vectors to explain.
@@ -81,8 +82,8 @@ def sparse_code(
         k: atoms per target.
         lam: COMP's coherence weight (ignored by the other methods).
         method: ``comp``, ``omp`` (non-negative OMP), ``mp`` (non-negative MP) or ``topk``.
-        gram: Gram rows of ``dictionary`` to reuse across calls (e.g. every batch of every
-            layer); a fresh one by default.
+        index: the dictionary's :class:`ScreenIndex`, to reuse across calls (e.g. every batch of
+            every layer); a fresh one by default.
 
     Returns:
         indices ``(N, k)`` in selection order and coefficients ``(N, k)`` (may be exactly 0).
@@ -96,7 +97,6 @@ def sparse_code(
     if method == "topk":
         indices = passed.topk(k, dim=1).indices
         return indices, nnls(dictionary[indices], targets)
-    gram = gram if gram is not None else GramRows(dictionary)
     lam = lam if method == "comp" else 0.0
     n = targets.shape[0]
     indices = torch.zeros(n, k, dtype=torch.long)
@@ -106,23 +106,19 @@ def sparse_code(
     normal = torch.zeros(n, k, k, dtype=torch.float64)  # their A A^T, grown a row per step
     rhs = torch.zeros(n, k, dtype=torch.float64)  # A p
     targets64 = targets.double()
+    screen = CandidateScreen(passed, index if index is not None else ScreenIndex(dictionary))
     for step in range(k):
         if step == 0:
-            score = passed
-        else:  # <residual + lam mean_S, d_j> = P_j - sum_t (c_t - lam / step) G[s_t, j]
-            support, weights = indices[:, :step], coef[:, :step] - lam / step
-            if gram.worth_it(support, n):
-                score = factored_scores(passed, gram, support, weights)
-            else:
-                score = (targets - (weights.unsqueeze(-1) * dictionary[support]).sum(1)) @ dictionary.T
-            score.scatter_(1, support, float("-inf"))
-        indices[:, step] = score.argmax(1)
+            indices[:, 0] = screen.select_first()
+        else:  # <residual + lam mean_S, d_j> = P_j - <u, d_j>, u = sum_t (c_t - lam / step) d_t
+            weights = (coef[:, :step] - lam / step).double()
+            indices[:, step] = screen.select((weights.unsqueeze(-1) * chosen64[:, :step]).sum(1))
         newest = dictionary[indices[:, step]]  # (N, d)
+        chosen64[:, step] = newest
         if method == "mp":
             coef[:, step] = (residual * newest).sum(-1).clamp(min=0)
             residual = residual - coef[:, step : step + 1] * newest
             continue
-        chosen64[:, step] = newest
         products = (chosen64[:, : step + 1] @ chosen64[:, step].unsqueeze(-1)).squeeze(-1)  # (N, step+1): <d_t, d_new>
         normal[:, step, : step + 1] = products
         normal[:, : step + 1, step] = products

@@ -21,8 +21,8 @@ from torch import Tensor
 from vlmkit.embed import embed_texts
 from vlmkit.interpret.comp import sparse_code
 from vlmkit.interpret.concepts import ConceptDictionary
-from vlmkit.interpret.gram import GramRows
 from vlmkit.interpret.heads import factored_svd, from_joint_space, head_factors, to_joint_space
+from vlmkit.interpret.screen import ScreenIndex
 from vlmkit.models.base import VisionWeights
 from vlmkit.runs.cache import EmbeddingCache
 
@@ -121,18 +121,18 @@ def fidelity(directions: Tensor, indices: Tensor, scores: Tensor, atoms: Tensor,
     return (back * F.normalize(directions.float(), dim=-1)).sum(-1)
 
 
-def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig, gram: GramRows | None = None, pinv: Tensor | None = None) -> LayerExplanation:
-    """SVD, mapping, sparse coding and fidelity for every head of ``layer``; ``gram``: the
-    dictionary's Gram rows, shared by every batch (and, from :func:`explain`, every layer);
+def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig, index: ScreenIndex | None = None, pinv: Tensor | None = None) -> LayerExplanation:
+    """SVD, mapping, sparse coding and fidelity for every head of ``layer``; ``index``: the
+    dictionary's screening index, shared by every batch (and, from :func:`explain`, every layer);
     ``pinv``: ``pinv(proj)``, likewise computed once by :func:`explain`."""
-    gram = gram if gram is not None else GramRows(dictionary.atoms)
+    index = index if index is not None or cfg.method == "topk" else ScreenIndex(dictionary.atoms)
     U, S, Vt = layer_svd(weights, layer, cfg)
     vectors = Vt if cfg.side == "right" else U.transpose(1, 2)  # (H, r, d)
     directions = vectors.reshape(-1, vectors.shape[-1]).float()
     targets = to_joint_space(directions, weights, image_mean, affine=cfg.affine_ln_post)
     indices, scores = [], []
     for start in range(0, targets.shape[0], cfg.batch):
-        idx, coef = sparse_code(targets[start : start + cfg.batch], dictionary.atoms, k=cfg.k, lam=cfg.lam, method=cfg.method, gram=gram)
+        idx, coef = sparse_code(targets[start : start + cfg.batch], dictionary.atoms, k=cfg.k, lam=cfg.lam, method=cfg.method, index=index)
         indices.append(idx)
         scores.append(coef)
     indices, scores = torch.cat(indices), torch.cat(scores)
@@ -143,9 +143,9 @@ def explain(weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDi
     """:func:`explain_layer` for each of ``layers`` (any iterable, e.g. wrapped in a progress bar)."""
     if cfg.side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {cfg.side!r}")
-    gram = GramRows(dictionary.atoms)
+    index = ScreenIndex(dictionary.atoms) if cfg.method != "topk" else None
     pinv = torch.linalg.pinv(weights.proj.float()) if weights.proj is not None else None
-    return [explain_layer(weights, layer, dictionary, image_mean, cfg, gram, pinv) for layer in layers]
+    return [explain_layer(weights, layer, dictionary, image_mean, cfg, index, pinv) for layer in layers]
 
 
 def coherence(indices: Tensor, concept_vectors: Tensor, scores: Tensor | None = None) -> Tensor:

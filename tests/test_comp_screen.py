@@ -1,10 +1,11 @@
-"""The factored scoring of COMP and its baselines gives the codes of direct rescoring.
+"""The screened scoring of COMP and its baselines gives the codes of direct rescoring.
 
 ``_direct_sparse_code`` and ``_direct_nnls`` are the implementation vlmkit shipped before the
 factored scoring (commit 4698ac4, verbatim but for names): every step rescores ``residual + lam * mean_S`` against the
-whole dictionary. The factored one must select the same atoms in the same order and the same
-coefficients to 1e-5, on planted codes, random targets, and a correlated dictionary like a
-text tower's (all words close together).
+whole dictionary. The screened one (:mod:`vlmkit.interpret.screen`) must select the same atoms
+in the same order and the same coefficients to 1e-5, on planted codes, random targets, a
+correlated dictionary like a text tower's (all words close together), and adversarial settings
+where the bounds cannot certify the candidate list and the whole dictionary is screened.
 """
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vlmkit.interpret.comp import nnls, sparse_code
-from vlmkit.interpret.gram import GramRows, factored_scores
+from vlmkit.interpret.screen import CandidateScreen, ScreenIndex
 
 
 def _direct_nnls(atoms, targets, ridge=1e-6, sweeps=100, tol=1e-6):
@@ -79,7 +80,7 @@ def _case(kind: str, seed: int, n: int = 128, m: int = 1000, d: int = 64):
 
 @pytest.mark.parametrize("kind", ["planted", "random", "correlated"])
 @pytest.mark.parametrize("method,lam", [("comp", 0.3), ("comp", 0.5), ("omp", 0.3), ("mp", 0.3), ("topk", 0.3)])
-def test_factored_codes_equal_direct_codes(kind, method, lam):
+def test_screened_codes_equal_direct_codes(kind, method, lam):
     targets, dictionary = _case(kind, seed=len(kind) + int(10 * lam))
     k = 5
     want_idx, want_coef = _direct_sparse_code(targets, dictionary, k=k, lam=lam, method=method)
@@ -88,29 +89,71 @@ def test_factored_codes_equal_direct_codes(kind, method, lam):
     assert torch.allclose(got_coef, want_coef, atol=1e-5, rtol=0)
 
 
-def test_gram_rows_are_shared_across_calls_and_computed_once():
+def test_one_index_shared_across_calls_gives_the_codes_of_fresh_ones():
     targets, dictionary = _case("correlated", 3, n=300)
-    gram = GramRows(dictionary)
-    first = sparse_code(targets[:150], dictionary, k=5, gram=gram)
-    count = gram.count
-    second = sparse_code(targets[150:], dictionary, k=5, gram=gram)
-    both = torch.cat([first[0], second[0]])
-    assert gram.count == torch.unique(both[:, :4]).numel()  # rows only for atoms that were scored against
-    assert gram.count >= count
+    index = ScreenIndex(dictionary)
+    first = sparse_code(targets[:150], dictionary, k=5, index=index)
+    second = sparse_code(targets[150:], dictionary, k=5, index=index)
     alone = sparse_code(targets[150:], dictionary, k=5)
     assert torch.equal(alone[0], second[0]) and torch.equal(alone[1], second[1])
-    rows = gram.rows[gram.slots(both[:, 0])]
-    assert torch.allclose(rows, dictionary[both[:, 0]] @ dictionary.T, atol=1e-6)
+    want = _direct_sparse_code(targets, dictionary, k=5)
+    assert torch.equal(torch.cat([first[0], second[0]]), want[0])
 
 
-def test_factored_scores_equal_the_dense_product():
-    targets, dictionary = _case("random", 5, n=20, m=300)
-    gen = torch.Generator().manual_seed(0)
-    support = torch.stack([torch.randperm(300, generator=gen)[:3] for _ in range(20)])
-    weights = torch.randn(20, 3, generator=gen)
-    query = targets - (weights.unsqueeze(-1) * dictionary[support]).sum(1)
-    got = factored_scores(targets @ dictionary.T, GramRows(dictionary), support, weights)
-    assert torch.allclose(got, query @ dictionary.T, atol=1e-5)
+def _near_duplicates(seed: int, n: int = 96, groups: int = 40, size: int = 8, d: int = 48):
+    """Adversarial for the bounds: tight groups of near-identical atoms, so COMP's coherence term
+    lifts the neighbours of a chosen atom far above their first-pass rank (off the candidate list)."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(groups, d, generator=gen), dim=-1)
+    dictionary = F.normalize(centres.repeat_interleave(size, 0) + 0.15 * torch.randn(groups * size, d, generator=gen), dim=-1)
+    targets = F.normalize(torch.randn(n, d, generator=gen) + 2 * centres[torch.randint(groups, (n,), generator=gen)], dim=-1)
+    return targets, dictionary
+
+
+@pytest.mark.parametrize("rank,margin", [(32, 0.0), (1, 0.06), (4, 10.0), (64, 0.02)])
+@pytest.mark.parametrize("method,lam", [("comp", 0.3), ("comp", 1.0), ("omp", 0.0), ("mp", 0.0)])
+def test_adversarial_bounds_still_give_the_direct_codes(rank, margin, method, lam):
+    """margin 0 keeps only each row's best atom on the list (the whole-dictionary fallback runs at
+    every step); rank 1 makes the low-rank intervals wide (many finalists); margin 10 puts every
+    atom on the list; rank 64 > d is exact low rank."""
+    targets, dictionary = _near_duplicates(seed=rank + int(100 * margin))
+    index = ScreenIndex(dictionary, rank=rank, margin=margin)
+    want = _direct_sparse_code(targets, dictionary, k=5, lam=lam, method=method)
+    got = sparse_code(targets, dictionary, k=5, lam=lam, method=method, index=index)
+    assert torch.equal(got[0], want[0])
+    assert torch.allclose(got[1], want[1], atol=1e-5, rtol=0)
+
+
+def test_the_fallback_runs_where_the_list_cannot_certify():
+    targets, dictionary = _near_duplicates(seed=5)
+    passed = targets @ dictionary.T
+    screen = CandidateScreen(passed.clone(), ScreenIndex(dictionary, margin=0.0))
+    first = screen.select_first()
+    u = -0.5 * dictionary[first].double()  # a pure coherence pull towards the chosen atom's group
+    got = screen.select(u)
+    assert screen.widened > 0 and screen.candidates == len(targets)
+    want = (passed - (u.float() @ dictionary.T)).scatter(1, first.unsqueeze(1), float("-inf")).argmax(1)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.05, 1.0])
+def test_select_is_the_dense_argmax_with_ties_broken_like_torch(margin):
+    """Random queries over a dictionary with exact duplicate atoms (exact ties): the lowest index
+    wins, as in ``torch.argmax`` over the dense scores."""
+    gen = torch.Generator().manual_seed(2)
+    base = F.normalize(torch.randn(150, 24, generator=gen), dim=-1)
+    dictionary = torch.cat([base, base[:50]])  # atoms 150-199 duplicate 0-49
+    targets = F.normalize(torch.randn(64, 24, generator=gen), dim=-1)
+    passed = targets @ dictionary.T
+    screen = CandidateScreen(passed.clone(), ScreenIndex(dictionary, rank=8, margin=margin))
+    taken = [screen.select_first()]
+    for _ in range(3):
+        u = 0.3 * torch.randn(64, 24, generator=gen, dtype=torch.float64)
+        got = screen.select(u)
+        dense = passed - (u.float() @ dictionary.T)
+        dense.scatter_(1, torch.stack(taken, 1), float("-inf"))
+        assert torch.equal(got, dense.argmax(1))
+        taken.append(got)
 
 
 class _CountingEmbedder:
@@ -150,16 +193,6 @@ def test_cached_coherence_equals_direct_and_reads_back_without_encoding(tmp_path
     defined = torch.isfinite(direct)
     assert torch.equal(defined, torch.isfinite(warm)) and torch.equal(defined, torch.isfinite(cold))
     assert torch.allclose(direct[defined], warm[defined], atol=1e-6)
-
-
-def test_direct_rescoring_when_rows_do_not_pay_or_do_not_fit():
-    targets, dictionary = _case("random", 7, n=40, m=600)
-    want = _direct_sparse_code(targets, dictionary, k=4)
-    tiny = GramRows(dictionary, max_bytes=4 * 600 * 10)  # room for 10 rows
-    got = sparse_code(targets, dictionary, k=4, gram=tiny)
-    assert tiny.count <= 10
-    assert torch.equal(got[0], want[0]) and torch.allclose(got[1], want[1], atol=1e-5, rtol=0)
-    assert not GramRows(dictionary).worth_it(torch.arange(50).view(25, 2), targets=20)
 
 
 @pytest.mark.parametrize("kind", ["random", "correlated"])
