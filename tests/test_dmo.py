@@ -21,6 +21,16 @@ def test_grids_match_the_paper():
     assert len(dmo.mixtures(["a", "b", "c"], 2)) == 21  # 3 pairs x 7
 
 
+def test_apportion_gives_the_exact_total():
+    # rounding each share alone: 0.5*3 -> 2 twice = 4 samples for a total of 3
+    assert dmo.apportion([0.5, 0.5], 3) in ([2, 1], [1, 2])
+    assert dmo.apportion([1 / 3, 1 / 3, 1 / 3], 8) == [3, 3, 2]
+    assert dmo.apportion([0.125, 0.375, 0.5], 8) == [1, 3, 4]  # exact shares stay exact
+    for mixture in dmo.grid(4):
+        counts = dmo.apportion(mixture, 960)
+        assert sum(counts) == 960 and all(abs(c - w * 960) < 1 for c, w in zip(counts, mixture, strict=True))
+
+
 def test_rank_agreement_against_hand_values():
     perfect = dmo.rank_agreement([1, 2, 3, 4], [10, 20, 30, 40])
     assert perfect["spearman"] == pytest.approx(1) and perfect["kendall"] == pytest.approx(1)

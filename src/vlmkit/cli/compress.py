@@ -125,7 +125,8 @@ def dmo_run_cmd(
     regime: str = typer.Option(
         "full", help="exclusions of the merge: lora (vision, projector, embeddings, head, norms kept) or full (vision kept)"
     ),
-    seed: int = typer.Option(42, help="Dirichlet draws (4 domains) and data sampling"),
+    seed: int = typer.Option(42, help="data sampling and training of mixture models (and the grid unless --grid-seed)"),
+    grid_seed: int | None = typer.Option(None, help="seed of the 4-domain Dirichlet grid (the paper: 42; default --seed)"),
 ) -> None:
     """Merge experts for every mixture of a grid, evaluate proxies and mixture-trained models, and rank-correlate."""
     from vlmkit.compress.dmo_run import DMOOptions, run_dmo
@@ -143,6 +144,7 @@ def dmo_run_cmd(
         samples=samples,
         regime=regime,
         seed=seed,
+        grid_seed=grid_seed,
         sft=build_options(SFTConfig, mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed),
     )
     with removing_fresh_out(out):

@@ -50,6 +50,20 @@ def mixture_id(mixture: dict[str, float]) -> str:
     return "+".join(f"{domain}-{weight:.4g}" for domain, weight in mixture.items())
 
 
+def apportion(weights: Sequence[float], total: int) -> list[int]:
+    """Sample counts proportional to ``weights`` that sum to ``total`` exactly (largest
+    remainders; rounding each share alone can lose or add a sample, so a mixture model would
+    train on a different count than the experts)."""
+    w = np.asarray(weights, float)
+    if len(w) == 0 or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("mixture weights must be non-negative and not all zero")
+    exact = w / w.sum() * total
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: total - int(counts.sum())]:
+        counts[i] += 1
+    return [int(c) for c in counts]
+
+
 def rank_agreement(proxy: Sequence[float], truth: Sequence[float]) -> dict[str, float | None]:
     """Spearman ρ and Kendall τ_b with p-values; ``None`` where a side is constant or n < 3."""
     from scipy.stats import kendalltau, spearmanr

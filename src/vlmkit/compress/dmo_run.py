@@ -39,6 +39,8 @@ class DMOOptions(BaseModel):
     sft: SFTConfig = SFTConfig()
     regime: str = Field("lora", pattern="^(lora|full)$")
     seed: int = 42
+    #: seed of the 4-domain Dirichlet grid (42 in the paper); ``None``: ``seed``
+    grid_seed: int | None = None
     max_new_tokens: int = Field(16, ge=1)
 
 
@@ -74,9 +76,8 @@ def _train_mixed(opts: DMOOptions, mixture: dict[str, float], out: Path) -> Path
 
     rng = np.random.default_rng(opts.seed)
     data = []
-    for domain, weight in mixture.items():
+    for domain, count in zip(mixture, dmo.apportion(list(mixture.values()), opts.samples), strict=True):
         pool = load_conversations(opts.train_mixtures[domain])
-        count = int(round(weight * opts.samples))
         data += [pool[i] for i in rng.choice(len(pool), size=count, replace=count > len(pool))]
     model = load_chat_model(str(opts.base))
     finetune(
@@ -97,7 +98,7 @@ def run_dmo(opts: DMOOptions) -> Path:
         raise UserError(
             f"--grid {opts.n_domains} mixes {opts.n_domains} domains but --experts names {len(opts.experts)}; add experts or lower --grid"
         )
-    grid = dmo.mixtures(list(opts.experts), opts.n_domains, opts.seed)
+    grid = dmo.mixtures(list(opts.experts), opts.n_domains, opts.seed if opts.grid_seed is None else opts.grid_seed)
     _check(opts, grid)
     suite = load_suite(opts.suite)
     work = opts.out / "work"
