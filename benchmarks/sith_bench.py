@@ -1,19 +1,23 @@
 """SITH end to end, as a user runs it, against the one-pass floor measured in the same run.
 
     python benchmarks/sith_bench.py [--model random:clip-vit-l14] [--vocab default] [--layers all]
-                                    [--reference OLD/arrays.npz] [--skip-sklearn]
+                                    [--threads N] [--reference OLD/arrays.npz] [--skip-sklearn]
 
 1. Warm-up (skipped with ``--no-warm``): one ``vlmkit sith`` run that fills the caches (drawn
    random weights, vocabulary embeddings, image mean, MiniLM concept vectors); not timed.
 2. The floor: every explained vector scored once against the whole dictionary, i.e. the
    ``(vectors x 768) @ (768 x concepts)`` products in batches of 1,024 (the size SITH uses), timed
    in this process just before and just after the CLI run (the machine is shared; both are
-   reported and the ratio uses their mean).
+   reported and the ratios use their mean), as wall time and as CPU time of this process.
 3. The CLI: ``vlmkit sith --model M --layers L --vocab V --k K --out DIR`` in a subprocess under
-   ``/usr/bin/time -v``: wall time (from this process), peak resident memory, and the split the
-   run records in ``run.json`` (load, vocabulary, image mean, decomposition, coherence).
+   ``/usr/bin/time -v``: wall time (from this process, Python start to exit), CPU time (user +
+   system), peak resident memory, and the split the run records in ``run.json`` (load,
+   vocabulary, image mean, decomposition, coherence; wall). On a machine shared with other jobs
+   the CPU-time ratio is the steadier one: waiting for a core counts in wall time only. Both
+   sides run with the same number of threads (``--threads``, default torch's), and the load
+   average before and after is reported.
 4. With ``--reference``: the run's codes against an ``arrays.npz`` written by another vlmkit
-   version (e.g. before the factored scoring): supports must be equal, coefficients within 1e-5.
+   version (e.g. before the screened scoring): supports must be equal, coefficients within 1e-5.
 5. Non-negative OMP (COMP with lambda = 0) against scikit-learn's ``OrthogonalMatchingPursuit``
    fitted vector by vector on the same targets: speed ratio and agreement of the selected atoms
    (scikit-learn's OMP is unconstrained, so agreement is expected only where the non-negative
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -47,24 +52,28 @@ def cli(args, out: Path) -> tuple[float, dict]:
     command = [sys.executable, "-m", "vlmkit.cli.main", "sith", "--model", args.model, "--layers", args.layers,
                "--vocab", args.vocab, "--k", str(args.k), "--image-mean", args.image_mean, "--out", str(out)]
     timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
+    env = os.environ | ({"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)} if args.threads else {})
     start = time.perf_counter()
-    done = subprocess.run(timer + command, capture_output=True, text=True)
+    done = subprocess.run(timer + command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"vlmkit sith failed ({done.returncode}):\n{done.stderr[-2000:]}")
     facts = {}
     if rss := re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr):
         facts["peak_rss_gib"] = round(int(rss.group(1)) / 2**20, 2)
+    cpu = [float(m.group(1)) for m in re.finditer(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr)]
+    if len(cpu) == 2:
+        facts["cli_cpu_s"] = round(sum(cpu), 2)
     facts["run_json_timings_s"] = json.loads((out / "run.json").read_text())["timings_s"]
     return wall, facts
 
 
-def floor_seconds(targets: torch.Tensor, atoms: torch.Tensor, batch: int = 1024) -> float:
-    """Seconds to score every target once against every atom (SITH's batch size)."""
-    start = time.perf_counter()
+def floor_seconds(targets: torch.Tensor, atoms: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
+    """Wall and CPU seconds to score every target once against every atom (SITH's batch size)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for first in range(0, targets.shape[0], batch):
         targets[first : first + batch] @ atoms.T
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def joint_targets(args):
@@ -107,12 +116,12 @@ def compare_codes(run_dir: Path, reference: Path) -> dict:
     return {"vectors": vectors, "different_supports": differing, "max_coefficient_difference": worst}
 
 
-def sklearn_agreement(targets: torch.Tensor, atoms: torch.Tensor, k: int) -> dict:
+def sklearn_agreement(targets: torch.Tensor, atoms: torch.Tensor, k: int, index) -> dict:
     from sklearn.linear_model import OrthogonalMatchingPursuit
 
     from vlmkit.interpret.comp import sparse_code
 
-    (ours_idx, _), ours_s = timed(lambda: sparse_code(targets, atoms, k=k, method="omp"))
+    (ours_idx, _), ours_s = timed(lambda: sparse_code(targets, atoms, k=k, method="omp", index=index))
     X = atoms.T.double().numpy()  # (D, M): columns are atoms
 
     def fit_all():
@@ -131,15 +140,19 @@ def sklearn_agreement(targets: torch.Tensor, atoms: torch.Tensor, k: int) -> dic
 
 
 def sklearn_report(targets: torch.Tensor, atoms: torch.Tensor, k: int, n: int) -> dict:
+    """Against scikit-learn on ``n`` head vectors and ``n`` planted targets; vlmkit's screening
+    index is built once per dictionary (as SITH does for all layers) and timed apart."""
     from vlmkit.interpret.comp import sparse_code
+    from vlmkit.interpret.screen import ScreenIndex
 
-    report = {"head_vectors": sklearn_agreement(targets[-n:], atoms, k)}
+    index, index_s = timed(lambda: ScreenIndex(atoms))
+    report = {"screen_index_s": round(index_s, 3), "head_vectors": sklearn_agreement(targets[-n:], atoms, k, index)}
     gen = torch.Generator().manual_seed(0)
     support = torch.stack([torch.randperm(len(atoms), generator=gen)[:k] for _ in range(n)])
     coef = 0.5 + torch.rand(n, k, generator=gen)
     planted = torch.nn.functional.normalize((coef.unsqueeze(-1) * atoms[support]).sum(1), dim=-1)
-    report["planted"] = sklearn_agreement(planted, atoms, k)
-    found = sparse_code(planted, atoms, k=k, method="omp")[0]
+    report["planted"] = sklearn_agreement(planted, atoms, k, index)
+    found = sparse_code(planted, atoms, k=k, method="omp", index=index)[0]
     report["planted"]["vlmkit_planted_recovery"] = round(
         sum(len(set(f) & set(s)) for f, s in zip(found.tolist(), support.tolist(), strict=True)) / support.numel(), 3)
     return report
@@ -152,13 +165,17 @@ def main() -> None:
     parser.add_argument("--layers", default="all")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--image-mean", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="threads for the floor and the CLI (default: torch's)")
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True, help="fill the caches with one untimed run first")
     parser.add_argument("--reference", type=Path, default=None, help="arrays.npz of another version's run to compare codes with")
     parser.add_argument("--keep", type=Path, default=None, help="keep the timed run's output here")
     parser.add_argument("--sklearn-vectors", type=int, default=256)
     parser.add_argument("--skip-sklearn", action="store_true")
     args = parser.parse_args()
-    report: dict = {"model": args.model, "vocab": args.vocab, "layers": args.layers, "k": args.k, "threads": torch.get_num_threads()}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report: dict = {"model": args.model, "vocab": args.vocab, "layers": args.layers, "k": args.k, "threads": torch.get_num_threads(),
+                    "load_average_before": round(os.getloadavg()[0], 1)}
     with tempfile.TemporaryDirectory() as tmp:
         if args.warm:
             _, report["warm_up_run_s"] = timed(lambda: cli(args, Path(tmp) / "warm"))
@@ -168,9 +185,12 @@ def main() -> None:
         out = args.keep or Path(tmp) / "timed"
         wall, facts = cli(args, out)
         after = floor_seconds(targets, atoms)
-        floor = (before + after) / 2
-        report |= {"floor_before_s": round(before, 2), "cli_wall_s": round(wall, 2), "floor_after_s": round(after, 2),
-                   "cli_over_floor": round(wall / floor, 2), **facts}
+        floor, floor_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+        report |= {"floor_before_s": round(before[0], 2), "cli_wall_s": round(wall, 2), "floor_after_s": round(after[0], 2),
+                   "cli_over_floor": round(wall / floor, 2), "floor_cpu_before_s": round(before[1], 2),
+                   "floor_cpu_after_s": round(after[1], 2), **facts, "load_average_after": round(os.getloadavg()[0], 1)}
+        if "cli_cpu_s" in facts:
+            report["cli_cpu_over_floor_cpu"] = round(facts["cli_cpu_s"] / floor_cpu, 2)
         if args.reference:
             report["codes_vs_reference"] = compare_codes(out, args.reference)
     if not args.skip_sklearn:
