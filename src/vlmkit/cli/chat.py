@@ -47,6 +47,11 @@ def chat_cmd(
     cache: bool = ResponseCacheOpt,
     device: str = DeviceOpt,
     dtype: str = DtypeOpt,
+    backend: str = typer.Option(
+        "auto",
+        help="auto: NumPy for a local LLaVA (CLIP + Llama) checkpoint on cpu in float32, such as embedded-chat "
+        "(no torch import, fast start), else transformers; hf: always transformers; numpy: NumPy or an error",
+    ),
 ) -> None:
     """Ask a chat model one question, optionally about images, and print its answer."""
     from vlmkit.errors import UserError
@@ -58,7 +63,8 @@ def chat_cmd(
             raise UserError(f"image {path} does not exist; pass an existing PNG or JPEG file to --image")
     images = [c.open_image(path) for path in image]  # unreadable files fail here, before the model loads
     conversation = ([c.system(system)] if system else []) + [c.user(*images, prompt)]
-    chat_model = load_chat_model(model, device=device, dtype=dtype, **chat_options(base_url, api_key, concurrency, timeout, cache))
+    options = chat_options(base_url, api_key, concurrency, timeout, cache)
+    chat_model = load_chat_model(model, device=device, dtype=dtype, backend=backend, **options)
     (answer,) = chat_model.generate([conversation], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     typer.echo(answer)
 

@@ -11,6 +11,12 @@ Names:
   base URL and key from options or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``.
 
 Entries are ``"module:attribute"`` strings imported on first use.
+
+Backends (``backend=``): ``"hf"`` (transformers, the default for library callers, which may
+train or edit ``model.model``), ``"numpy"`` (:mod:`vlmkit.models.chat_numpy`: a local LLaVA
+directory with a CLIP vision tower and a Llama text model, float32 on the CPU, without importing
+torch; anything else is an error), and ``"auto"`` (NumPy where it applies, else transformers;
+what ``vlmkit chat`` uses, so ``embedded-chat`` answers in a fraction of a second).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlmkit.errors import ModelNotFound
+from vlmkit.errors import ModelNotFound, UnsupportedError, UserError
 
 #: names of models that need no download -> (loader, description)
 NAMED_CHAT: dict[str, tuple[str, str]] = {
@@ -41,6 +47,8 @@ CHAT_SOURCES: dict[str, str] = {
 }
 
 DEFAULT_CHAT_MODEL = "embedded-chat"
+
+CHAT_BACKENDS = ("auto", "hf", "numpy")
 
 
 def _resolve(target: str):
@@ -66,14 +74,52 @@ def load_embedded_chat(name: str = "embedded-chat", device: str = "cpu", dtype: 
     return HFChatModel.from_directory(directory, name=name, fingerprint=dir_fingerprint(directory), device=device, dtype=dtype)
 
 
-def load_chat_model(name: str | None = None, *, device: str = "cpu", dtype: str = "auto", **options):
+def numpy_directory(name: str) -> Path | None:
+    """The local checkpoint directory the NumPy backend would read for ``name``, if any."""
+    if name == "embedded-chat":
+        return embedded_chat_dir()
+    path = Path(name.removeprefix("hf:")).expanduser()
+    return path if (path / "config.json").is_file() else None
+
+
+def load_numpy_chat(name: str, *, device: str = "cpu", dtype: str = "auto", required: bool = True):
+    """``name`` on the NumPy backend, or ``None`` (``required=False``) when it does not apply.
+
+    Raises:
+        UnsupportedError: with ``required``, when the checkpoint, device or dtype is outside it.
+    """
+    directory = numpy_directory(name)
+    try:
+        if directory is None:
+            raise UnsupportedError("it runs local LLaVA checkpoint directories only")
+        if device != "cpu":
+            raise UnsupportedError(f"it runs on the CPU, not {device}")
+        from vlmkit.models.chat_numpy import load
+        from vlmkit.models.families import dir_fingerprint
+
+        return load(directory, name=name, fingerprint=dir_fingerprint(directory), dtype=dtype)
+    except UnsupportedError as exc:
+        if required:
+            raise UnsupportedError(f"{name} cannot run on the NumPy backend: {exc}; use the hf backend") from exc
+        return None
+
+
+def load_chat_model(name: str | None = None, *, device: str = "cpu", dtype: str = "auto", backend: str = "hf", **options):
     """Load a chat model by name; ``options`` go to served backends (``base_url``, ``api_key``,
-    ``concurrency``, ``timeout``, ``cache_dir``...).
+    ``concurrency``, ``timeout``, ``cache_dir``...); ``backend`` is one of :data:`CHAT_BACKENDS`
+    (see the module doc).
 
     Raises:
         ModelNotFound: the name matches no source, or its weights cannot be found.
+        UnsupportedError: ``backend="numpy"`` for a model outside the NumPy path.
     """
     name = name or DEFAULT_CHAT_MODEL
+    if backend not in CHAT_BACKENDS:
+        raise UserError(f"unknown chat backend {backend!r}; use {', '.join(CHAT_BACKENDS)}")
+    if backend != "hf":
+        model = load_numpy_chat(name, device=device, dtype=dtype, required=backend == "numpy")
+        if model is not None:
+            return model
     if name in NAMED_CHAT:
         return _resolve(NAMED_CHAT[name][0])(name, device=device, dtype=dtype)
     prefix, sep, rest = name.partition(":")
