@@ -118,6 +118,10 @@ def valid(tmp_path_factory) -> Path:
             for k in range(count):
                 Image.new("RGB", (32, 32), rgb).save(root / "yollava" / split / name / f"{k}.png")
     write_release(root / "release")
+    from tests.test_benchmarks import make_benchmark
+
+    make_benchmark(root / "bench", "dtd")
+    make_benchmark(root / "bench", "fgvc_aircraft")
     from vlmkit.compress import dmo
 
     (root / "mixed").mkdir()
@@ -200,6 +204,10 @@ CASES = {
     "c2b train-probe dataset": (["c2b", "train-probe", "-m", CLIP, "--dataset", "{data.jsonl}"], "data.jsonl", JSONL_BREAKS),
     "c2b train-probe image": (["c2b", "train-probe", "-m", CLIP, "--dataset", "{data.jsonl}"], "img/red0.png", IMAGE_BREAKS),
     "openworld run dataset": (OW + ["--dataset", "{data.jsonl}"], "data.jsonl", JSONL_BREAKS),
+    "openworld run CoOp split file": (OW + ["--dataset", "dtd:{bench/dtd}"], "bench/dtd/split_zhou_DescribableTextures.json",
+                                      JSON_BREAKS),
+    "openworld run aircraft listing": (OW + ["--dataset", "fgvc_aircraft:{bench/fgvc_aircraft}"],
+                                       "bench/fgvc_aircraft/images_variant_test.txt", TEXT_BREAKS),
     "openworld score predictions": (["openworld", "score", "--predictions", "{predictions.jsonl}"], "predictions.jsonl", JSONL_BREAKS),
     "icl dataset": (ICL + ["--dataset", "{data.jsonl}", "--pool", "{personal/manifest.jsonl}"], "data.jsonl", JSONL_BREAKS),
     "icl pool": (ICL + ["--dataset", "{personal/manifest.jsonl}", "--pool", "{data.jsonl}"], "data.jsonl", JSONL_BREAKS),

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from vlmkit.data.benchmarks import BENCHMARKS, GROUPS, load_classification, parse_spec
-from vlmkit.errors import DatasetError
+from vlmkit.errors import DatasetError, UserError
 
 CLASSES = ["apple_pie", "Annual Crop Land"]
 
@@ -71,10 +71,10 @@ def test_bad_benchmark_sources_are_one_line_errors(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         load_classification(f"dtd:{tmp_path / 'nope'}")
     (tmp_path / "dtd").mkdir()
-    with pytest.raises(DatasetError, match="split_zhou_DescribableTextures.json"):
+    with pytest.raises(UserError, match="split_zhou_DescribableTextures.json"):
         load_classification(f"dtd:{tmp_path / 'dtd'}")
     (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").write_text("{\"test\": 3}")
-    with pytest.raises(DatasetError, match="not a CoOp split"):
+    with pytest.raises(UserError, match="split_zhou_DescribableTextures.json has the wrong shape at 'test'"):
         load_classification(f"dtd:{tmp_path / 'dtd'}")
     with pytest.raises(DatasetError, match="unknown split"):
         parse_spec(f"dtd:{tmp_path}@dev")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from vlmkit.data.datasets import ImageDataset, Sample
 from vlmkit.errors import DatasetError
+from vlmkit.runs.readers import read_json, read_lines
 
 
 @dataclass(frozen=True)
@@ -95,29 +96,19 @@ def parse_spec(spec: str) -> tuple[str, str, str] | None:
 
 def _coop_split(bench: Benchmark, root: Path, split: str) -> list[tuple[Path, str]]:
     path = root / bench.split_file
-    if not path.is_file():
-        raise DatasetError(
-            f"{bench.name}: split file {path} not found; put CoOp's {bench.split_file} in the dataset folder (see docs/openworld.md)"
-        )
-    try:
-        splits = json.loads(path.read_text(encoding="utf-8"))
-        rows = splits[split]
-        return [(root / bench.image_dir / str(relative), readable(str(classname))) for relative, _, classname in rows]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(
-            f"{path} is not a CoOp split file with a {split!r} list of [path, label, class name]; re-download it from the CoOp repository"
-        ) from exc
+    fix = f"put CoOp's {bench.split_file} (train/val/test lists of [path, label, class name]) in the folder (see docs/openworld.md)"
+    splits = read_json(path, f"{bench.name} split file", fix, schema=dict[str, list[tuple[str, int, str]]])
+    if split not in splits:
+        raise DatasetError(f"{path} has no {split!r} list; {fix}")
+    return [(root / bench.image_dir / relative, readable(classname)) for relative, _, classname in splits[split]]
 
 
 def _aircraft(root: Path, split: str) -> list[tuple[Path, str]]:
-    listing = root / f"images_variant_{split}.txt"
-    if not listing.is_file():
-        raise DatasetError(f"fgvc_aircraft: {listing} not found; point at the data/ folder of fgvc-aircraft-2013b")
+    fix = "point at the data/ folder of fgvc-aircraft-2013b (lines '<image id> <variant>')"
     rows = []
-    for line in listing.read_text(encoding="utf-8").splitlines():
-        image, _, variant = line.strip().partition(" ")
-        if image:
-            rows.append((root / "images" / f"{image}.jpg", readable(variant)))
+    for line in read_lines(root / f"images_variant_{split}.txt", "fgvc_aircraft split listing", fix, comments=False):
+        image, _, variant = line.partition(" ")
+        rows.append((root / "images" / f"{image}.jpg", readable(variant)))
     return rows
 
 
