@@ -288,6 +288,10 @@ class NumpyLlavaChat:
 
     capabilities = frozenset({"images", "multi_image", "score"})
     backend = "numpy"
+    #: up to this many weights, BLAS runs on one thread: for matrices this small, threads cost
+    #: more in hand-offs than they save (embedded-chat's decoding: 0.15 s on one thread, 1.6 s on
+    #: two on a loaded 2-core machine; ``benchmarks/chat_startup.py``)
+    single_thread_below = 50_000_000
 
     def __init__(self, network: LlavaNumpy, text: TextSide, eos: set[int], *, name: str, fingerprint: str, batch_size: int = 8):
         self.network, self.text, self.eos = network, text, eos
@@ -329,6 +333,19 @@ class NumpyLlavaChat:
     def _features(self, pixels: np.ndarray | None) -> np.ndarray | None:
         return None if pixels is None else self.network.image_features(pixels)
 
+    def _blas_threads(self):
+        """A context that keeps BLAS on one thread for a small network (no-op for a large one or
+        without ``threadpoolctl``)."""
+        from contextlib import nullcontext
+
+        if self.network.n_parameters >= self.single_thread_below:
+            return nullcontext()
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return nullcontext()
+        return threadpool_limits(1, user_api="blas")
+
     # -- the protocol ------------------------------------------------------------------------
     def generate(
         self, conversations: Sequence[Conversation], *, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0
@@ -340,6 +357,11 @@ class NumpyLlavaChat:
         for index, conversation in enumerate(conversations):
             groups.setdefault(bool(conversation_images(conversation)), []).append(index)
         rng = np.random.default_rng(seed)
+        with self._blas_threads():
+            self._generate_groups(conversations, groups, answers, max_new_tokens, temperature, rng)
+        return answers  # type: ignore[return-value]
+
+    def _generate_groups(self, conversations, groups, answers, max_new_tokens, temperature, rng) -> None:
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
@@ -347,7 +369,6 @@ class NumpyLlavaChat:
                 ids, pixels = self._inputs(texts, [conversation_images(conversations[i]) for i in chunk])
                 for i, answer in zip(chunk, self._generate_batch(ids, pixels, max_new_tokens, temperature, rng), strict=True):
                     answers[i] = answer
-        return answers  # type: ignore[return-value]
 
     def _generate_batch(self, prompts: list[list[int]], pixels, max_new_tokens: int, temperature: float, rng) -> list[str]:
         """Left-padded batched decoding with a key/value cache; a finished row continues with
@@ -394,12 +415,13 @@ class NumpyLlavaChat:
             raise UserError("score needs one or more non-empty options")
         (prompt,), pixels = self._inputs([self.render(conversation)], [conversation_images(conversation)])
         sizes = [] if pixels is None else [p.shape[1:] for p in pixels]
-        features = self._features(pixels)
         scores = []
-        for start in range(0, len(options), self.batch_size):
-            chunk = list(options[start : start + self.batch_size])
-            rows = [self.text.encode(self.render(conversation, continuation=option), sizes) for option in chunk]
-            scores += self._score_rows(prompt, rows, features, chunk)
+        with self._blas_threads():
+            features = self._features(pixels)
+            for start in range(0, len(options), self.batch_size):
+                chunk = list(options[start : start + self.batch_size])
+                rows = [self.text.encode(self.render(conversation, continuation=option), sizes) for option in chunk]
+                scores += self._score_rows(prompt, rows, features, chunk)
         return scores
 
     def _score_rows(self, prompt: list[int], rows: list[list[int]], features, options: list[str]) -> list[float]:

@@ -362,6 +362,7 @@ class LlavaNumpy:
         self.inv_freq = (inv_freq / F32(t.rope_factor)).astype(F32)
         self.vision_act, self.text_act = activation(v.act), activation(t.act)
         self.projector_act = activation(spec.projector_act)
+        self.n_parameters = sum(value.size for value in weights.values())
 
     def _vision_layer(self, take: _Taker, p: str) -> dict:
         d = self.spec.vision.hidden
