@@ -24,7 +24,7 @@ Per seed (``--seeds``), everything below is written to ``OUT/seed<S>/`` and reus
    and trained for real on ``steps x batch`` conversations drawn with its proportions (the
    experts' count, same recipe and seed), both scored on the suite.
 
-Then prints, per seed: base and expert scores, the mixture table (proxy vs trained per domain),
+Then prints, per seed: the scores of embedded-chat, the base and the experts, the mixture table (proxy vs trained per domain),
 Spearman and Kendall with p-values per domain and for the average, regret, the binomial standard
 error of the scores, two references (the mixture's own share α_d as a predictor of domain d,
 and the trained models of one seed as a predictor of the other's, the noise ceiling), and writes
@@ -116,7 +116,7 @@ def binomial_se(p: float, n: int) -> float:
 
 def run_seed(args, seed: int) -> dict:
     from vlmkit.compress import dmo
-    from vlmkit.compress.dmo_run import DMOOptions, run_dmo
+    from vlmkit.compress.dmo_run import DMOOptions, report, run_dmo
     from vlmkit.compress.sft import SFTConfig
     from vlmkit.compress.sft_run import run_sft
     from vlmkit.compress.suite import load_suite
@@ -130,7 +130,8 @@ def run_seed(args, seed: int) -> dict:
     suite = load_suite(suite_path)
     base = make_base(out / "base", seed)
     evals = out / "evals.json"
-    scores = {"base": cached_scores(evals, "base", base, suite)}
+    scores = {"embedded-chat": cached_scores(evals, "embedded-chat", Path("embedded-chat"), suite)}  # the shipped model knows them
+    scores["base"] = cached_scores(evals, "base", base, suite)
     log(f"seed {seed}: base {fmt(scores['base'])}")
     config = SFTConfig(mode="full", lr=args.lr, batch_size=args.batch, max_steps=args.steps, seed=seed, save_every=max(1, args.steps // 2))
     experts = {}
@@ -161,6 +162,7 @@ def run_seed(args, seed: int) -> dict:
             )
         )
     result = json.loads((study / "result.json").read_text())
+    (study / "report.html").write_text(report(result))  # the current report layout, also for studies run before it
     rows = result["mixtures"]
     share = {d: dmo.rank_agreement([r["mixture"][d] for r in rows], [r["mixed"][d] for r in rows]) for d in args.domains}
     ses = {

@@ -145,11 +145,12 @@ def run_dmo(opts: DMOOptions) -> Path:
         "regret": dmo.regret([r["proxy"]["average"] for r in rows], [r["mixed"]["average"] for r in rows]),
         "best_by_proxy": dmo.mixture_id(rows[max(range(len(rows)), key=lambda i: rows[i]["proxy"]["average"])]["mixture"]),
     }
-    run.finish(result, _report(result))
+    run.finish(result, report(result))
     return opts.out
 
 
-def _report(result: dict) -> str:
+def report(result: dict) -> str:
+    """The HTML report of a study: agreement table, regret, one proxy-vs-trained scatter per benchmark."""
     from vlmkit.report.html import key_values, page, section, table
 
     rows = [[dmo.mixture_id(r["mixture"]), r["proxy"]["average"], r["mixed"]["average"]] for r in result["mixtures"]]
@@ -161,20 +162,26 @@ def _report(result: dict) -> str:
             table(["benchmark", "Spearman", "p", "Kendall", "p"], agreement),
             key_values({"regret (average score)": result["regret"], "mixture the proxy picks": result["best_by_proxy"]}),
         ),
-        section("Mixtures", _scatter(result), table(["mixture", "proxy (average)", "mixture-trained (average)"], rows)),
+        section(
+            "Mixtures",
+            *(_scatter(result, b) for b in result["agreement"]),
+            table(["mixture", "proxy (average)", "mixture-trained (average)"], rows),
+        ),
     )
 
 
-def _scatter(result: dict) -> str:
-    """Proxy score against mixture-trained score, one point per mixture (inline SVG)."""
+def _scatter(result: dict, benchmark: str = "average") -> str:
+    """Proxy score against mixture-trained score on ``benchmark``, one point per mixture (inline SVG)."""
     from vlmkit.report.plots import scatter
 
-    xs = [r["proxy"]["average"] for r in result["mixtures"]]
-    ys = [r["mixed"]["average"] for r in result["mixtures"]]
+    xs = [r["proxy"][benchmark] for r in result["mixtures"]]
+    ys = [r["mixed"][benchmark] for r in result["mixtures"]]
+    rho = result["agreement"][benchmark]["spearman"]
     return scatter(
         xs,
         ys,
-        xlabel="merged proxy (average)",
-        ylabel="trained on the mixture (average)",
-        caption="One point per mixture: a proxy that ranks mixtures well gives a rising cloud.",
+        xlabel=f"merged proxy ({benchmark})",
+        ylabel=f"trained on the mixture ({benchmark})",
+        caption=f"{benchmark}: one point per mixture (Spearman ρ {'undefined' if rho is None else f'{rho:.2f}'}); "
+        "a proxy that ranks mixtures well gives a rising cloud.",
     )
