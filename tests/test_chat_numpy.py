@@ -276,3 +276,19 @@ def test_vlmkit_chat_answers_without_importing_torch_or_transformers(shipped, tm
     answer, heavy = run.stdout.strip().splitlines()
     assert heavy == "HEAVY []"
     assert answer == shipped[1].generate([[c.user(world_image, "What is in the image?")]], max_new_tokens=128)[0]
+
+
+def test_the_exported_directory_answers_in_plain_transformers_as_vlmkit_chat_does(shipped, conversations, tmp_path):
+    """Issue 15: `vlmkit chat` (the NumPy path) and the `vlmkit export` directory loaded with
+    nothing but AutoModelForImageTextToText + AutoProcessor give the same greedy answers."""
+    from vlmkit.models.embedded_chat_plain import PlainLlavaChat
+    from vlmkit.models.export import export_model
+
+    plain = PlainLlavaChat.load(str(export_model("embedded-chat", tmp_path / "export")))
+    ours = load_chat_model("embedded-chat", backend="auto").generate(conversations, max_new_tokens=12)
+    theirs = [
+        answer
+        for start in range(0, len(conversations), 8)
+        for answer in plain.generate(conversations[start : start + 8], max_new_tokens=12)
+    ]
+    assert ours == theirs
