@@ -13,6 +13,7 @@ tiny random model, within a second or two), and the command then removes the ``-
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,8 @@ def valid(tmp_path_factory) -> Path:
             Image.new("RGB", (40, 30), rgb).save(root / "img" / f"{name}{i}.png")
             rows.append({"path": f"img/{name}{i}.png", "label": name, "attributes": {"shade": ["dark", "light"][i]}})
     (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shutil.copytree(root / "img", root / "pimg")  # a labelled pool (ICL shots, CIRCLE context) of its own
+    (root / "pool.jsonl").write_text("".join(json.dumps({**r, "path": "p" + r["path"]}) + "\n" for r in rows))
     (root / "classes.txt").write_text("red\ngreen\nblue\n")
     (root / "templates.txt").write_text("a photo of a {}.\n")
     (root / "proposals.json").write_text(json.dumps({"shade": ["dark", "light"]}))
@@ -208,13 +211,15 @@ CASES = {
                                       JSON_BREAKS),
     "openworld run aircraft listing": (OW + ["--dataset", "fgvc_aircraft:{bench/fgvc_aircraft}"],
                                        "bench/fgvc_aircraft/images_variant_test.txt", TEXT_BREAKS),
+    "openworld run dataset images": (OW + ["--dataset", "{data.jsonl}"], "img/*.png", IMAGE_BREAKS),
+    "icl pool images": (ICL + ["--dataset", "{data.jsonl}", "--pool", "{pool.jsonl}"], "pimg/*.png", IMAGE_BREAKS),
     "openworld score predictions": (["openworld", "score", "--predictions", "{predictions.jsonl}"], "predictions.jsonl", JSONL_BREAKS),
-    "icl dataset": (ICL + ["--dataset", "{data.jsonl}", "--pool", "{personal/manifest.jsonl}"], "data.jsonl", JSONL_BREAKS),
-    "icl pool": (ICL + ["--dataset", "{personal/manifest.jsonl}", "--pool", "{data.jsonl}"], "data.jsonl", JSONL_BREAKS),
-    "icl templates file": (ICL + ["--dataset", "{data.jsonl}", "--pool", "{data.jsonl}", "--templates", "{templates.txt}"],
+    "icl dataset": (ICL + ["--dataset", "{data.jsonl}", "--pool", "{pool.jsonl}"], "data.jsonl", JSONL_BREAKS),
+    "icl pool": (ICL + ["--dataset", "{data.jsonl}", "--pool", "{pool.jsonl}"], "pool.jsonl", JSONL_BREAKS),
+    "icl templates file": (ICL + ["--dataset", "{data.jsonl}", "--pool", "{pool.jsonl}", "--templates", "{templates.txt}"],
                            "templates.txt", TEXT_BREAKS),
-    "circle dataset": (CIRCLE + ["--dataset", "{data.jsonl}", "--context", "{personal/manifest.jsonl}"], "data.jsonl", JSONL_BREAKS),
-    "circle context": (CIRCLE + ["--dataset", "{personal/manifest.jsonl}", "--context", "{data.jsonl}"], "data.jsonl", JSONL_BREAKS),
+    "circle dataset": (CIRCLE + ["--dataset", "{data.jsonl}", "--context", "{pool.jsonl}"], "data.jsonl", JSONL_BREAKS),
+    "circle context": (CIRCLE + ["--dataset", "{data.jsonl}", "--context", "{pool.jsonl}"], "pool.jsonl", JSONL_BREAKS),
     "r2p build concept.json": (R2P_BUILD, "personal/concepts/{concept}/concept.json", JSON_BREAKS[1:]),  # optional: missing is fine
     "r2p build reference image": (R2P_BUILD, "personal/concepts/{concept}/ref_0.png", IMAGE_BREAKS[1:]),  # missing: one fewer
     "r2p build concepts folder": (R2P_BUILD, "personal/concepts", DIR_BREAKS),
@@ -245,6 +250,12 @@ def _targets(work: Path, target: str) -> list[Path]:
     return paths
 
 
+def _names(err: str, path: Path) -> bool:
+    """``err`` names the file, or the folder that holds it (a checkpoint directory), itself and not
+    a path below it (an error about another file of the same folder does not count)."""
+    return path.name in err or re.search(re.escape(str(path.parent)) + r"(?![/\w.-])", err) is not None
+
+
 @pytest.mark.parametrize(("case", "kind"), PARAMS, ids=[f"{c}-{k}" for c, k in PARAMS])
 def test_a_broken_file_is_one_line_exit_2_and_nothing_written(valid, tmp_path, capsys, case, kind):
     args, target, _ = CASES[case]
@@ -260,6 +271,6 @@ def test_a_broken_file_is_one_line_exit_2_and_nothing_written(valid, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert code == 2, f"exit {code}; stderr: {err[-400:]}"
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    assert any(p.name in err or str(p.parent) in err for p in paths), f"the message does not name {target}: {err}"
+    assert any(_names(err, p) for p in paths), f"the message does not name {target}: {err}"
     if has_out:
         assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.rglob("*"))
