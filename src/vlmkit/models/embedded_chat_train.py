@@ -36,8 +36,9 @@ from vlmkit.models import embedded_chat_build as build
 from vlmkit.runs.checkpoint import load_training_state, save_training_state
 from vlmkit.runs.files import atomic_save_npy, atomic_write_json
 
-SHORT_TASKS = {"color": 1, "shape": 1.5, "size": 0.5, "texture": 1.5, "position": 1, "background": 0.5, "name": 2, "yesno": 2.5,
-               "mcq": 2.5, "count": 1.5, "multiturn": 2.5, "text_icl": 1.5, "echo": 2, "text_yesno": 1, "text_mcq": 1}
+SHORT_TASKS = {"color": 1.5, "shape": 1, "size": 0.5, "texture": 2, "position": 1.5, "background": 0.5, "name": 2, "yesno": 2.5,
+               "mcq": 2.5, "count": 1, "multiturn": 2.5}
+SCAFFOLD_TASKS = {"echo": 2, "text_icl": 1, "text_yesno": 1, "text_mcq": 1}  # text only: a dense batch of them every step
 TRAIN_SEED = 0
 VALID_SEED = 1
 
@@ -46,9 +47,10 @@ VALID_SEED = 1
 class ChatTrainConfig:
     """Options of ``vlmkit world train-chat`` (defaults: the shipped ``embedded-chat``)."""
 
-    steps: int = 3200
+    steps: int = 4000
     short_batch: int = 48
     icl_batch: int = 16
+    scaffold_batch: int = 64  # text-only scaffold conversations added to every step (0: none)
     icl_every: int = 2  # one ICL batch every this many steps
     icl_queries: int = 4
     lr: float = 2e-3
@@ -259,10 +261,12 @@ class FeatureBank:
 
 
 def draw_examples(kind: str, n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int) -> list[wc.Example]:
+    """``n`` training conversations of one batch kind: ``"icl"``, ``"short"`` or ``"scaffold"``."""
     if kind == "icl":
         return [wc.make_example("icl", source, rng, labels, icl_queries=icl_queries) for _ in range(n)]
-    names = list(SHORT_TASKS)
-    weights = np.array([SHORT_TASKS[t] for t in names], dtype=float)
+    mix = SCAFFOLD_TASKS if kind == "scaffold" else SHORT_TASKS
+    names = list(mix)
+    weights = np.array([mix[t] for t in names], dtype=float)
     tasks = rng.choice(names, n, p=weights / weights.sum())
     return [wc.make_example(str(t), source, rng, labels, icl_queries=3) for t in tasks]
 
@@ -357,18 +361,25 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = masked_loss(network(ids, bank.gather(refs), mask), labels)
+        value = float(loss.detach())
+        if cfg.scaffold_batch:  # short text sequences: cheap, and dense enough for induction to form
+            text_ids, text_labels, text_mask, _ = encoder.batch(draw_examples("scaffold", cfg.scaffold_batch, source, rng, train_labels, 3))
+            scaffold = masked_loss(network(text_ids, bank.gather([]), text_mask), text_labels)
+            text_value = float(scaffold.detach())
+            ema["scaffold"] = text_value if "scaffold" not in ema else 0.95 * ema["scaffold"] + 0.05 * text_value
+            loss = loss + scaffold
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         network.freeze_nonce_grads()
         torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
         optimizer.step()
         step += 1
-        value = float(loss.detach())
         ema[kind] = value if kind not in ema else 0.95 * ema[kind] + 0.05 * value
         if step % cfg.log_every == 0:
             rate = (time.time() - t0) / cfg.log_every
             t0 = time.time()
-            log(f"step {step}/{cfg.steps} loss short {ema.get('short', float('nan')):.3f} icl {ema.get('icl', float('nan')):.3f} lr {lr_at(step, cfg):.2e} {rate:.2f} s/step")
+            log(f"step {step}/{cfg.steps} loss short {ema.get('short', float('nan')):.3f} icl {ema.get('icl', float('nan')):.3f} "
+                f"scaffold {ema.get('scaffold', float('nan')):.3f} lr {lr_at(step, cfg):.2e} {rate:.2f} s/step")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save_training_state(state_path, saved_state(network), optimizer, step)
         if step % cfg.eval_every == 0 or step == cfg.steps:
