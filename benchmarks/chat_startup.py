@@ -9,12 +9,14 @@ a new process, under ``nice -n 10``. Reports the median wall-clock and CPU (user
 seconds of each, the load average before and after (on a shared machine wall time grows with
 the load, CPU time much less), whether both backends printed the same answer, and which of
 torch / transformers / scipy the NumPy path's process imported (``python -X importtime``; none
-expected).
+expected), and the NumPy path's CPU seconds per phase (CLI imports, the NumPy path's own imports,
+reading the checkpoint, preprocessing + generation; ``time.process_time`` in a fresh process).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -52,11 +54,39 @@ def cold_runs(command: list[str], runs: int) -> tuple[list[float], list[float], 
     return walls, cpus, answers.pop()
 
 
-def heavy_imports(command: list[str]) -> list[str]:
-    """Top-level packages among torch, transformers and scipy that ``-X importtime`` lists."""
+def imports(command: list[str]) -> str:
+    """How many modules ``python -X importtime`` lists, and which of torch, transformers and
+    scipy are among them."""
     done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True, check=True)
-    names = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if line.startswith("import time:")}
-    return sorted(names & {"torch", "transformers", "scipy"})
+    modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    heavy = sorted({m.split(".")[0] for m in modules} & {"torch", "transformers", "scipy"})
+    return f"{len(modules)} modules imported; of torch/transformers/scipy: {', '.join(heavy) or 'none'}"
+
+
+PHASES = """
+import json, sys, time
+from pathlib import Path
+marks = [time.process_time()]
+import vlmkit.cli.main
+marks.append(time.process_time())
+from vlmkit.models import chat as c
+from vlmkit.models.chat_registry import load_chat_model
+import vlmkit.models.chat_numpy
+marks.append(time.process_time())
+model = load_chat_model(sys.argv[1], backend="auto")
+marks.append(time.process_time())
+model.generate([[c.user(c.open_image(Path(sys.argv[2])), sys.argv[3])]], max_new_tokens=128)
+marks.append(time.process_time())
+print(json.dumps([b - a for a, b in zip(marks, marks[1:])]))
+"""
+PHASE_NAMES = ("CLI imports", "NumPy-path imports", "checkpoint read", "image + generation")
+
+
+def phases(model: str, image: Path, runs: int) -> str:
+    """Median CPU seconds per phase of the NumPy path, over ``runs`` fresh processes."""
+    command = ["nice", "-n", "10", sys.executable, "-c", PHASES, model, str(image), QUESTION]
+    rows = [json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout) for _ in range(runs)]
+    return ", ".join(f"{name} {statistics.median(row[i] for row in rows):.3f} s" for i, name in enumerate(PHASE_NAMES))
 
 
 def main() -> None:
@@ -71,11 +101,13 @@ def main() -> None:
     walls, cpus, answer = cold_runs([*base, QUESTION], args.runs)
     print(f"numpy (default auto): median {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s CPU")
     print("  walls " + " ".join(f"{w:.2f}" for w in walls) + f"; answer: {answer!r}")
-    print(f"  heavy imports on this path: {heavy_imports([sys.executable, *base[4:], QUESTION]) or 'none'}")
+    print(f"  {imports([sys.executable, *base[4:], QUESTION])}")
+    print(f"  CPU per phase (median of {args.runs}): {phases(args.model, image, args.runs)}")
     if args.hf_runs:
         hf_walls, hf_cpus, hf_answer = cold_runs([*base, "--backend", "hf", QUESTION], args.hf_runs)
         print(f"transformers (--backend hf): median {statistics.median(hf_walls):.2f} s wall, {statistics.median(hf_cpus):.2f} s CPU")
         print("  walls " + " ".join(f"{w:.2f}" for w in hf_walls) + f"; same answer: {hf_answer == answer}")
+        print(f"  {imports([sys.executable, *base[4:], '--backend', 'hf', QUESTION])}")
     load_after = os.getloadavg()
     print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}; {os.cpu_count()} CPUs")  # fmt: skip
