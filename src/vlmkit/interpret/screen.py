@@ -127,7 +127,8 @@ class CandidateScreen:
     def __init__(self, passed: Tensor, index: ScreenIndex):
         self.passed, self.index = passed, index
         n = passed.shape[0]
-        self.tau = passed.max(1).values - index.margin  # every atom with P >= tau is on the list
+        best, self._first = passed.max(1)  # the first index of each row's maximum, as argmax
+        self.tau = best - index.margin  # every atom with P >= tau is on the list
         self.block = _block(passed, index.err, torch.arange(n), self.tau)
         self.widened = self.finalists = 0
 
@@ -137,7 +138,7 @@ class CandidateScreen:
 
     def select_first(self) -> Tensor:
         """``(N,)`` the row-wise argmax of ``P`` (step one of every greedy method), then excluded."""
-        return self._exclude(self.passed.argmax(1))
+        return self._exclude(self._first)
 
     def select(self, u: Tensor) -> Tensor:
         """``(N,)`` the row-wise ``argmax_j P(j) - <u, d_j>`` over the atoms not selected yet, then excluded.
@@ -188,7 +189,8 @@ class CandidateScreen:
     def _exact(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(owner, col, P(j) - <u, d_j>)`` for the given candidates: float32 products (the
         arithmetic of rescoring ``(p - u) @ D^T`` directly), returned as float64."""
-        return owner, col, (first - torch.einsum("fd,fd->f", u[owner], self.index.atoms[col])).double()
+        products = torch.einsum("fd,fd->f", u.index_select(0, owner), self.index.atoms.index_select(0, col))
+        return owner, col, (first - products).double()
 
     def _lower(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor, approx: Tensor) -> Tensor:
         """``(N,)`` float32: per row, the exact score of its best approximate candidate (``-inf`` if none)."""

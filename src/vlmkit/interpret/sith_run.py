@@ -23,6 +23,7 @@ from vlmkit.runs.progress import track
 from vlmkit.runs.record import Run
 
 REPORT_VECTORS = 16  # per head in report.html; result.json holds all
+SPECTRA_CHARTS = 6  # layers drawn one chart each; more get one chart of median spectra
 
 
 class SithOptions(RunOptions):
@@ -139,6 +140,21 @@ def _label(vector: dict, n: int = 2) -> str:
     return ", ".join(name for name, coef in vector["concepts"][:n] if coef > 0) or "-"
 
 
+def _spectra(layers: list[dict]) -> list[str]:
+    """One chart per layer (a line per head) up to ``SPECTRA_CHARTS`` layers; beyond that one chart
+    of each layer's median spectrum over its heads (drawing is most of a large report's time)."""
+    if len(layers) <= SPECTRA_CHARTS:
+        return [plots.lines({f"head {head['head']}": [v["sigma"] for v in head["vectors"]] for head in layer["heads"]},
+                            caption=f"layer {layer['layer']}: singular values of each head's value-output matrix",
+                            xlabel="singular index j", ylabel="sigma_j", log_y=True, width=4.2, height=2.4) for layer in layers]
+    medians = {}
+    for layer in layers:
+        sigmas = torch.tensor([[v["sigma"] for v in head["vectors"]] for head in layer["heads"]])
+        medians[f"layer {layer['layer']}"] = sigmas.median(0).values.tolist()
+    return [plots.lines(medians, caption="each layer's median over heads of the singular values of the value-output matrices "
+                        "(every head's in result.json)", xlabel="singular index j", ylabel="sigma_j", log_y=True, width=8.4, height=4.0)]
+
+
 def report(result: dict) -> str:
     layers = result["layers"]
     n_heads = max(len(layer["heads"]) for layer in layers)
@@ -150,16 +166,14 @@ def report(result: dict) -> str:
             sigma = head["vectors"][0]["sigma"] if head["vectors"] else 0.0
             cells.append(f"<td><a href='#L{layer['layer']}H{head['head']}'>sigma_1 {sigma:.3g}</a><br>{top}</td>")
         grid_rows.append(f"<tr><th>layer {layer['layer']}</th>{''.join(cells)}</tr>")
-    spectra = [plots.lines({f"head {head['head']}": [v["sigma"] for v in head["vectors"]] for head in layer["heads"]},
-                           caption=f"layer {layer['layer']}: singular values of each head's value-output matrix",
-                           xlabel="singular index j", ylabel="sigma_j", log_y=True, width=4.2, height=2.4) for layer in layers]
+    spectra = _spectra(layers)
+    shown = [v for layer in layers for head in layer["heads"] for v in head["vectors"][:REPORT_VECTORS]]
     scatter = plots.scatter(
-        [v["sigma"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
-        [v["fidelity"] for layer in layers for head in layer["heads"] for v in head["vectors"]],
-        groups=[f"layer {layer['layer']}" for layer in layers for head in layer["heads"] for _ in head["vectors"]],
+        [v["sigma"] for v in shown], [v["fidelity"] for v in shown],
+        groups=[f"layer {layer['layer']}" for layer in layers for head in layer["heads"] for _ in head["vectors"][:REPORT_VECTORS]],
         xlabel="sigma_j",
         ylabel="fidelity",
-        caption="fidelity of each singular vector's explanation against its singular value",
+        caption=f"fidelity of each head's top {REPORT_VECTORS} singular vectors' explanations against their singular values",
     )
     head_cols = "".join(f"<th>head {h}</th>" for h in range(n_heads))
     grid = f"<table class='grid'><thead><tr><th></th>{head_cols}</tr></thead><tbody>{''.join(grid_rows)}</tbody></table>"
