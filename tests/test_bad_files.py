@@ -136,6 +136,11 @@ CASES = {
         "data.jsonl",
         ("missing", "truncated", "json list"),
     ),
+    "edit vocabulary": (
+        ["edit", "-m", MODEL, "--suppress", "red", "--layers", "all", "--vocab", "{vocab.txt}", "--image-mean", "none"],
+        "vocab.txt",
+        TEXT_BREAKS,
+    ),
     "sae train texts": (
         ["sae", "train", "-m", MODEL, "--latents", "16", "--k", "2,4", "--steps", "2", "--texts", "{texts.txt}"],
         "texts.txt",
