@@ -151,7 +151,7 @@ def list_chat_models() -> list[ChatModelInfo]:
 
     multimodal = ("images", "multi_image", "score")
     rows = [
-        ChatModelInfo("embedded-chat", "hf", multimodal, NAMED_CHAT["embedded-chat"][1]),
+        ChatModelInfo("embedded-chat", "hf|numpy", multimodal, NAMED_CHAT["embedded-chat"][1]),
         ChatModelInfo("smollm2-135m", "hf", ("score",), NAMED_CHAT["smollm2-135m"][1]),
     ]
     for arch, spec in architectures().items():
