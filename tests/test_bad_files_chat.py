@@ -227,6 +227,8 @@ CASES = {
     "r2p eval embeddings": (R2P_EVAL, "db/embeddings.npz", WEIGHT_BREAKS),
     "r2p eval query manifest": (R2P_EVAL, "personal/manifest.jsonl", JSONL_BREAKS),
     "r2p eval query image": (R2P_EVAL, "personal/{query}", IMAGE_BREAKS),
+    # a reference is decoded only when the pairwise step runs; that it exists is checked when the database loads
+    "r2p eval reference images": (R2P_EVAL, "db/references/*/00.png", DIR_BREAKS),
     "r2p prepare categories": (R2P_PREP + ["--categories", "{categories.json}"], "categories.json", JSON_BREAKS),
     "r2p prepare data folder": (R2P_PREP, "yollava/test", DIR_BREAKS),
     "proactive run episodes": (PRO, "release/Realistic-Occlusion-Dataset_preprocessed.jsonl", JSONL_BREAKS + ("binary",)),

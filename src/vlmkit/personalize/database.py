@@ -111,7 +111,7 @@ class ConceptDatabase:
 
     @classmethod
     def load(cls, folder: str | Path) -> ConceptDatabase:
-        from vlmkit.runs.readers import need_dir, read_json, read_npz
+        from vlmkit.runs.readers import need_dir, need_file, read_json, read_npz
 
         fix = "build one with `vlmkit r2p build --concepts DIR --out DB`"
         folder = need_dir(folder, "concept database", fix)
@@ -124,6 +124,9 @@ class ConceptDatabase:
             fingerprints = [Fingerprint.from_json(r["fingerprint"]) for r in meta["concepts"]]
         except (KeyError, TypeError) as exc:
             raise UserError(f"{folder / 'database.json'} lacks {exc} in a concept entry; {fix}") from exc
+        for concept in concepts:  # the pairwise step shows a reference: each must still be there
+            for path in concept.references:
+                need_file(path, f"reference image of concept {concept.id!r}", fix)
         if arrays["image"].shape[0] != len(concepts) or arrays["text"].shape != arrays["image"].shape:
             raise UserError(f"{folder / 'embeddings.npz'} does not match its {len(concepts)} concepts; {fix}")
         info = {k: v for k, v in meta.items() if k not in ("format", "concepts", "thresholds")}
