@@ -15,7 +15,10 @@ def test_chat_template_matches_the_python_rendering():
     processor = build.build_processor(4, "resize", "bicubic")
     ref = wc.SceneRef(0, 0)
     turns = [wc.Turn("user", [ref, "what color is the shape ?"]), wc.Turn("assistant", ["red"]), wc.Turn("user", [ref, "and its shape ?"])]
-    messages = [{"role": t.role, "content": [{"type": "image"} if isinstance(p, wc.SceneRef) else {"type": "text", "text": p} for p in t.parts]} for t in turns]
+    messages = [
+        {"role": t.role, "content": [{"type": "image"} if isinstance(p, wc.SceneRef) else {"type": "text", "text": p} for p in t.parts]}
+        for t in turns
+    ]
     assert processor.apply_chat_template(messages, add_generation_prompt=True) == build.render_text(turns, add_generation_prompt=True)
     ids = processor.tokenizer("What is in the image?")["input_ids"]
     assert processor.tokenizer.unk_token_id not in ids
@@ -25,7 +28,14 @@ def test_chat_template_matches_the_python_rendering():
 def test_coarse_tower_pools_positions_and_keeps_the_fine_tower_at_full_grid(mode):
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    config = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1, "image_size": 32, "patch_size": 8}
+    config = {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_attention_heads": 2,
+        "num_hidden_layers": 1,
+        "image_size": 32,
+        "patch_size": 8,
+    }
     torch.manual_seed(0)
     state = CLIPVisionModel(CLIPVisionConfig(**config)).state_dict()
     same_config, same_state = build.coarse_tower(config, state, 4, mode)
@@ -101,7 +111,9 @@ def test_plain_transformers_reference_answers(trained):
     image = Image.fromarray(wc.render_scene(wc.SceneRef(3, 2)))
     replies = chat.generate([ask("what color is the shape ?", image), ask("how many shapes are there ?", image, image)], max_new_tokens=2)
     assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
-    assert replies == chat.generate([ask("what color is the shape ?", image), ask("how many shapes are there ?", image, image)], max_new_tokens=2)
+    assert replies == chat.generate(
+        [ask("what color is the shape ?", image), ask("how many shapes are there ?", image, image)], max_new_tokens=2
+    )
 
 
 def test_eval_chat_writes_every_task(trained, tmp_path):
@@ -110,7 +122,21 @@ def test_eval_chat_writes_every_task(trained, tmp_path):
     _, _, model_dir, _ = trained
     out = run_world_chat_eval(WorldChatEvalOptions(model=str(model_dir), n=2, seed=5, out=tmp_path / "eval", batch_size=8))
     result = json.loads((out / "result.json").read_text())
-    expected = {"color", "shape", "size", "texture", "position", "background", "name_exact", "name_attributes", "yesno", "mcq", "count", "icl_4shot", "multiturn"}
+    expected = {
+        "color",
+        "shape",
+        "size",
+        "texture",
+        "position",
+        "background",
+        "name_exact",
+        "name_attributes",
+        "yesno",
+        "mcq",
+        "count",
+        "icl_4shot",
+        "multiturn",
+    }
     assert set(result["tasks"]) == expected
     assert all(0 <= t["accuracy"] <= 1 and t["n"] == 2 for t in result["tasks"].values())
     assert "<img" in (out / "report.html").read_text()
