@@ -78,6 +78,8 @@ def test_build_cache_retrieves_unique_images_per_attribute(tmp_path, clip_tiny):
     assert plain.queries[0] == "a photo of something that is red" and len(set(plain.paths)) == 8
     tiny = build_cache(index, clip_tiny, clip_tiny, attributes, objects, pi, ComCaConfig(k=40, overfetch=40))
     assert tiny.log and "over-fetch exhausted" in tiny.log[0]
+    given = build_cache(index, clip_tiny, clip_tiny, attributes, objects, pi, cfg, sampled=np.array([[2, 2, 0, 1], [1, 1, 1, 1]]))
+    assert [q.split(" that")[0] for q in given.queries] == ["a photo of " + o for o in ["star"] * 2 + ["circle", "square"] + ["square"] * 4]
 
 
 def test_world_rules_hold_and_the_bench_runs(tmp_path):

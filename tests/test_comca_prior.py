@@ -63,3 +63,15 @@ def test_duplicate_names_are_refused():
 
     with pytest.raises(UserError):
         parse_terms(["red", "red:crimson"])
+
+
+def test_sampling_probabilities_match_the_sampler():
+    from vlmkit.attributes.prior import sample_objects, sampling_probabilities
+
+    row = np.array([50.0, 30.0, 10.0, 6.0, 4.0])
+    q = sampling_probabilities(row, 0.8)
+    assert q[2:].sum() == 0 and q.sum() == pytest.approx(1.0)  # the nucleus keeps 50 + 30 (0.8 of the mass)
+    assert q[0] == pytest.approx(np.exp(0.5 - 0.5) / (np.exp(0.0) + np.exp(0.3 - 0.5)))  # softmax of normalised scores
+    draws = sample_objects(row, k=20000, nucleus=0.8, rng=np.random.default_rng(3))
+    assert np.bincount(draws, minlength=5) / 20000 == pytest.approx(q, abs=0.01)
+    assert sampling_probabilities(np.zeros(4)) == pytest.approx(np.full(4, 0.25))  # the uniform fallback

@@ -161,14 +161,16 @@ def comca_scores(images: np.ndarray, z: np.ndarray, cache: Cache | None, cfg: Co
 
 
 def build_cache(index, retrieval_model, inference_model, attributes: list[Term], objects: list[Term] | None, pi: np.ndarray | None,
-                cfg: ComCaConfig, embedding_cache=None) -> Cache:
+                cfg: ComCaConfig, embedding_cache=None, sampled: np.ndarray | None = None) -> Cache:
     """Retrieve ``cfg.k`` unique images per attribute from ``index`` and label them (module docstring).
 
     With ``objects``/``pi`` set to ``None`` this is the plain-retrieval baseline: the queries are
     the zero-shot prompts ``"a photo of something that is <syn>"`` without objects, and each
-    query keeps its ``k`` best unseen images.
+    query keeps its ``k`` best unseen images. ``sampled`` ``(A, k)``: object indices to query
+    instead of the official draws from ``pi`` (for ablations of the sampler).
     """
-    sampled = sample_all(pi, cfg.k, cfg.nucleus, cfg.seed) if pi is not None else None
+    if sampled is None and pi is not None:
+        sampled = sample_all(pi, cfg.k, cfg.nucleus, cfg.seed)
     taken: set[int] = set()
     positions, source, queries, log = [], [], [], []
     for a, attribute in enumerate(attributes):

@@ -126,6 +126,23 @@ def sample_objects(row: np.ndarray, k: int = 16, nucleus: float = 0.8, rng: np.r
     return keep[rng.choice(len(keep), size=k, replace=True, p=weights / weights.sum())]
 
 
+def sampling_probabilities(row: np.ndarray, nucleus: float = 0.8) -> np.ndarray:
+    """``(O,)`` the probability with which :func:`sample_objects` draws each object for one prior row
+    (zero outside the nucleus; uniform in the fallback), for ablations that allocate the ``k``
+    queries instead of drawing them."""
+    row = np.asarray(row, float)
+    total = row.sum()
+    if total <= 0 or (row / total).sum() <= 0.99:
+        return np.full(len(row), 1 / len(row))
+    p = row / total
+    order = np.argsort(-p, kind="stable")
+    keep = order[: int(np.searchsorted(np.cumsum(p[order]), nucleus - 1e-12) + 1)]
+    weights = np.exp(p[keep] - p[keep].max())
+    out = np.zeros(len(row))
+    out[keep] = weights / weights.sum()
+    return out
+
+
 def sample_all(pi: np.ndarray, k: int = 16, nucleus: float = 0.8, seed: int = 0) -> np.ndarray:
     """``(A, k)`` sampled object indices, one seeded generator shared across attributes in order."""
     rng = np.random.default_rng(seed)
