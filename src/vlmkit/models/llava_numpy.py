@@ -87,9 +87,9 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(-1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(-1, keepdims=True)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    e /= e.sum(-1, keepdims=True)
+    return e
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -302,9 +302,13 @@ def _linear(take: _Taker, name: str, d_in: int, d_out: int, bias: bool) -> tuple
 
 
 def _apply(x: np.ndarray, linear: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
+    """``x @ W^T + b`` over the last axis, as one matrix product (a stacked ``x`` would run one
+    small product per leading index)."""
     weight, bias = linear
-    y = x @ weight
-    return y if bias is None else y + bias
+    y = (x.reshape(-1, x.shape[-1]) @ weight).reshape(*x.shape[:-1], weight.shape[1])
+    if bias is not None:
+        y += bias
+    return y
 
 
 # -- the network -------------------------------------------------------------------------------
