@@ -58,7 +58,7 @@ def trained(tmp_path_factory):
     from vlmkit.models.embedded_chat_train import ChatTrainConfig, train
 
     out = tmp_path_factory.mktemp("chat")
-    cfg = ChatTrainConfig(steps=4, pool=64, count_pool=16, valid_pool=16, valid_n=4, short_batch=8, icl_batch=4, eval_every=4,
+    cfg = ChatTrainConfig(steps=4, pool=64, count_pool=16, valid_pool=16, valid_n=4, short_batch=8, icl_batch=4, scaffold_batch=8, eval_every=4,
                           checkpoint_every=2, log_every=2, threads=1, hidden=32, layers=2, heads=2, mlp=64)
     lines: list[str] = []
     model_dir = train(cfg, out, log=lines.append)
@@ -72,14 +72,14 @@ def test_tiny_run_exports_a_plain_hf_llava_directory(trained):
     cfg, out, model_dir, lines = trained
     assert any("validation" in line for line in lines)
     config = json.loads((model_dir / "config.json").read_text())
-    assert config["architectures"] == ["LlavaForConditionalGeneration"] and config["image_seq_length"] == 17
+    assert config["architectures"] == ["LlavaForConditionalGeneration"] and config["image_seq_length"] == cfg.image_tokens() == 65
     model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
     processor = AutoProcessor.from_pretrained(model_dir)
     image = Image.fromarray(wc.render_scene(wc.SceneRef(3, 1)))
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "What is in the image?"}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
     inputs = processor(text=[text], images=[image, image], return_tensors="pt")
-    assert int((inputs["input_ids"] == config["image_token_index"]).sum()) == 2 * 17
+    assert int((inputs["input_ids"] == config["image_token_index"]).sum()) == 2 * cfg.image_tokens()
     output = model.generate(**inputs, max_new_tokens=3, do_sample=False)
     assert output.shape[1] <= inputs["input_ids"].shape[1] + 3
     assert (model_dir / "README.md").read_text().startswith("---")
