@@ -8,7 +8,6 @@ import typer
 
 from vlmkit.cli.common import removing_fresh_out
 from vlmkit.errors import UserError
-from vlmkit.runs.options import build_options
 
 
 def merge_cmd(
@@ -82,6 +81,7 @@ def sft_cmd(
     """Fine-tune a chat model (LoRA, full or projector only); resumable."""
     from vlmkit.compress.sft import SFTConfig
     from vlmkit.compress.sft_run import run_sft
+    from vlmkit.runs.options import build_options
 
     config = build_options(
         SFTConfig, mode=mode, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_rank=lora_rank, seed=seed
@@ -131,6 +131,7 @@ def dmo_run_cmd(
     """Merge experts for every mixture of a grid, evaluate proxies and mixture-trained models, and rank-correlate."""
     from vlmkit.compress.dmo_run import DMOOptions, run_dmo
     from vlmkit.compress.sft import SFTConfig
+    from vlmkit.runs.options import build_options
 
     opts = build_options(
         DMOOptions,
@@ -165,6 +166,7 @@ def prune_cmd(
 ) -> None:
     """Prune the language backbone of a chat model (layerwise or widthwise)."""
     from vlmkit.compress.prune_run import PruneOptions, run_prune
+    from vlmkit.runs.options import build_options
 
     opts = build_options(
         PruneOptions,
@@ -200,6 +202,7 @@ def recover_cmd(
     """Recover a pruned model with little data: projector, LoRA, SFT and distillation recipes."""
     from vlmkit.compress.recover import run_recover
     from vlmkit.compress.sft import SFTConfig
+    from vlmkit.runs.options import build_options
 
     if not 0 < fraction <= 1:
         raise UserError(f"--fraction must lie in (0, 1], got {fraction}")
