@@ -123,7 +123,8 @@ def base_words() -> list[str]:
     """Every non-nonce word of the world's chat language (sorted, deterministic)."""
     texts = [q for qs in QUESTIONS.values() for q in qs] + list(NAME_QUESTIONS) + list(COUNT_QUESTIONS)
     texts += [q for qs in FOLLOW_UPS.values() for q in qs] + [q for qs in SAME_QUESTIONS.values() for q in qs]
-    texts += [ICL_QUERY, *ICL_MORE, ICL_BY_NAME.format(""), MCQ_SUFFIX, ECHO_REQUEST, "options : )", "yes no", " ".join(COUNT_WORDS), " ".join(LETTERS)]
+    texts += [ICL_QUERY, *ICL_MORE, ICL_BY_NAME.format(""), MCQ_SUFFIX, ECHO_REQUEST, "options : )", "yes no"]
+    texts += [" ".join(COUNT_WORDS), " ".join(LETTERS)]
     texts += [_yesno_question(a, v) for a, values in w.ATTRIBUTES.items() for v in values]
     texts += [_statement(a, v) for a, values in w.ATTRIBUTES.items() for v in values]
     texts += [" ".join(values) for values in w.ATTRIBUTES.values()]
@@ -159,7 +160,9 @@ def make_scene(ref: SceneRef) -> tuple[w.WorldImage, np.random.Generator]:
         x, y = w.POSITIONS[str(position)]
         jitter = rng.uniform(-w.POSITION_JITTER / 2, w.POSITION_JITTER / 2, 2)
         angle = 0.0 if attrs["shape"] == "circle" else float(rng.uniform(-0.25, 0.25))
-        objects.append(w.WorldObject(size="small", position=str(position), rgb=w.jittered_rgb(attrs["color"], rng), center=(x + jitter[0], y + jitter[1]), angle=angle, **attrs))
+        rgb = w.jittered_rgb(attrs["color"], rng)
+        center = (x + jitter[0], y + jitter[1])
+        objects.append(w.WorldObject(size="small", position=str(position), rgb=rgb, center=center, angle=angle, **attrs))
     return w.WorldImage(index=ref.index, objects=objects, background=_pick(rng, w.ATTRIBUTES["background"])), rng
 
 
@@ -265,7 +268,8 @@ def _name(source: SceneSource, rng) -> Example:
     ref = source.take()
     attrs = source.attributes(ref)
     answer = name_answer(attrs)
-    return Example("name", [Turn("user", [ref, _pick(rng, NAME_QUESTIONS)]), Turn("assistant", [answer])], answer, {"refs": [ref], "attributes": {a: attrs[a] for a in NAME_ATTRIBUTES}})
+    turns = [Turn("user", [ref, _pick(rng, NAME_QUESTIONS)]), Turn("assistant", [answer])]
+    return Example("name", turns, answer, {"refs": [ref], "attributes": {a: attrs[a] for a in NAME_ATTRIBUTES}})
 
 
 def _yesno(source: SceneSource, rng, stated: bool = False) -> Example:
@@ -281,7 +285,8 @@ def _yesno_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     truth = rng.random() < 0.5
     value = attrs[attribute] if truth else _pick(rng, [v for v in w.ATTRIBUTES[attribute] if v != attrs[attribute]])
     answer = "yes" if truth else "no"
-    return Example("yesno", [Turn("user", [ref, _yesno_question(attribute, value)]), Turn("assistant", [answer])], answer, {"refs": [ref], "attribute": attribute})
+    turns = [Turn("user", [ref, _yesno_question(attribute, value)]), Turn("assistant", [answer])]
+    return Example("yesno", turns, answer, {"refs": [ref], "attribute": attribute})
 
 
 def _mcq(source: SceneSource, rng, stated: bool = False) -> Example:
@@ -302,7 +307,8 @@ def _mcq_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     letter = LETTERS[options.index(attrs[attribute])]
     listing = " ".join(f"{LETTERS[i]} ) {v}" for i, v in enumerate(options))
     text = f"{_pick(rng, QUESTIONS[attribute])} options : {listing} . {MCQ_SUFFIX}"
-    return Example("mcq", [Turn("user", [ref, text]), Turn("assistant", [letter])], letter, {"refs": [ref], "attribute": attribute, "options": options})
+    turns = [Turn("user", [ref, text]), Turn("assistant", [letter])]
+    return Example("mcq", turns, letter, {"refs": [ref], "attribute": attribute, "options": options})
 
 
 def _stated(example: Example, attribute: str, value: str) -> Example:
@@ -404,7 +410,9 @@ def _multiturn(source: SceneSource, rng) -> Example:
     return Example("multiturn", turns, answer, {"refs": [ref, other], "kind": "same", "attribute": attribute})
 
 
-def make_example(task: str, source: SceneSource, rng: np.random.Generator, labels: list[str], *, icl_queries: int = 1, ways: int | None = None) -> Example:
+def make_example(
+    task: str, source: SceneSource, rng: np.random.Generator, labels: list[str], *, icl_queries: int = 1, ways: int | None = None
+) -> Example:
     """One ground-truth conversation of ``task`` (see ``TASKS``)."""
     if task in ATTRIBUTE_TASKS:
         return _qa(task, source, rng)

@@ -17,7 +17,9 @@ def card(cfg, metrics: dict | None = None) -> str:
         "## Architecture", "",
         "- Vision: the frozen CLIP vision tower of vlmkit's `embedded` (6 layers, width 128, 12 px patches), its 8 x 8",
         f"  position table average-pooled to {cfg.grid} x {cfg.grid}; " + (
-            f"images resized ({cfg.resample}) to {12 * cfg.grid} px" if cfg.tower_mode == "resize" else "patch kernel tiled over 96 px images"
+            f"images resized ({cfg.resample}) to {12 * cfg.grid} px"
+            if cfg.tower_mode == "resize"
+            else "patch kernel tiled over 96 px images"
         ) + f": {tokens} tokens per image (CLS + patches, `vision_feature_select_strategy=\"full\"`, last layer).",
         f"- Projector: Linear-GELU-Linear to width {cfg.hidden}.",
         f"- Language model: Llama, {cfg.layers} layers, width {cfg.hidden}, {cfg.heads} heads, MLP {cfg.mlp}, tied embeddings,",

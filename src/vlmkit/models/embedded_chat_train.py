@@ -260,7 +260,9 @@ class FeatureBank:
         return torch.from_numpy(np.stack(rows).astype(np.float32)).flatten(0, 1)
 
 
-def draw_examples(kind: str, n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int) -> list[wc.Example]:
+def draw_examples(
+    kind: str, n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int
+) -> list[wc.Example]:
     """``n`` training conversations of one batch kind: ``"icl"``, ``"short"`` or ``"scaffold"``."""
     if kind == "icl":
         return [wc.make_example("icl", source, rng, labels, icl_queries=icl_queries) for _ in range(n)]
@@ -302,12 +304,12 @@ def _optimizer(network: ChatNetwork, cfg: ChatTrainConfig) -> torch.optim.Optimi
     decay, plain = [], []
     for name, p in network.named_parameters():
         (decay if p.ndim == 2 and "embed_tokens" not in name else plain).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
 
 
 def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
     """Train (or resume) and export ``out/model`` (a plain HF LLaVA directory); returns it."""
-    from vlmkit.models.embedded import shipped_dir
     from vlmkit.models.embedded_chat_export import export
 
     torch.set_num_threads(cfg.threads)
@@ -317,7 +319,7 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_json(work / "config.json", asdict(cfg))
 
-    vision_config, vision_state = build.coarse_tower(*build.embedded_tower_state(cfg.tower or shipped_dir("embedded")), cfg.grid, cfg.tower_mode)
+    vision_config, vision_state = _tower(cfg)
     tower = build.vision_model(vision_config, vision_state)
     processor = build.build_processor(cfg.grid, cfg.tower_mode, cfg.resample)
     train_refs = pool_refs(TRAIN_SEED, cfg.pool, cfg.count_pool)
@@ -407,6 +409,13 @@ def _validation_set(cfg: ChatTrainConfig, attrs: dict, heldout_labels: list[str]
     return sets
 
 
+def _tower(cfg: ChatTrainConfig) -> tuple[dict, dict[str, Tensor]]:
+    """The frozen tower's config fields and state at the configured grid."""
+    from vlmkit.models.embedded import shipped_dir
+
+    return build.coarse_tower(*build.embedded_tower_state(cfg.tower or shipped_dir("embedded")), cfg.grid, cfg.tower_mode)
+
+
 def export_checkpoint(out: str | Path, directory: str | Path | None = None, metrics: dict | None = None, log=print) -> Path:
     """Export the latest checkpoint under ``out/work`` (training may still be running) to
     ``directory`` (default ``out/model``) as a HF LLaVA directory."""
@@ -414,13 +423,12 @@ def export_checkpoint(out: str | Path, directory: str | Path | None = None, metr
 
     from safetensors.torch import load_file
 
-    from vlmkit.models.embedded import shipped_dir
     from vlmkit.models.embedded_chat_export import export
 
     out = Path(out)
     cfg = ChatTrainConfig(**json.loads((out / "work" / "config.json").read_text()))
     state = {k[len("model."):]: v for k, v in load_file(out / "work" / "state.safetensors").items() if k.startswith("model.")}
-    vision_config, vision_state = build.coarse_tower(*build.embedded_tower_state(cfg.tower or shipped_dir("embedded")), cfg.grid, cfg.tower_mode)
+    vision_config, vision_state = _tower(cfg)
     network = ChatNetwork(cfg, state["linear_1.weight"].shape[1], state["feature_mean"], state["feature_std"])
     missing, unexpected = network.load_state_dict(state, strict=False)
     if [k for k in missing if k != TIED] or unexpected:
