@@ -43,10 +43,14 @@ def ablate_tables(reports: list[dict]) -> list[str]:
             f"ComCa - plain over all points and seeds: {min(gaps):+.3f} to {max(gaps):+.3f}")
     labels = table(["values", "plain", "ComCa"], [[v, *(cell([r["labels"][v][m] for r in reports]) for m in ("plain", "ComCa"))]
                                                   for v in first["labels"]])
-    sets = [[s.split(", its")[0], cell([next(v for k, v in r["image_sets"].items() if k.startswith(s.split(", its")[0]))["mean"]
-                                        for r in reports]),
-             f"{np.mean([next(v for k, v in r['image_sets'].items() if k.startswith(s.split(', its')[0]))['sd'] for r in reports]):.3f}"]
-            for s in first["image_sets"]]
+    def image_set(r: dict, label: str) -> dict:
+        return next(v for k, v in r["image_sets"].items() if k.split(", its")[0] == label)
+
+    labels_ = [k.split(", its")[0] for k in first["image_sets"]]
+    counts = " / ".join(k.split(", its ")[1].split()[0] for r in reports for k in r["image_sets"] if ", its " in k)
+    sets = [[f"ComCa, its wrong-label images ({counts}) replaced by positives of the same object" if label == "ComCa" else label,
+             cell([image_set(r, label)["mean"] for r in reports]), f"{np.mean([image_set(r, label)['sd'] for r in reports]):.3f}"]
+            for label in labels_]
     return [caches, ks, scoring, wins, labels, table(["cache of random positives", "mAP", "sd over draws"], sets)]
 
 
