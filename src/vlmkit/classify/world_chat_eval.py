@@ -23,6 +23,7 @@ import io
 import json
 from html import escape
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -45,6 +46,7 @@ class WorldChatEvalOptions(RunOptions):
     n: int = 500
     seed: int = 1000
     max_new_tokens: int = 12
+    backend: Literal["auto", "hf", "numpy"] = "auto"  # "auto": NumPy where it applies (same answers, faster)
 
 
 def eval_examples(n: int, seed: int) -> dict[str, list[wc.Example]]:
@@ -124,7 +126,7 @@ def run_world_chat_eval(opts: WorldChatEvalOptions) -> Path:
     with run.timer("load"):
         from vlmkit.models.chat_registry import load_chat_model
 
-        model = load_chat_model(opts.model, device=opts.resolved_device())
+        model = load_chat_model(opts.model, device=opts.resolved_device(), backend=opts.backend)
     examples = eval_examples(opts.n, opts.seed)
     replies: dict[str, list[str]] = {}
     images_cache: dict[wc.SceneRef, Image.Image] = {}

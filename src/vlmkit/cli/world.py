@@ -144,6 +144,7 @@ def eval_chat_cmd(
     seed: int = typer.Option(1000, help="world seed of the evaluation split (embedded-chat trains on 0, validates on 1)"),
     batch_size: int = typer.Option(32, help="conversations per generate call"),
     device: str = DeviceOpt,
+    backend: str = typer.Option("auto", help="chat backend: auto (NumPy where it applies, same answers), hf or numpy"),
 ) -> None:
     """Accuracy of a chat model on shapes-world questions, naming, counting, ICL and follow-ups."""
     if n < 1:
