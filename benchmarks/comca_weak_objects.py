@@ -15,6 +15,8 @@ with the official constants:
    of ``k p(shape | attribute)``); every shape the world allows with the attribute (compatibility
    > 0), stratified; ComCa's sampler, by independent draws (a fresh sampler seed per draw) or by
    stratified counts of its distribution (:func:`vlmkit.attributes.prior.sampling_probabilities`).
+   Where the pool runs out of a rare (shape, attribute) pair, another positive of the attribute
+   stands in (``images_off_shape``, over all draws).
 2. ``retrieved``: the real caches (caption retrieval, one image per object query), with the
    official draws and with stratified counts of the same distribution, at nucleus 0.8 (official)
    and 1.0, for the co-occurrence x compatibility and compatibility-only priors; and the plain
@@ -44,13 +46,20 @@ def stratified(p: np.ndarray, k: int) -> np.ndarray:
     return np.repeat(np.arange(len(p)), counts)
 
 
-def draw_cache(setup: Setup, rng: np.random.Generator, shapes_per_attribute: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """For each attribute and each listed shape name, an unused pool image with both."""
+def draw_cache(setup: Setup, rng: np.random.Generator, shapes_per_attribute: list[np.ndarray],
+               shortfalls: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For each attribute and each listed shape name, an unused pool image with both; where the
+    pool has no unused image of a (rare) pair, an unused image of the attribute with any shape,
+    counted in ``shortfalls``."""
     taken: set[int] = set()
     positions, source = [], []
     for a, shapes in enumerate(shapes_per_attribute):
         for shape in shapes:
             candidates = [i for i in np.flatnonzero(setup.pool_has[:, a] & (setup.pool_shape == shape)) if i not in taken]
+            if not candidates:
+                candidates = [i for i in np.flatnonzero(setup.pool_has[:, a]) if i not in taken]
+                if shortfalls is not None:
+                    shortfalls.append(1)
             pick = int(rng.choice(candidates))
             taken.add(pick)
             positions.append(pick)
@@ -84,8 +93,10 @@ def main() -> None:
     report: dict = {"run": str(args.run), "seed": setup.seed, "random_positives": {}, "retrieved": {}}
     for offset, (name, allocate) in enumerate(allocations.items()):
         rng = np.random.default_rng([setup.seed, 100 + offset])
-        caches = (labelled(setup, *draw_cache(setup, rng, allocate(rng)), cfg) for _ in range(args.draws))
-        report["random_positives"][name] = summary([evaluate(setup, cache, cfg)["mAP"] for cache in caches])
+        shortfalls: list[int] = []
+        caches = (labelled(setup, *draw_cache(setup, rng, allocate(rng), shortfalls), cfg) for _ in range(args.draws))
+        report["random_positives"][name] = {**summary([evaluate(setup, cache, cfg)["mAP"] for cache in caches]),
+                                            "images_off_shape": len(shortfalls)}
     plain = retrieve(setup, None, cfg)
     report["retrieved"]["plain retrieval cache"] = {"mAP": evaluate(setup, labelled(setup, *plain, cfg), cfg)["mAP"],
                                                     "label_precision": precision(setup, *plain)}
