@@ -124,6 +124,28 @@ def test_adversarial_bounds_still_give_the_direct_codes(rank, margin, method, la
     assert torch.allclose(got[1], want[1], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("dense_limit", [0, 3, None])
+def test_targets_in_the_atoms_span_are_rescored_densely_with_the_same_codes(dense_limit):
+    """Planted non-negative codes over a correlated dictionary: ``u`` is large, the low-rank
+    intervals are wide and rows have many finalists, so they are rescored directly (``dense_limit``
+    0: every row of every step)."""
+    gen = torch.Generator().manual_seed(9)
+    dictionary = F.normalize(torch.randn(40, generator=gen) + 0.6 * torch.randn(800, 40, generator=gen), dim=-1)
+    dictionary = F.normalize(dictionary - dictionary.mean(0), dim=-1)
+    support = torch.stack([torch.randperm(800, generator=gen)[:5] for _ in range(64)])
+    targets = F.normalize(((0.5 + torch.rand(64, 5, generator=gen)).unsqueeze(-1) * dictionary[support]).sum(1), dim=-1)
+    index = ScreenIndex(dictionary, rank=4, dense_limit=dense_limit)
+    for method in ("comp", "omp"):
+        want = _direct_sparse_code(targets, dictionary, k=5, method=method)
+        got = sparse_code(targets, dictionary, k=5, method=method, index=index)
+        assert torch.equal(got[0], want[0]) and torch.allclose(got[1], want[1], atol=1e-5, rtol=0)
+    screen = CandidateScreen(targets @ dictionary.T, index)
+    screen.select_first()
+    screen.select(torch.randn(64, 40, generator=gen, dtype=torch.float64))
+    if dense_limit == 0:
+        assert screen.dense_rows == 64
+
+
 def test_the_fallback_runs_where_the_list_cannot_certify():
     targets, dictionary = _near_duplicates(seed=5)
     passed = targets @ dictionary.T

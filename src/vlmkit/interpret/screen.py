@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 SLACK = 1e-5  # absolute, on scores of unit vectors; float32 rounding in the bounds is far below it
+DENSE_FRACTION = 50  # see ScreenIndex.dense_limit
 FIRST_MARGIN = 0.06  # the first candidate list: atoms within this of each target's best first-pass score
 
 
@@ -52,10 +53,13 @@ class ScreenIndex:
         norm_max: ``max_j ||d_j||`` (float64).
         margin: each target's candidate list holds the atoms within ``margin`` of its best
             first-pass score (speed only: any value gives the same codes).
+        dense_limit: a row with more finalists than this is rescored directly (speed only;
+            default ``M / 50``: an exact score gathered atom by atom costs about 50 of a dense row's).
     """
 
-    def __init__(self, dictionary: Tensor, rank: int = 32, margin: float = FIRST_MARGIN):
+    def __init__(self, dictionary: Tensor, rank: int = 32, margin: float = FIRST_MARGIN, dense_limit: int | None = None):
         self.margin = margin
+        self.dense_limit = dense_limit if dense_limit is not None else max(16, dictionary.shape[0] // DENSE_FRACTION)
         self.atoms = dictionary.float().contiguous()
         rank = min(rank, self.atoms.shape[1])
         cov = (self.atoms.T @ self.atoms).double()  # (d, d): only the basis depends on it; any orthonormal basis is exact
@@ -122,6 +126,8 @@ class CandidateScreen:
     Attributes:
         widened: how many (row, step) pairs were screened over the whole dictionary so far.
         finalists: how many exact scores were computed so far.
+        dense_rows: how many (row, step) pairs had so many finalists that they were rescored
+            directly (e.g. targets inside the atoms' span, where the low-rank intervals are wide).
     """
 
     def __init__(self, passed: Tensor, index: ScreenIndex):
@@ -130,7 +136,7 @@ class CandidateScreen:
         best, self._first = passed.max(1)  # the first index of each row's maximum, as argmax
         self.tau = best - index.margin  # every atom with P >= tau is on the list
         self.block = _block(passed, index.err, torch.arange(n), self.tau)
-        self.widened = self.finalists = 0
+        self.widened = self.finalists = self.dense_rows = 0
 
     @property
     def candidates(self) -> int:
@@ -155,12 +161,26 @@ class CandidateScreen:
         approx, half = self._approx(coords, rho)
         lower = self._lower(u32, block.owner, block.col, block.first, approx)
         final = (approx + half >= lower[block.owner]).nonzero().squeeze(1)  # selected atoms (-inf) never pass
-        found = [self._exact(u32, block.owner[final], block.col[final], block.first[final])]
+        owner, col, first = block.owner[final], block.col[final], block.first[final]
         wide = (self.tau + outside >= lower).nonzero().squeeze(1)  # an atom off the list could still win
         if wide.numel():
-            found.append(self._wide(u32, wide, coords, rho, lower))
+            more = self._wide(u32, wide, coords, rho, lower)
+            owner, col, first = torch.cat([owner, more[0]]), torch.cat([col, more[1]]), torch.cat([first, more[2]])
             self.widened += wide.numel()
+        # a row with more finalists than a dense rescoring costs is rescored densely instead
+        dense = torch.bincount(owner, minlength=u.shape[0]) > self.index.dense_limit
+        keep = ~dense[owner]
+        found = [self._exact(u32, owner[keep], col[keep], first[keep])]
+        if dense.any():
+            found.append(self._dense(u32, dense.nonzero().squeeze(1)))
         return self._exclude(self._argmax(u.shape[0], found))
+
+    def _dense(self, u: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The best atom of each of ``rows`` by direct rescoring, ``P - u @ D^T`` over the whole dictionary."""
+        scores = torch.addmm(self.passed.index_select(0, rows), u.index_select(0, rows), self.index.atoms.T, alpha=-1)
+        value, col = scores.max(1)
+        self.dense_rows += rows.numel()
+        return rows, col, value.double()
 
     def _approx(self, coords: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
         """``P(j) - <B^T u, B^T d_j>`` for every candidate (a sampled dense-dense product) and the
@@ -176,15 +196,16 @@ class CandidateScreen:
         return approx, block.err * rho[block.owner] + SLACK
 
     def _wide(self, u: Tensor, rows: Tensor, coords: Tensor, rho: Tensor, lower: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The same screening over every atom for ``rows``: exact scores of their finalists."""
+        """The same screening over every atom for ``rows``: their finalists ``(owner, col, P)``
+        (``lower`` is raised in place by each row's best approximate atom)."""
         first = self.passed.index_select(0, rows)  # (R, M)
         approx = torch.addmm(first, coords[rows], self.index.low_t, alpha=-1)
         seed = approx.argmax(1)  # each row's best approximate atom: its exact score is a lower bound
         _, _, exact = self._exact(u, rows, seed, first.gather(1, seed.unsqueeze(1)).squeeze(1))
-        bound = torch.maximum(lower[rows], (exact - SLACK / 2).float())
+        lower[rows] = torch.maximum(lower[rows], (exact - SLACK / 2).float())
         approx.addcmul_(rho[rows].unsqueeze(1), self.index.err.unsqueeze(0))  # the upper ends, less SLACK
-        r, c = (approx >= (bound - SLACK).unsqueeze(1)).nonzero().unbind(1)
-        return self._exact(u, rows[r], c, first[r, c])
+        r, c = (approx >= (lower[rows] - SLACK).unsqueeze(1)).nonzero().unbind(1)
+        return rows[r], c, first[r, c]
 
     def _exact(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(owner, col, P(j) - <u, d_j>)`` for the given candidates: float32 products (the
