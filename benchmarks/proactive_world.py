@@ -10,6 +10,11 @@ For each seed ``s``:
   scenario (camera by default) is held out;
 - the same evaluation after training.
 
+Evaluation is greedy, so it runs on the NumPy chat backend where it applies (``--backend auto``,
+the default: the same answers as transformers, several times faster); GRPO samples and takes
+gradients, so training always uses the transformers model, and the after-evaluation reloads the
+trained weights from ``seed<s>/model``. Per-phase wall times go to ``summary.json``.
+
 Run: ``python benchmarks/proactive_world.py --model DIR --out runs/proactive-world`` (writes
 ``summary.json`` after every seed and prints the tables of ``docs/proactivebench.md``).
 """
@@ -20,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("VLMKIT_PROGRESS", "0")
@@ -93,6 +99,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rp", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backend", default="auto", choices=("auto", "hf", "numpy"),
+                        help="chat backend of the (greedy) evaluations; training always uses transformers (default: auto)")
     parser.add_argument("--table-only", action="store_true", help="print the tables of an existing summary.json")
     args = parser.parse_args(argv)
     if args.table_only:
@@ -103,16 +111,28 @@ def main(argv=None) -> None:
     summary = {"config": vars(args) | {"out": str(args.out)}, "seeds": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in (int(s) for s in args.seeds.split(",")):
-        model = load_chat_model(args.model)
-        entry = summary["seeds"][str(seed)] = {"before": evaluate(model, args.n, seed, args.out / f"seed{seed}" / "before.jsonl")}
+        started = time.perf_counter()
+        evaluator = load_chat_model(args.model, backend=args.backend)
+        entry = summary["seeds"][str(seed)] = {"before": evaluate(evaluator, args.n, seed, args.out / f"seed{seed}" / "before.jsonl")}
+        entry["seconds"] = {"before": time.perf_counter() - started}
         atomic_write_json(args.out / "summary.json", summary)
+        # GRPO needs the torch model (gradients); greedy evaluation gives the same answers on either backend
+        model = evaluator if hasattr(evaluator, "training_batch") else load_chat_model(args.model)
         opts = TrainOptions(model=args.model, out=args.out / f"seed{seed}", scenarios=args.train, reward_proactive=args.rp,
                             rollouts=args.rollouts, prompts=args.prompts, epochs=args.epochs, lr=args.lr,
                             batch_size=args.batch_size, seed=seed)
         states = training_states(train, args.prompts, seed)
+        started = time.perf_counter()
         entry["train"] = grpo(model, states, opts, log=lambda m, s=seed: print(f"seed {s}: {m}", flush=True))
-        entry["after"] = evaluate(model, args.n, seed, args.out / f"seed{seed}" / "after.jsonl")
         model.save(args.out / f"seed{seed}" / "model")
+        entry["seconds"]["train"] = time.perf_counter() - started
+        started = time.perf_counter()
+        if args.backend != "hf":  # the trained weights, reloaded from their saved directory
+            evaluator = load_chat_model(str(args.out / f"seed{seed}" / "model"), backend=args.backend)
+        else:
+            evaluator = model
+        entry["after"] = evaluate(evaluator, args.n, seed, args.out / f"seed{seed}" / "after.jsonl")
+        entry["seconds"]["after"] = time.perf_counter() - started
         atomic_write_json(args.out / "summary.json", summary)
         print(f"seed {seed} done", flush=True)
     print(table(summary, train))
