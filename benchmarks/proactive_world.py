@@ -45,12 +45,52 @@ def evaluate(model, n: int, seed: int, episodes_file: Path | None = None) -> dic
             out[f"{name}|{'hint' if hint else 'no-hint'}"] = mcqa_metrics(envs)
             lines += [json.dumps({"hint": hint, **turn_rows(name, e)}) for e in envs]
     for name in WORLD_SCENARIOS:
-        right = run_reference(model, world_environments(name, n, seed=seed), batch_size=32)
-        out[f"{name}|reference"] = {"n": len(right), "reference_accuracy": sum(right) / len(right)}
+        episodes = world_environments(name, n, seed=seed)
+        right = run_reference(model, episodes, batch_size=32)
+        out[f"{name}|reference"] = {"n": len(right), "reference_accuracy": sum(right) / len(right),
+                                    **reference_diagnostics(model, episodes)}
     if episodes_file is not None:
         episodes_file.parent.mkdir(parents=True, exist_ok=True)
         episodes_file.write_text("\n".join(lines) + "\n")
     return out
+
+
+def names_only(reply: str, answer: str, categories: list[str]) -> bool:
+    """Whether ``reply`` names ``answer`` and no other category (a lenient reading, outside the protocol)."""
+    words = set(reply.lower().replace(".", " ").replace(")", " ").split())
+    return {c for c in categories if c in words} == {answer}
+
+
+def reference_diagnostics(model, episodes) -> dict:
+    """Why the reference-frame control fails, when it does: the same informative frames asked
+    three ways (greedy, 50 tokens at most), each share over the episodes:
+
+    - ``reference_names_answer``: the protocol's prompt (question, lettered categories), the
+      reply read leniently (:func:`names_only`) instead of by the release's exact rule;
+    - ``open_names_answer``: the question alone, no options (the form embedded-chat was trained
+      on), read leniently: does the model recognise the shape at all;
+    - ``native_letter_accuracy``: the categories in embedded-chat's own lettered format
+      (``"<question> options : a ) circle b ) star ... . answer with the letter ."``,
+      :mod:`vlmkit.data.world_chat`), the reply's first word compared with the right letter.
+    """
+    from vlmkit.data.world_chat import LETTERS, MCQ_SUFFIX
+    from vlmkit.models.chat import user
+    from vlmkit.proactive.answers import multi_choice_prompt
+
+    frames = [e.reference_frame() for e in episodes]
+    ask = lambda texts: model.generate([[user(f, t)] for f, t in zip(frames, texts, strict=True)], max_new_tokens=50)  # noqa: E731
+    mcqa = ask([multi_choice_prompt(e.question, e.categories) for e in episodes])
+    open_ = ask([e.question for e in episodes])
+    listing = [" ".join(f"{LETTERS[i]} ) {c}" for i, c in enumerate(e.categories)) for e in episodes]
+    native = ask([f"{e.question} options : {items} . {MCQ_SUFFIX}" for e, items in zip(episodes, listing, strict=True)])
+    n = len(episodes)
+    return {
+        "reference_names_answer": sum(names_only(r, e.answer, e.categories) for r, e in zip(mcqa, episodes, strict=True)) / n,
+        "open_names_answer": sum(names_only(r, e.answer, e.categories) for r, e in zip(open_, episodes, strict=True)) / n,
+        "native_letter_accuracy": sum((r.split() or [""])[0].strip(".").lower() == LETTERS[e.categories.index(e.answer)]
+                                      for r, e in zip(native, episodes, strict=True)) / n,
+        "examples": {"mcqa": mcqa[:3], "open": open_[:3], "native": native[:3]},
+    }
 
 
 def table(summary: dict, train: list[str]) -> str:
@@ -69,13 +109,18 @@ def table(summary: dict, train: list[str]) -> str:
                 cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-")
         role = "trained" if name in train else "held out"
         lines.append(f"| {name} | {hint} | {role} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} | {cells[5]} |")
-    lines += ["", "| scenario | reference-frame accuracy before | after |", "|---|---|---|"]
+    measures = [m for m in ("reference_accuracy", "reference_names_answer", "open_names_answer", "native_letter_accuracy")
+                if all(m in s[p][f"{k.split('|')[0]}|reference"] for s in summary["seeds"].values() for p in ("before", "after")
+                       if p in s for k in keys)]
+    lines += ["", "| scenario | " + " | ".join(f"{m} before | {m} after" for m in measures) + " |",
+              "|---|" + "---|---|" * len(measures)]
     for name in sorted({k.split("|")[0] for k in keys}):
         cells = []
-        for phase in ("before", "after"):
-            values = [s[phase][f"{name}|reference"]["reference_accuracy"] for s in summary["seeds"].values() if phase in s]
-            cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-")
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        for metric in measures:
+            for phase in ("before", "after"):
+                values = [s[phase][f"{name}|reference"][metric] for s in summary["seeds"].values() if phase in s]
+                cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
