@@ -12,21 +12,26 @@ and the argmax needs ``<u, d_j>`` only where it can matter. Two bounds decide wh
 * **Outside the candidate list.** Each target keeps the atoms whose first-pass score reaches a
   threshold ``tau`` (read off its row of ``P``, which stays in memory for the batch). For any
   other atom ``P(j) < tau`` and, by Cauchy-Schwarz, ``-<u, d_j> <= ||u|| ||d_j||``, so
-  ``score(j) < tau + ||u|| max_j ||d_j||``. When that could beat the best candidate, the list is
-  extended from the ``P`` row down to the threshold that rules it out (no rescan of the dictionary).
-* **Inside it.** ``D`` is nearly low-rank (a text tower's embeddings are anisotropic), so with
+  ``score(j) < tau + ||u|| max_j ||d_j||``. When that could beat the best candidate (the exact
+  score of the best approximate one), the target is screened over the whole dictionary with the
+  interval below instead of its list.
+* **Inside it (or the whole dictionary).** ``D`` is nearly low-rank (a text tower's embeddings are anisotropic), so with
   ``B`` the top-``r`` right singular vectors of ``D`` (orthonormal columns),
   ``<u, d_j> = <B^T u, B^T d_j> + <(I - BB^T) u, (I - BB^T) d_j>``; the first term costs ``r``
   multiply-adds per candidate (a sampled dense-dense product), the second is at most
   ``rho * e_j`` with ``rho = ||(I - BB^T) u||`` and ``e_j = ||(I - BB^T) d_j||`` (precomputed). Every
   candidate whose interval ``[approx - rho e_j, approx + rho e_j]`` reaches the largest lower end
-  is a *finalist*; finalists are scored exactly (float64 ``<u, d_j>``) and the argmax (lowest index
-  on ties, as ``torch.argmax``) is the argmax over the whole dictionary.
+  is a *finalist*; finalists are scored exactly (``P(j) - <u, d_j>``, float32 products as in
+  direct rescoring) and the argmax (lowest index on ties, as ``torch.argmax``) is the argmax over
+  the whole dictionary. A target with more finalists than a direct rescoring of its row costs is
+  rescored directly (``P - u @ D^T``).
 
 Nothing is approximated: the bounds only decide which exact scores to compute. A small absolute
 slack (``SLACK``) covers float32 rounding in the bounds. This is the classic "screening" of
 greedy pursuit (bound, then verify); the low-rank split is the cone/ball bound of maximum
 inner-product search (Ram & Gray, KDD 2012) with the dictionary's principal subspace as the cone.
+The codes equal those of rescoring against the whole dictionary at every step
+(``tests/test_comp_screen.py``).
 """
 
 from __future__ import annotations
