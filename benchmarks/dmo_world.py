@@ -74,8 +74,8 @@ def world_data(root: Path, domains: list[str], n_eval: int, n_train: int, seed: 
     return root / "suite.json", train
 
 
-def make_base(out: Path, seed: int) -> Path:
-    """embedded-chat with a re-initialised projector (the base that has not learned the domains)."""
+def make_base(out: Path, seed: int, model_name: str = "embedded-chat") -> Path:
+    """``model_name`` (default embedded-chat) with a re-initialised projector (the base that has not learned the domains)."""
     import shutil
 
     import torch
@@ -84,7 +84,7 @@ def make_base(out: Path, seed: int) -> Path:
 
     if (out / "config.json").is_file():
         return out
-    model = load_chat_model("embedded-chat")
+    model = load_chat_model(model_name)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.model.model.multi_modal_projector.modules():
@@ -128,9 +128,9 @@ def run_seed(args, seed: int) -> dict:
     log(f"seed {seed}: world data ({args.n} evaluation questions and {samples} training conversations per domain)")
     suite_path, train = world_data(out / "data", args.domains, args.n, samples, seed)
     suite = load_suite(suite_path)
-    base = make_base(out / "base", seed)
+    base = make_base(out / "base", seed, args.model)
     evals = out / "evals.json"
-    scores = {"embedded-chat": cached_scores(evals, "embedded-chat", Path("embedded-chat"), suite)}  # the shipped model knows them
+    scores = {"embedded-chat": cached_scores(evals, "embedded-chat", Path(args.model), suite)}  # the shipped model knows them
     scores["base"] = cached_scores(evals, "base", base, suite)
     log(f"seed {seed}: base {fmt(scores['base'])}")
     config = SFTConfig(mode="full", lr=args.lr, batch_size=args.batch, max_steps=args.steps, seed=seed, save_every=max(1, args.steps // 2))
@@ -251,6 +251,7 @@ def print_tables(args, summaries: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", default=",".join(DOMAINS))
+    parser.add_argument("--model", default="embedded-chat", help="the chat model whose projector is reset to make the base")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--steps", type=int, default=120, help="optimisation steps of every expert and mixture model")
     parser.add_argument("--batch", type=int, default=8)
