@@ -102,7 +102,10 @@ def joint_targets(args):
 def compare_codes(run_dir: Path, reference: Path) -> dict:
     """Supports and coefficients of a run against a reference ``arrays.npz`` (layers in the same order)."""
     with np.load(run_dir / "arrays.npz") as ours, np.load(reference) as theirs:
-        keys = [sorted((k for k in f.files if k.endswith(".indices")), key=lambda k: int(re.match(r"layer(\d+)", k).group(1))) for f in (ours, theirs)]
+        def layer_number(key: str) -> int:
+            return int(re.match(r"layer(\d+)", key).group(1))
+
+        keys = [sorted((k for k in f.files if k.endswith(".indices")), key=layer_number) for f in (ours, theirs)]
         if len(keys[0]) != len(keys[1]):
             return {"error": f"{len(keys[0])} layers vs {len(keys[1])} in the reference"}
         vectors = differing = 0

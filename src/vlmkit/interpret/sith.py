@@ -114,14 +114,30 @@ def layer_svd(weights: VisionWeights, layer: int, cfg: SithConfig) -> tuple[Tens
     return factored_svd(*head_factors(weights.layers[layer], cfg.fold_ln, cfg.center))
 
 
-def fidelity(directions: Tensor, indices: Tensor, scores: Tensor, atoms: Tensor, weights: VisionWeights, image_mean: Tensor | None, pinv: Tensor | None = None) -> Tensor:
+def fidelity(
+    directions: Tensor,
+    indices: Tensor,
+    scores: Tensor,
+    atoms: Tensor,
+    weights: VisionWeights,
+    image_mean: Tensor | None,
+    pinv: Tensor | None = None,
+) -> Tensor:
     """``cos(z, v)`` where ``z`` maps the code ``sum_k c_k d_k`` back to the residual space (§4). ``(N,)``."""
     code = (scores.unsqueeze(-1) * atoms[indices]).sum(1)
     back = from_joint_space(code, weights, image_mean, pinv)
     return (back * F.normalize(directions.float(), dim=-1)).sum(-1)
 
 
-def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig, index: ScreenIndex | None = None, pinv: Tensor | None = None) -> LayerExplanation:
+def explain_layer(
+    weights: VisionWeights,
+    layer: int,
+    dictionary: ConceptDictionary,
+    image_mean: Tensor | None,
+    cfg: SithConfig,
+    index: ScreenIndex | None = None,
+    pinv: Tensor | None = None,
+) -> LayerExplanation:
     """SVD, mapping, sparse coding and fidelity for every head of ``layer``; ``index``: the
     dictionary's screening index, shared by every batch (and, from :func:`explain`, every layer);
     ``pinv``: ``pinv(proj)``, likewise computed once by :func:`explain`."""
@@ -136,10 +152,13 @@ def explain_layer(weights: VisionWeights, layer: int, dictionary: ConceptDiction
         indices.append(idx)
         scores.append(coef)
     indices, scores = torch.cat(indices), torch.cat(scores)
-    return LayerExplanation(layer, S.float(), directions, indices, scores, fidelity(directions, indices, scores, dictionary.atoms, weights, image_mean, pinv))
+    kept = fidelity(directions, indices, scores, dictionary.atoms, weights, image_mean, pinv)
+    return LayerExplanation(layer, S.float(), directions, indices, scores, kept)
 
 
-def explain(weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig) -> list[LayerExplanation]:
+def explain(
+    weights: VisionWeights, layers: Iterable[int], dictionary: ConceptDictionary, image_mean: Tensor | None, cfg: SithConfig
+) -> list[LayerExplanation]:
     """:func:`explain_layer` for each of ``layers`` (any iterable, e.g. wrapped in a progress bar)."""
     if cfg.side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {cfg.side!r}")
@@ -173,7 +192,9 @@ def coherence(indices: Tensor, concept_vectors: Tensor, scores: Tensor | None = 
     return torch.where((w > 0).sum(1) >= 2, value, torch.full_like(value, float("nan")))
 
 
-def sentence_coherence(explanations: list[LayerExplanation], concepts: list[str], embedder, cache: EmbeddingCache | None = None) -> list[Tensor]:
+def sentence_coherence(
+    explanations: list[LayerExplanation], concepts: list[str], embedder, cache: EmbeddingCache | None = None
+) -> list[Tensor]:
     """Coefficient-weighted :func:`coherence` of every layer's codes over their active concepts.
 
     With a ``cache``, every concept's sentence vector goes through the embedding cache (the whole
