@@ -62,5 +62,5 @@ def test_sith_report_shows_spectra_and_a_fidelity_scatter(tmp_path):
           "--no-coherence", "--out", str(tmp_path / "s")])
     page = (tmp_path / "s" / "report.html").read_text()
     assert page.count("<svg") == 2 + 1  # one spectrum chart per layer, one scatter
-    assert "singular values of each head" in page and "fidelity of each singular vector" in page
+    assert "singular values of each head" in page and "fidelity of each head" in page
     assert not _external_references(page)
