@@ -143,6 +143,8 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rp", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--mode", default="full", choices=("full", "lora", "projector"),
+                        help="what GRPO trains: every language-side weight (embedded-chat), the paper's LoRA, or the projector")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto", choices=("auto", "hf", "numpy"),
                         help="chat backend of the (greedy) evaluations; training always uses transformers (default: auto)")
@@ -165,7 +167,7 @@ def main(argv=None) -> None:
         model = evaluator if hasattr(evaluator, "training_batch") else load_chat_model(args.model)
         opts = TrainOptions(model=args.model, out=args.out / f"seed{seed}", scenarios=args.train, reward_proactive=args.rp,
                             rollouts=args.rollouts, prompts=args.prompts, epochs=args.epochs, lr=args.lr,
-                            batch_size=args.batch_size, seed=seed)
+                            batch_size=args.batch_size, seed=seed, mode=args.mode)
         states = training_states(train, args.prompts, seed)
         started = time.perf_counter()
         entry["train"] = grpo(model, states, opts, log=lambda m, s=seed: print(f"seed {s}: {m}", flush=True))
