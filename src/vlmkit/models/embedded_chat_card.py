@@ -15,12 +15,12 @@ def card(cfg, metrics: dict | None = None) -> str:
         "conversations. It is a test instrument for the toolkit's LMM methods, not a general model: it knows",
         "only the shapes world's objects and its small word-level language.", "",
         "## Architecture", "",
-        "- Vision: the frozen CLIP vision tower of vlmkit's `embedded` (6 layers, width 128, 12 px patches), its 8 x 8",
-        f"  position table average-pooled to {cfg.grid} x {cfg.grid}; " + (
+        "- Vision: the frozen CLIP vision tower of vlmkit's `embedded` (6 layers, width 128, 12 px patches, 8 x 8 grid at 96 px)"
+        + ("; its own view" if cfg.grid == 8 else f", its position table average-pooled to {cfg.grid} x {cfg.grid}; " + (
             f"images resized ({cfg.resample}) to {12 * cfg.grid} px"
             if cfg.tower_mode == "resize"
             else "patch kernel tiled over 96 px images"
-        ) + f": {tokens} tokens per image (CLS + patches, `vision_feature_select_strategy=\"full\"`, last layer).",
+        )) + f": {tokens} tokens per image (CLS + patches, `vision_feature_select_strategy=\"full\"`, last layer).",
         f"- Projector: Linear-GELU-Linear to width {cfg.hidden}.",
         f"- Language model: Llama, {cfg.layers} layers, width {cfg.hidden}, {cfg.heads} heads, MLP {cfg.mlp}, tied embeddings,",
         "  trained from scratch; word-level tokenizer (lower-cased, whitespace and punctuation split).", "",
@@ -30,8 +30,9 @@ def card(cfg, metrics: dict | None = None) -> str:
         "their image, `<image> dax <image> wug <image> fep <image> blick <image> what is this ?`.", "",
         "## Training", "",
         f"Shapes-world scenes of world seed 0 ({cfg.pool} single-object scenes, {cfg.count_pool} counting scenes); tasks: attribute",
-        "questions, naming, yes/no, lettered multiple choice, counting, follow-up turns, text-only induction and k-way",
-        "one-shot labelling with nonce-word labels (a held-out pool of nonce words is never used in training).",
+        "questions, naming, yes/no, lettered multiple choice, counting, follow-up turns and k-way one-shot labelling",
+        "with nonce-word labels (a held-out pool of nonce words is never used in training), plus a text-only scaffold",
+        "batch every step (repeating key-label pairs, text induction, yes/no and lettered choice on a stated attribute).",
         "Command: `vlmkit world train-chat --out DIR` (settings below).", "",
         "```json", __import__("json").dumps(asdict(cfg), indent=1), "```", "",
     ]

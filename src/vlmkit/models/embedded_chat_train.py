@@ -3,10 +3,13 @@
 The vision tower is frozen, so its features are computed once per training image (``work/``
 holds the rendered pool's features and attributes). The projector and a small Llama model are
 trained from scratch with next-token cross-entropy on the assistant's words only (LLaVA's
-instruction-tuning loss, Liu et al. 2023), over a mix of two batch kinds: *short* batches mix
-attribute questions, naming, yes/no, lettered choice, counting, follow-up turns and text-only
-induction; *ICL* batches hold k-way one-shot labelling episodes with novel labels, each with
-several query turns, every answer supervised.
+instruction-tuning loss, Liu et al. 2023). Each step's main batch alternates between *short*
+batches (attribute questions, naming, yes/no, lettered choice, counting, follow-up turns) and
+*ICL* batches (k-way one-shot labelling episodes with novel labels, several query turns each,
+every answer supervised); every step also adds a *scaffold* batch of text-only conversations
+(``SCAFFOLD_TASKS``: repeating key-label pairs, text induction, yes/no and lettered choice on a
+stated attribute), cheap without images, so that copying and comparing get a dense signal
+(``benchmarks/induction_scaffold.py`` shows why: gapped induction forms only beside the adjacent form).
 
 In-context learning with novel labels needs things a word-level model does not give for free
 (see ``docs/chat.md``): labels are nonce words from a reserved pool (never a real word); their
