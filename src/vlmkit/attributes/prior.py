@@ -111,35 +111,40 @@ def prior(cooc: np.ndarray | None, compatibility: np.ndarray | None) -> np.ndarr
     return np.asarray(cooc, float) * np.asarray(compatibility, float)
 
 
-def sample_objects(row: np.ndarray, k: int = 16, nucleus: float = 0.8, rng: np.random.Generator | None = None) -> np.ndarray:
-    """``k`` object indices drawn for one attribute's prior row ``(O,)`` (see the module docstring)."""
-    rng = rng if rng is not None else np.random.default_rng(0)
+def _nucleus(row: np.ndarray, nucleus: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The objects of one prior row ``(O,)`` that :func:`sample_objects` draws from and their
+    probabilities, or ``None`` for the uniform fallback (an all-zero or non-normalisable row)."""
     row = np.asarray(row, float)
     total = row.sum()
     if total <= 0 or (row / total).sum() <= 0.99:
-        return rng.integers(0, len(row), k)
+        return None
     p = row / total
     order = np.argsort(-p, kind="stable")
-    cumulative = np.cumsum(p[order])
-    keep = order[: int(np.searchsorted(cumulative, nucleus - 1e-12) + 1)]
+    keep = order[: int(np.searchsorted(np.cumsum(p[order]), nucleus - 1e-12) + 1)]
     weights = np.exp(p[keep] - p[keep].max())
-    return keep[rng.choice(len(keep), size=k, replace=True, p=weights / weights.sum())]
+    return keep, weights / weights.sum()
+
+
+def sample_objects(row: np.ndarray, k: int = 16, nucleus: float = 0.8, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``k`` object indices drawn for one attribute's prior row ``(O,)`` (see the module docstring)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    found = _nucleus(row, nucleus)
+    if found is None:
+        return rng.integers(0, len(row), k)
+    keep, probs = found
+    return keep[rng.choice(len(keep), size=k, replace=True, p=probs)]
 
 
 def sampling_probabilities(row: np.ndarray, nucleus: float = 0.8) -> np.ndarray:
     """``(O,)`` the probability with which :func:`sample_objects` draws each object for one prior row
     (zero outside the nucleus; uniform in the fallback), for ablations that allocate the ``k``
     queries instead of drawing them."""
-    row = np.asarray(row, float)
-    total = row.sum()
-    if total <= 0 or (row / total).sum() <= 0.99:
+    found = _nucleus(row, nucleus)
+    if found is None:
         return np.full(len(row), 1 / len(row))
-    p = row / total
-    order = np.argsort(-p, kind="stable")
-    keep = order[: int(np.searchsorted(np.cumsum(p[order]), nucleus - 1e-12) + 1)]
-    weights = np.exp(p[keep] - p[keep].max())
+    keep, probs = found
     out = np.zeros(len(row))
-    out[keep] = weights / weights.sum()
+    out[keep] = probs
     return out
 
 

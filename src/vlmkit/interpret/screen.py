@@ -97,13 +97,10 @@ class _Block:
     err: Tensor
 
 
-def _block(passed: Tensor, err: Tensor, rows: Tensor, low: Tensor, high: Tensor | None = None) -> _Block:
-    """Atoms with ``low[i] <= P[row_i, j] < high[i]`` (no upper limit without ``high``) for each of
-    ``rows`` (ascending)."""
+def _block(passed: Tensor, err: Tensor, rows: Tensor, low: Tensor) -> _Block:
+    """Atoms with ``low[i] <= P[row_i, j]`` for each of ``rows`` (ascending)."""
     values = passed if rows.numel() == passed.shape[0] else passed.index_select(0, rows)
     inside = values >= low.unsqueeze(1)
-    if high is not None:
-        inside &= values < high.unsqueeze(1)
     where = inside.nonzero()  # row-major: CSR order
     crow = torch.zeros(rows.numel() + 1, dtype=torch.long)
     crow[1:] = torch.bincount(where[:, 0], minlength=rows.numel()).cumsum(0)
