@@ -15,8 +15,9 @@ Hugging Face directory with what it needs and nothing more:
 
 Greedy answers and scores equal the HF backend's (``tests/test_chat_numpy.py``); sampled answers
 are deterministic under ``seed`` but are not the draws torch would make. Anything this path does
-not implement raises :class:`~vlmkit.errors.UnsupportedError` at load time, and the chat
-registry then loads the checkpoint through transformers.
+not implement raises :class:`~vlmkit.errors.UnsupportedError` at load time; the chat registry
+then loads the checkpoint through transformers (``backend="auto"``) or reports the error
+(``backend="numpy"``).
 """
 
 from __future__ import annotations

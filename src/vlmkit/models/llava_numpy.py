@@ -18,7 +18,8 @@ The numerical half of :mod:`vlmkit.models.chat_numpy`: it reads a Hugging Face
 
 Configurations outside this set (another vision or text family, other RoPE scalings, bf16
 weights, unknown weight names) raise :class:`~vlmkit.errors.UnsupportedError`: the chat registry
-then loads the checkpoint through transformers instead. Nothing here imports torch.
+then loads the checkpoint through transformers instead (``backend="auto"``) or reports it
+(``backend="numpy"``). Nothing here imports torch.
 """
 
 from __future__ import annotations
