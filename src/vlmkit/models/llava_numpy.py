@@ -249,7 +249,10 @@ def read_weights(directory: Path) -> dict[str, np.ndarray]:
 
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        files = sorted({directory / name for name in json.loads(index.read_text())["weight_map"].values()})
+        try:
+            files = sorted({directory / name for name in json.loads(index.read_text())["weight_map"].values()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged index: transformers reports it
+            raise UnsupportedError(f"{index.name} cannot be read ({type(exc).__name__})") from exc
     else:
         files = sorted(directory.glob("*.safetensors"))
     if not files:
