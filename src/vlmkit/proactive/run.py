@@ -84,7 +84,7 @@ def run_proactive(opts: ProactiveOptions):
     from vlmkit.proactive.report import mcqa_report, oeg_report
 
     names = opts.names()
-    if opts.data != "world":  # every episode file is read once before the model loads
+    if opts.data != "world":  # check every episode file before the model loads (they are read again when used)
         for name in names:
             load_records(opts.data, name)
     run = Run(opts.out, "proactive run", opts.model_dump(mode="json"), seed=opts.seed)
