@@ -63,25 +63,26 @@ MCQ_SUFFIX = "answer with the letter ."
 ECHO_REQUEST = "repeat the words ."
 
 
-def _yesno_question(attribute: str, value: str) -> str:
+def _subject_and_predicate(attribute: str, value: str) -> tuple[str, str]:
+    """``("the shape", "red")``: what a yes/no question and a statement about ``attribute`` share."""
     if attribute == "shape":
-        return f"is this a {value} ?"
+        return "this", f"a {value}"
     if attribute == "position":
-        return f"is the shape {POSITION_PHRASES[value][0]} ?"
+        return "the shape", POSITION_PHRASES[value][0]
     if attribute == "background":
-        return f"is the background {value} ?"
-    return f"is the shape {value} ?"
+        return "the background", value
+    return "the shape", value
+
+
+def _yesno_question(attribute: str, value: str) -> str:
+    subject, predicate = _subject_and_predicate(attribute, value)
+    return f"is {subject} {predicate} ?"
 
 
 def _statement(attribute: str, value: str) -> str:
     """The attribute said in words (``"the shape is red ."``): the text-only scaffolds' stand-in for an image."""
-    if attribute == "shape":
-        return f"this is a {value} ."
-    if attribute == "position":
-        return f"the shape is {POSITION_PHRASES[value][0]} ."
-    if attribute == "background":
-        return f"the background is {value} ."
-    return f"the shape is {value} ."
+    subject, predicate = _subject_and_predicate(attribute, value)
+    return f"{subject} is {predicate} ."
 
 
 # -- the vocabulary ---------------------------------------------------------------------------
