@@ -22,7 +22,7 @@ from vlmkit.errors import UnsupportedError
 from vlmkit.models import chat as c
 from vlmkit.models.chat_numpy import ImagePreprocessor, NumpyLlavaChat, eos_ids
 from vlmkit.models.chat_registry import embedded_chat_dir, load_chat_model
-from vlmkit.models.llava_numpy import parse_config
+from vlmkit.models.llava_checkpoint import parse_config
 
 #: variant -> (LlavaConfig / processor knobs); "wide" covers what embedded-chat does not use
 VARIANTS = {

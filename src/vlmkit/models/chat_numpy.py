@@ -31,7 +31,8 @@ from PIL import Image
 
 from vlmkit.errors import UnsupportedError, UserError
 from vlmkit.models.chat import Conversation, Message, check_conversations, check_images_allowed, conversation_images, open_image, require
-from vlmkit.models.llava_numpy import F32, LlavaNumpy, log_softmax, softmax
+from vlmkit.models.llava_numpy import LlavaNumpy
+from vlmkit.models.numpy_ops import F32, log_softmax, softmax
 
 #: the CLIP image processor's defaults (transformers' ``CLIPImageProcessor``), for keys a config omits
 CLIP_DEFAULTS = {
