@@ -31,6 +31,7 @@ from PIL import Image
 
 from vlmkit.errors import UnsupportedError, UserError
 from vlmkit.models.chat import Conversation, Message, check_conversations, check_images_allowed, conversation_images, open_image, require
+from vlmkit.models.llava_checkpoint import parse_config, read_weights
 from vlmkit.models.llava_numpy import LlavaNumpy
 from vlmkit.models.numpy_ops import F32, log_softmax, softmax
 
@@ -308,7 +309,7 @@ class NumpyLlavaChat:
             raise UnsupportedError(f"dtype {dtype} (the NumPy path computes in float32)")
         directory = Path(directory)
         config = _json(directory / "config.json")
-        network = LlavaNumpy.from_directory(directory)
+        network = LlavaNumpy(parse_config(config), read_weights(directory))
         text = TextSide(directory)
         if text.image_token_id != network.spec.image_token_id:
             raise UnsupportedError("the tokenizer's image token is not the config's image_token_index")

@@ -24,9 +24,6 @@ then loads the checkpoint through transformers instead (``backend="auto"``) or r
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from vlmkit.errors import UnsupportedError
@@ -38,8 +35,6 @@ from vlmkit.models.llava_checkpoint import (
     LlavaSpec,
     WeightTaker,
     linear_weights,
-    parse_config,
-    read_weights,
     split_prefix,
 )
 from vlmkit.models.numpy_ops import F32, NEG, activation, layer_norm, rms_norm, softmax
@@ -138,16 +133,6 @@ class LlavaNumpy:
             "up_proj": linear_weights(take, f"{p}mlp.up_proj", d, m, t.mlp_bias),
             "down_proj": linear_weights(take, f"{p}mlp.down_proj", m, d, t.mlp_bias),
         }
-
-    @classmethod
-    def from_directory(cls, directory: Path) -> LlavaNumpy:
-        try:
-            config = json.loads((directory / "config.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise UnsupportedError(f"{directory}/config.json cannot be read") from exc
-        if not isinstance(config, dict):
-            raise UnsupportedError(f"{directory}/config.json is not a JSON object")
-        return cls(parse_config(config), read_weights(directory))
 
     # -- vision ------------------------------------------------------------------------------
     def image_features(self, pixels: np.ndarray) -> np.ndarray:
