@@ -100,18 +100,27 @@ def test_text_scaffolds_state_the_truth_and_echo_recalls_every_pair(generated):
     _, examples = generated
     for task in ("text_yesno", "text_mcq"):
         for e in examples[task]:
-            text = " ".join(str(p) for p in e.turns[0].parts)
             assert not any(isinstance(p, wc.SceneRef) for t in e.turns for p in t.parts)
-            truth_is_stated = any(wc._statement(a, v) in text for a, values in w.ATTRIBUTES.items() for v in values)
-            assert truth_is_stated, text
-    for e in examples["text_yesno"]:  # the question asks about the stated value exactly when the answer is yes
-        attribute = e.meta["attribute"]
-        text = " ".join(e.turns[0].parts)
-        stated = [v for v in w.ATTRIBUTES[attribute] if text.startswith(wc._statement(attribute, v))]
-        assert len(stated) == 1, text
-        assert text.endswith(wc._yesno_question(attribute, stated[0])) == (e.answer == "yes"), text
+            described = e.turns[0].parts[0].split()  # one value of every attribute, the latent among them
+            assert all(sum(v in described for v in values) == 1 for values in w.ATTRIBUTES.values()), described
+            assert e.turns[-1].latent in described
+    for e in examples["text_yesno"]:  # yes exactly when the asked value is the described one
+        assert (e.meta["value"] in e.turns[0].parts[0].split()) == (e.answer == "yes"), e.turns
+    for e in examples["text_mcq"]:  # the lettered option is the described value
+        assert e.meta["options"][wc.LETTERS.index(e.answer)] in e.turns[0].parts[0].split(), e.turns
     for e in examples["echo"]:
         prompt = e.turns[0].parts[0].split(" . ")[0].split()
         pairs = dict(zip(prompt[::2], prompt[1::2], strict=True))
         recalled = e.answer.split()
         assert dict(zip(recalled[::2], recalled[1::2], strict=True)) == pairs
+
+
+def test_latents_are_the_perceived_truth_behind_each_reply(generated):
+    source, examples = generated
+    for e in examples["yesno"] + examples["mcq"]:  # the value seen in the image, whatever the reply says
+        assert e.turns[-1].latent == source.attributes(e.meta["refs"][0])[e.meta["attribute"]]
+    for e in examples["multiturn"]:  # a follow-up or "same ?" hinges on the (last) image's attribute
+        assert e.turns[-1].latent == source.attributes(e.meta["refs"][-1])[e.meta["attribute"]]
+    for task in ("color", "shape", "texture"):
+        assert all(e.turns[-1].latent == e.answer for e in examples[task])
+    assert all(t.latent is None for task in ("name", "count", "icl", "echo", "text_icl") for e in examples[task] for t in e.turns)

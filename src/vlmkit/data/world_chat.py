@@ -20,7 +20,7 @@ class, labels right after their image: ``<image> dax <image> wug ... <image> wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -79,10 +79,11 @@ def _yesno_question(attribute: str, value: str) -> str:
     return f"is {subject} {predicate} ?"
 
 
-def _statement(attribute: str, value: str) -> str:
-    """The attribute said in words (``"the shape is red ."``): the text-only scaffolds' stand-in for an image."""
-    subject, predicate = _subject_and_predicate(attribute, value)
-    return f"{subject} is {predicate} ."
+def describe(attributes: dict) -> str:
+    """The whole scene in words (``"a small red striped star on the left , navy background ."``):
+    the text-only scaffolds' stand-in for an image, so that, as with an image, the reply must
+    first pick out the asked attribute among all of them."""
+    return f"{name_answer(attributes)} {POSITION_PHRASES[attributes['position']][0]} , {attributes['background']} background ."
 
 
 # -- the vocabulary ---------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def base_words() -> list[str]:
     texts += [ICL_QUERY, *ICL_MORE, ICL_BY_NAME.format(""), MCQ_SUFFIX, ECHO_REQUEST, "options : )", "yes no"]
     texts += [" ".join(COUNT_WORDS), " ".join(LETTERS)]
     texts += [_yesno_question(a, v) for a, values in w.ATTRIBUTES.items() for v in values]
-    texts += [_statement(a, v) for a, values in w.ATTRIBUTES.items() for v in values]
+    texts += ["background"]
     texts += [" ".join(values) for values in w.ATTRIBUTES.values()]
     texts += ["0 1 2 3 4 5 6 7 8 9 , . ? ! : ; ' - a an the this that it is are what"]
     return sorted({word for text in texts for word in text.split()})
@@ -189,8 +190,17 @@ Part = str | SceneRef
 
 @dataclass
 class Turn:
+    """One turn. Training only, for ``embedded-chat``'s lens loss (``embedded_chat_train``),
+    which supervises these words at an intermediate layer: ``latent`` (assistant turns), the
+    world word the reply is decided by without saying it, e.g. the perceived colour behind "no"
+    to "is the shape red ?" or behind the letter of a lettered choice; ``word_latents`` (user
+    turns), what a word of the text stands for, e.g. each option's letter, at the word's last
+    occurrence."""
+
     role: str  # "user" or "assistant"
     parts: list[Part]
+    latent: str | None = None
+    word_latents: dict[str, str] | None = None
 
 
 @dataclass
@@ -257,7 +267,8 @@ class SceneSource:
 def _qa(task: str, source: SceneSource, rng) -> Example:
     ref = source.take()
     value = source.attributes(ref)[task]
-    return Example(task, [Turn("user", [ref, _pick(rng, QUESTIONS[task])]), Turn("assistant", [value])], value, {"refs": [ref]})
+    turns = [Turn("user", [ref, _pick(rng, QUESTIONS[task])]), Turn("assistant", [value], latent=value)]
+    return Example(task, turns, value, {"refs": [ref]})
 
 
 def name_answer(attributes: dict) -> str:
@@ -278,7 +289,7 @@ def _yesno(source: SceneSource, rng, stated: bool = False) -> Example:
     attrs = source.attributes(ref)
     attribute = _pick(rng, ATTRIBUTE_TASKS)
     if stated:
-        return _stated(_yesno_for(ref, attrs, attribute, rng), attribute, attrs[attribute])
+        return _stated(_yesno_for(ref, attrs, attribute, rng), attrs)
     return _yesno_for(ref, attrs, attribute, rng)
 
 
@@ -286,8 +297,8 @@ def _yesno_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     truth = rng.random() < 0.5
     value = attrs[attribute] if truth else _pick(rng, [v for v in w.ATTRIBUTES[attribute] if v != attrs[attribute]])
     answer = "yes" if truth else "no"
-    turns = [Turn("user", [ref, _yesno_question(attribute, value)]), Turn("assistant", [answer])]
-    return Example("yesno", turns, answer, {"refs": [ref], "attribute": attribute})
+    turns = [Turn("user", [ref, _yesno_question(attribute, value)]), Turn("assistant", [answer], latent=attrs[attribute])]
+    return Example("yesno", turns, answer, {"refs": [ref], "attribute": attribute, "value": value})
 
 
 def _mcq(source: SceneSource, rng, stated: bool = False) -> Example:
@@ -295,7 +306,7 @@ def _mcq(source: SceneSource, rng, stated: bool = False) -> Example:
     attrs = source.attributes(ref)
     attribute = _pick(rng, ATTRIBUTE_TASKS)
     if stated:
-        return _stated(_mcq_for(ref, attrs, attribute, rng), attribute, attrs[attribute])
+        return _stated(_mcq_for(ref, attrs, attribute, rng), attrs)
     return _mcq_for(ref, attrs, attribute, rng)
 
 
@@ -308,16 +319,18 @@ def _mcq_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     letter = LETTERS[options.index(attrs[attribute])]
     listing = " ".join(f"{LETTERS[i]} ) {v}" for i, v in enumerate(options))
     text = f"{_pick(rng, QUESTIONS[attribute])} options : {listing} . {MCQ_SUFFIX}"
-    turns = [Turn("user", [ref, text]), Turn("assistant", [letter])]
+    letters = {v: LETTERS[i] for i, v in enumerate(options)}
+    turns = [Turn("user", [ref, text], word_latents=letters), Turn("assistant", [letter], latent=attrs[attribute])]
     return Example("mcq", turns, letter, {"refs": [ref], "attribute": attribute, "options": options})
 
 
-def _stated(example: Example, attribute: str, value: str) -> Example:
-    """``example`` with its image replaced by the sentence stating ``attribute`` (training only:
-    comparing two words in the prompt is the circuit that yes/no and lettered choice need, and
-    text makes it learnable before the comparison has to go through perception)."""
-    statement = _statement(attribute, value)
-    turns = [Turn(t.role, [statement if isinstance(p, SceneRef) else p for p in t.parts]) for t in example.turns]
+def _stated(example: Example, attributes: dict) -> Example:
+    """``example`` with its image replaced by the scene's description (training only: picking the
+    asked attribute out of the description and comparing it with the question's word is the
+    circuit that yes/no and lettered choice need, learnable in text before it has to go through
+    perception; docs/chat.md)."""
+    statement = describe(attributes)
+    turns = [replace(t, parts=[statement if isinstance(p, SceneRef) else p for p in t.parts]) for t in example.turns]
     return Example(f"text_{example.task}", turns, example.answer, {**example.meta, "refs": []})
 
 
@@ -396,8 +409,8 @@ def _multiturn(source: SceneSource, rng) -> Example:
     attrs = source.attributes(ref)
     if rng.random() < 0.5:
         first, second = rng.choice(list(ATTRIBUTE_TASKS), 2, replace=False).tolist()
-        turns = [Turn("user", [ref, _pick(rng, QUESTIONS[first])]), Turn("assistant", [attrs[first]]),
-                 Turn("user", [_pick(rng, FOLLOW_UPS[second])]), Turn("assistant", [attrs[second]])]
+        turns = [Turn("user", [ref, _pick(rng, QUESTIONS[first])]), Turn("assistant", [attrs[first]], latent=attrs[first]),
+                 Turn("user", [_pick(rng, FOLLOW_UPS[second])]), Turn("assistant", [attrs[second]], latent=attrs[second])]
         return Example("multiturn", turns, attrs[second], {"refs": [ref], "kind": "follow-up", "attribute": second})
     attribute = _pick(rng, ("shape", "color"))
     same = rng.random() < 0.5
@@ -406,8 +419,9 @@ def _multiturn(source: SceneSource, rng) -> Example:
         if (source.attributes(other)[attribute] == attrs[attribute]) == same:
             break
     answer = "yes" if same else "no"
-    turns = [Turn("user", [ref, _pick(rng, QUESTIONS[attribute])]), Turn("assistant", [attrs[attribute]]),
-             Turn("user", [other, _pick(rng, SAME_QUESTIONS[attribute])]), Turn("assistant", [answer])]
+    turns = [Turn("user", [ref, _pick(rng, QUESTIONS[attribute])]), Turn("assistant", [attrs[attribute]], latent=attrs[attribute]),
+             Turn("user", [other, _pick(rng, SAME_QUESTIONS[attribute])]),
+             Turn("assistant", [answer], latent=source.attributes(other)[attribute])]
     return Example("multiturn", turns, answer, {"refs": [ref, other], "kind": "same", "attribute": attribute})
 
 

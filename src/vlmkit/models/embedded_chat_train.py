@@ -3,13 +3,15 @@
 The vision tower is frozen, so its features are computed once per training image (``work/``
 holds the rendered pool's features and attributes). The projector and a small Llama model are
 trained from scratch with next-token cross-entropy on the assistant's words only (LLaVA's
-instruction-tuning loss, Liu et al. 2023). Each step's main batch alternates between *short*
-batches (attribute questions, naming, yes/no, lettered choice, counting, follow-up turns) and
-*ICL* batches (k-way one-shot labelling episodes with novel labels, several query turns each,
-every answer supervised); every step also adds a *scaffold* batch of text-only conversations
-(``SCAFFOLD_TASKS``: repeating key-label pairs, text induction, yes/no and lettered choice on a
-stated attribute), cheap without images, so that copying and comparing get a dense signal
-(``benchmarks/induction_scaffold.py`` shows why: gapped induction forms only beside the adjacent form).
+instruction-tuning loss, Liu et al. 2023), plus a *lens* loss: replies that hinge on a word
+they do not say (the perceived colour behind "no", the attribute behind a letter) are also
+supervised on that word at an intermediate layer (:func:`batch_loss`). The data follow a
+curriculum (``CURRICULUM``): each step has a *short* batch (attribute questions, naming, counting
+and yes/no first; lettered choice and follow-up turns from 30% of the run) or, from 60%, every
+third step an *ICL* batch (k-way one-shot labelling episodes with novel labels, several query
+turns each, every answer supervised), plus a text-only *scaffold* batch, cheap without images:
+yes/no and lettered choice on a described scene, then repeating key-label pairs and text
+induction (``benchmarks/induction_scaffold.py``: gapped induction forms only beside the adjacent form).
 
 In-context learning with novel labels needs things a word-level model does not give for free
 (see ``docs/chat.md``): labels are nonce words from a reserved pool (never a real word); their
@@ -28,6 +30,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,9 +42,25 @@ from vlmkit.models import embedded_chat_build as build
 from vlmkit.runs.checkpoint import load_training_state, save_training_state
 from vlmkit.runs.files import atomic_save_npy, atomic_write_json
 
-SHORT_TASKS = {"color": 1.5, "shape": 1, "size": 0.5, "texture": 2, "position": 1.5, "background": 0.5, "name": 2, "yesno": 2.5,
-               "mcq": 2.5, "count": 1, "multiturn": 2.5}
-SCAFFOLD_TASKS = {"echo": 2, "text_icl": 1, "text_yesno": 1, "text_mcq": 1}  # text only: a dense batch of them every step
+
+@dataclass(frozen=True)
+class Stage:
+    """The data from ``start`` (a fraction of the run's steps) on: the short batch's task mix
+    (task -> weight), the text-only scaffold batch's mix, and one ICL batch in place of the short
+    batch every ``icl_every`` steps (0: none)."""
+
+    start: float
+    short: dict[str, float]
+    scaffold: dict[str, float]
+    icl_every: int = 0
+
+
+_PERCEIVE = {"color": 1, "shape": 1.5, "size": 0.5, "texture": 1, "position": 1, "background": 0.5, "name": 1, "count": 0.5}
+CURRICULUM = (  # perceive and verify; then choose and follow up; then label in context (docs/chat.md)
+    Stage(0.0, {**_PERCEIVE, "yesno": 3}, {"text_yesno": 1}),
+    Stage(0.3, {**_PERCEIVE, "yesno": 2, "mcq": 2.5, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1}),
+    Stage(0.6, {**_PERCEIVE, "yesno": 2, "mcq": 2, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, "echo": 1, "text_icl": 1}, 3),
+)
 TRAIN_SEED = 0
 VALID_SEED = 1
 
@@ -50,12 +69,13 @@ VALID_SEED = 1
 class ChatTrainConfig:
     """Options of ``vlmkit world train-chat`` (defaults: the shipped ``embedded-chat``)."""
 
-    steps: int = 4000
+    steps: int = 2400
     short_batch: int = 48
     icl_batch: int = 16
     scaffold_batch: int = 64  # text-only scaffold conversations added to every step (0: none)
-    icl_every: int = 2  # one ICL batch every this many steps
     icl_queries: int = 4
+    lens_weight: float = 1.0  # weight of the intermediate-layer loss on each reply's latent word (0: none)
+    lens_layer: int = 2  # the decoder layer whose output the lens loss reads
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
     warmup: int = 200
@@ -120,14 +140,22 @@ class ChatNetwork(nn.Module):
         x = (features - self.feature_mean) / self.feature_std
         return self.linear_2(F.gelu(self.linear_1(x)))
 
-    def forward(self, ids: Tensor, image_features: Tensor, attention_mask: Tensor) -> Tensor:
+    def forward(
+        self, ids: Tensor, image_features: Tensor, attention_mask: Tensor, layer: int | None = None
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Logits ``(batch, seq, vocab)``; ``image_features`` ``(n_image_tokens, d_vision)`` fill
-        the ``<image>`` positions of ``ids`` in order."""
+        the ``<image>`` positions of ``ids`` in order. With ``layer``, also the logit lens of that
+        decoder layer's output (final norm and tied output matrix, nostalgebraist 2020),
+        ``(batch, seq, vocab)``."""
         embeds = self.lm.model.embed_tokens(ids)
         mask = ids == IMAGE_ID
         if image_features.shape[0]:
             embeds = embeds.masked_scatter(mask[..., None], self.project(image_features).to(embeds.dtype))
-        return self.lm(inputs_embeds=embeds, attention_mask=attention_mask).logits
+        out = self.lm.model(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=layer is not None)
+        logits = self.lm.lm_head(out.last_hidden_state)
+        if layer is None:
+            return logits
+        return logits, self.lm.lm_head(self.lm.model.norm(out.hidden_states[layer]))
 
     @torch.no_grad()
     def resample_nonce(self, generator: torch.Generator) -> None:
@@ -197,25 +225,44 @@ def cached_attributes(work: Path, name: str, refs: list[wc.SceneRef]) -> dict[wc
 # -- batches ----------------------------------------------------------------------------------
 
 
+class Batch(NamedTuple):
+    """Padded ``(batch, width)`` ids, labels (-100: not supervised) and attention mask, the refs
+    of every image in row-major order, and the lens targets: ``lens`` ``(n, 3)`` rows of (row,
+    position, word id), the latent word of a reply at the position that predicts its first word."""
+
+    ids: Tensor
+    labels: Tensor
+    mask: Tensor
+    refs: list[wc.SceneRef]
+    lens: Tensor
+
+
 class Encoder:
     """Turns :class:`~vlmkit.data.world_chat.Example` lists into padded id tensors, loss labels
-    (assistant words and their ``<|end|>`` only) and the order of their images."""
+    (assistant words and their ``<|end|>`` only), lens targets and the order of their images."""
 
     def __init__(self, tokens_per_image: int):
         self.tokenizer = build.build_tokenizer()
         self.core = self.tokenizer.backend_tokenizer
         self.tokens_per_image = tokens_per_image
+        self.word_ids = {word: i for i, word in enumerate(build.vocabulary())}
 
-    def encode(self, example: wc.Example, full: bool = True) -> tuple[list[int], list[int], list[wc.SceneRef]]:
+    def encode(self, example: wc.Example, full: bool = True) -> tuple[list[int], list[int], list[wc.SceneRef], list[tuple[int, int]]]:
         turns = example.turns if full else example.prompt
         ids: list[int] = []
         labels: list[int] = []
         refs: list[wc.SceneRef] = []
+        lens: list[tuple[int, int]] = []
         for turn in turns:
+            if turn.latent is not None:  # the turn's first token, <|assistant|>, predicts its first word
+                lens.append((len(ids), self.word_ids[turn.latent]))
             turn_ids = self.core.encode(build.render_text([turn]), add_special_tokens=False).ids
             expanded = []
             for t in turn_ids:
                 expanded += [t] * (self.tokens_per_image if t == IMAGE_ID else 1)
+            for word, latent in (turn.word_latents or {}).items():  # at the word's last occurrence in the turn
+                last = max(i for i, t in enumerate(expanded) if t == self.word_ids[word])
+                lens.append((len(ids) + last, self.word_ids[latent]))
             ids += expanded
             if turn.role == "assistant":
                 labels += [-100] + expanded[1:]
@@ -226,23 +273,23 @@ class Encoder:
             prompt = self.core.encode("<|assistant|>", add_special_tokens=False).ids
             ids += prompt
             labels += [-100] * len(prompt)
-        return ids, labels, refs
+        return ids, labels, refs, lens
 
-    def batch(self, examples: list[wc.Example], full: bool = True) -> tuple[Tensor, Tensor, Tensor, list[wc.SceneRef]]:
-        """``(ids, labels, attention_mask)`` each ``(batch, max_len)`` right-padded, and the refs
-        of every image in row-major order."""
+    def batch(self, examples: list[wc.Example], full: bool = True) -> Batch:
+        """The examples right-padded to their longest (see :class:`Batch`)."""
         rows = [self.encode(e, full) for e in examples]
         width = max(len(r[0]) for r in rows)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.long)
         refs: list[wc.SceneRef] = []
-        for i, (row_ids, row_labels, row_refs) in enumerate(rows):
+        lens = [(i, pos, word) for i, row in enumerate(rows) for pos, word in row[3] if pos < len(row[0])]
+        for i, (row_ids, row_labels, row_refs, _) in enumerate(rows):
             ids[i, : len(row_ids)] = torch.tensor(row_ids)
             labels[i, : len(row_labels)] = torch.tensor(row_labels)
             mask[i, : len(row_ids)] = 1
             refs += row_refs
-        return ids, labels, mask, refs
+        return Batch(ids, labels, mask, refs, torch.tensor(lens, dtype=torch.long).reshape(-1, 3))
 
 
 class FeatureBank:
@@ -263,13 +310,18 @@ class FeatureBank:
         return torch.from_numpy(np.stack(rows).astype(np.float32)).flatten(0, 1)
 
 
+def stage_at(step: int, cfg: ChatTrainConfig) -> Stage:
+    """The curriculum stage that ``step`` falls in."""
+    return [stage for stage in CURRICULUM if step >= stage.start * cfg.steps][-1]
+
+
 def draw_examples(
-    kind: str, n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int
+    mix: dict[str, float] | None, n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int
 ) -> list[wc.Example]:
-    """``n`` training conversations of one batch kind: ``"icl"``, ``"short"`` or ``"scaffold"``."""
-    if kind == "icl":
+    """``n`` training conversations: ICL episodes (``mix`` None), else tasks drawn from ``mix``
+    (task -> weight)."""
+    if mix is None:
         return [wc.make_example("icl", source, rng, labels, icl_queries=icl_queries) for _ in range(n)]
-    mix = SCAFFOLD_TASKS if kind == "scaffold" else SHORT_TASKS
     names = list(mix)
     weights = np.array([mix[t] for t in names], dtype=float)
     tasks = rng.choice(names, n, p=weights / weights.sum())
@@ -287,6 +339,20 @@ def masked_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
 
 
+def batch_loss(network: ChatNetwork, batch: Batch, bank: FeatureBank, cfg: ChatTrainConfig) -> Tensor:
+    """Next-token loss on the replies, plus ``cfg.lens_weight`` times the lens loss: each
+    reply's latent word (:class:`~vlmkit.data.world_chat.Turn`), read through the logit lens of
+    decoder layer ``cfg.lens_layer`` at the position that predicts the reply. Deep supervision
+    (Lee et al. 2015) of the step that yes/no, lettered choice and "same ?" replies hinge on but
+    never say: without it the perceived attribute and the comparison that uses it must appear
+    together, and in ``embedded-chat`` they did not (docs/chat.md)."""
+    if not cfg.lens_weight or not len(batch.lens):
+        return masked_loss(network(batch.ids, bank.gather(batch.refs), batch.mask), batch.labels)
+    logits, lens = network(batch.ids, bank.gather(batch.refs), batch.mask, layer=cfg.lens_layer)
+    rows, positions, words = batch.lens.T
+    return masked_loss(logits, batch.labels) + cfg.lens_weight * F.cross_entropy(lens[rows, positions], words)
+
+
 @torch.no_grad()
 def answer_accuracy(network: ChatNetwork, encoder: Encoder, bank: FeatureBank, examples: list[wc.Example]) -> float:
     """Fraction of examples whose every supervised token is the argmax (greedy decoding would
@@ -294,10 +360,10 @@ def answer_accuracy(network: ChatNetwork, encoder: Encoder, bank: FeatureBank, e
     right = 0
     for start in range(0, len(examples), 64):
         chunk = examples[start: start + 64]
-        ids, labels, mask, refs = encoder.batch(chunk)
-        logits = network(ids, bank.gather(refs), mask)
+        batch = encoder.batch(chunk)
+        logits = network(batch.ids, bank.gather(batch.refs), batch.mask)
         pred = logits[:, :-1].argmax(-1)
-        target = labels[:, 1:]
+        target = batch.labels[:, 1:]
         ok = ((pred == target) | (target == -100)).all(-1)
         right += int(ok.sum())
     return right / len(examples)
@@ -358,18 +424,19 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
     while step < cfg.steps:
         rng = np.random.default_rng([cfg.seed, step])
         source = wc.SceneSource(TRAIN_SEED, rng, pool=cfg.pool, count_pool=cfg.count_pool, pool_attributes=train_attrs)
-        kind = "icl" if step % cfg.icl_every == cfg.icl_every - 1 else "short"
-        examples = draw_examples(kind, cfg.icl_batch if kind == "icl" else cfg.short_batch, source, rng, train_labels, cfg.icl_queries)
-        ids, labels, mask, refs = encoder.batch(examples)
+        stage = stage_at(step, cfg)
+        kind = "icl" if stage.icl_every and step % stage.icl_every == stage.icl_every - 1 else "short"
+        examples = (draw_examples(None, cfg.icl_batch, source, rng, train_labels, cfg.icl_queries) if kind == "icl"
+                    else draw_examples(stage.short, cfg.short_batch, source, rng, train_labels, 3))
         if cfg.resample_nonce:
             network.resample_nonce(torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = masked_loss(network(ids, bank.gather(refs), mask), labels)
+        loss = batch_loss(network, encoder.batch(examples), bank, cfg)
         value = float(loss.detach())
-        if cfg.scaffold_batch:  # short text sequences: cheap, and dense enough for induction to form
-            text_ids, text_labels, text_mask, _ = encoder.batch(draw_examples("scaffold", cfg.scaffold_batch, source, rng, train_labels, 3))
-            scaffold = masked_loss(network(text_ids, bank.gather([]), text_mask), text_labels)
+        if cfg.scaffold_batch and stage.scaffold:  # short text sequences: cheap, and dense enough for comparison to form
+            scaffold_examples = draw_examples(stage.scaffold, cfg.scaffold_batch, source, rng, train_labels, 3)
+            scaffold = batch_loss(network, encoder.batch(scaffold_examples), bank, cfg)
             text_value = float(scaffold.detach())
             ema["scaffold"] = text_value if "scaffold" not in ema else 0.95 * ema["scaffold"] + 0.05 * text_value
             loss = loss + scaffold
@@ -405,7 +472,7 @@ def _validation_set(cfg: ChatTrainConfig, attrs: dict, heldout_labels: list[str]
     rng = np.random.default_rng([cfg.seed, 10**6])
     n = cfg.valid_n
     source = wc.SceneSource(VALID_SEED, rng, pool=cfg.valid_pool, count_pool=cfg.valid_pool // 2, pool_attributes=attrs)
-    tasks = ("color", "shape", "texture", "position", "name", "count", "yesno", "mcq", "multiturn")
+    tasks = ("color", "shape", "texture", "position", "name", "count", "yesno", "mcq", "multiturn", "text_yesno", "text_mcq")
     sets = {t: [wc.make_example(t, source, rng, heldout_labels) for _ in range(n)] for t in tasks}
     sets["icl4"] = [wc.make_example("icl", source, rng, heldout_labels, ways=4) for _ in range(n)]
     sets["text_icl"] = [wc.make_example("text_icl", source, rng, heldout_labels, icl_queries=1) for _ in range(n)]
