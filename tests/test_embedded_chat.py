@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("chat")
     cfg = ChatTrainConfig(steps=4, pool=64, count_pool=16, valid_pool=16, valid_n=4, short_batch=8, icl_batch=4, scaffold_batch=8,
-                          eval_every=4, checkpoint_every=2, log_every=2, threads=1, hidden=32, layers=2, heads=2, mlp=64)
+                          lens_layer=1, eval_every=4, checkpoint_every=2, log_every=2, threads=1, hidden=32, layers=2, heads=2, mlp=64)
     lines: list[str] = []
     model_dir = train(cfg, out, log=lines.append)
     return cfg, out, model_dir, lines
@@ -151,3 +151,43 @@ def test_name_scores_grade_mistakes():
     assert name_scores("a red blue striped star", truth)[1] == 0.5  # two colours named: colour wrong, size missing
     example = wc.Example("count", [], "two", {})
     assert score("count", example, "2") == {"count": 1.0}
+
+
+def test_lens_targets_sit_where_the_reply_is_predicted_and_the_lens_reads_an_inner_layer():
+    import numpy as np
+    import torch
+
+    from vlmkit.data import world_chat as wc
+    from vlmkit.models import embedded_chat_train as T
+
+    rng = np.random.default_rng(0)
+    source = wc.SceneSource(3, rng)
+    examples = [wc.make_example(t, source, rng, []) for t in ("yesno", "mcq", "multiturn", "color", "text_mcq", "count")]
+    encoder = T.Encoder(5)
+    batch = encoder.batch(examples)
+    assistant = encoder.word_ids["<|assistant|>"]
+    replies = 0
+    for row, pos, word in batch.lens.tolist():
+        if batch.ids[row, pos] == assistant:  # a reply's latent: predicted here, its first word next
+            replies += 1
+            assert batch.labels[row, pos + 1] != -100 and batch.labels[row, pos] == -100
+        else:  # an option's letter at the option's word, the letter two tokens before it ("a ) red")
+            assert batch.ids[row, pos - 2] == word and batch.labels[row, pos] == -100
+    assert replies == sum(t.latent is not None for e in examples for t in e.turns)
+
+    cfg = T.ChatTrainConfig(hidden=16, layers=3, heads=2, mlp=32, lens_layer=1)
+    network = T.ChatNetwork(cfg, 8, torch.zeros(8), torch.ones(8)).eval()
+    ids, mask = batch.ids[4:], batch.mask[4:]  # the text rows: no image features needed
+    first_layer = []
+    hook = network.lm.model.layers[0].register_forward_hook(lambda m, i, out: first_layer.append(out[0] if isinstance(out, tuple) else out))
+    with torch.no_grad():
+        logits, lens_logits = network(ids, torch.zeros(0, 8), mask, layer=1)
+    hook.remove()
+    with torch.no_grad():  # the lens: the first decoder layer's output through the final norm and the tied output matrix
+        expected = network.lm.model.norm(first_layer[0]) @ network.lm.model.embed_tokens.weight.T
+        assert torch.allclose(lens_logits, expected, atol=1e-5)
+        assert torch.allclose(logits, network(ids, torch.zeros(0, 8), mask), atol=1e-5)
+    with pytest.raises(ValueError, match="lens_layer"):
+        T.ChatNetwork(T.ChatTrainConfig(layers=2, lens_layer=2), 8, torch.zeros(8), torch.ones(8))
+    stages = [T.stage_at(step, T.ChatTrainConfig(steps=100)) for step in (0, 29, 30, 59, 60, 99)]
+    assert [T.CURRICULUM.index(s) for s in stages] == [0, 0, 1, 1, 2, 2]

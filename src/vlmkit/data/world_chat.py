@@ -12,7 +12,7 @@ verification (``yesno``), lettered multiple choice (``mcq``), counting one to th
 the labels are nonce words, see :func:`nonce_words`) and two-turn follow-ups whose answer
 depends on the first turn (``multiturn``). Training-only scaffolds (``TRAINING_ONLY_TASKS``):
 text-only induction (``text_icl``), repeating key-label pairs (``echo``), and yes/no and lettered
-choice with the attribute stated in words instead of shown (``text_yesno``, ``text_mcq``).
+choice with the scene described in words instead of shown (``text_yesno``, ``text_mcq``).
 
 The ICL format fixes the labelled attribute to the shape (the world's category), one shot per
 class, labels right after their image: ``<image> dax <image> wug ... <image> what is this ?``.
@@ -64,7 +64,7 @@ ECHO_REQUEST = "repeat the words ."
 
 
 def _subject_and_predicate(attribute: str, value: str) -> tuple[str, str]:
-    """``("the shape", "red")``: what a yes/no question and a statement about ``attribute`` share."""
+    """``("the shape", "red")``: the subject and predicate of a yes/no question about ``attribute``."""
     if attribute == "shape":
         return "this", f"a {value}"
     if attribute == "position":
@@ -128,7 +128,7 @@ def base_words() -> list[str]:
     texts += [ICL_QUERY, *ICL_MORE, ICL_BY_NAME.format(""), MCQ_SUFFIX, ECHO_REQUEST, "options : )", "yes no"]
     texts += [" ".join(COUNT_WORDS), " ".join(LETTERS)]
     texts += [_yesno_question(a, v) for a, values in w.ATTRIBUTES.items() for v in values]
-    texts += ["background"]
+    texts += ["background"]  # describe()'s words: all in the questions already, kept explicit
     texts += [" ".join(values) for values in w.ATTRIBUTES.values()]
     texts += ["0 1 2 3 4 5 6 7 8 9 , . ? ! : ; ' - a an the this that it is are what"]
     return sorted({word for text in texts for word in text.split()})
@@ -192,10 +192,10 @@ Part = str | SceneRef
 class Turn:
     """One turn. Training only, for ``embedded-chat``'s lens loss (``embedded_chat_train``),
     which supervises these words at an intermediate layer: ``latent`` (assistant turns), the
-    world word the reply is decided by without saying it, e.g. the perceived colour behind "no"
-    to "is the shape red ?" or behind the letter of a lettered choice; ``word_latents`` (user
-    turns), what a word of the text stands for, e.g. each option's letter, at the word's last
-    occurrence."""
+    attribute word the reply is decided by (for yes/no and lettered choice one it does not say:
+    the perceived colour behind "no" to "is the shape red ?", the value behind a letter);
+    ``word_latents`` (user turns), what a word of the text stands for, e.g. each option's
+    letter, at the word's last occurrence."""
 
     role: str  # "user" or "assistant"
     parts: list[Part]
@@ -284,12 +284,12 @@ def _name(source: SceneSource, rng) -> Example:
     return Example("name", turns, answer, {"refs": [ref], "attributes": {a: attrs[a] for a in NAME_ATTRIBUTES}})
 
 
-def _yesno(source: SceneSource, rng, stated: bool = False) -> Example:
+def _yesno(source: SceneSource, rng, described: bool = False) -> Example:
     ref = source.take()
     attrs = source.attributes(ref)
     attribute = _pick(rng, ATTRIBUTE_TASKS)
-    if stated:
-        return _stated(_yesno_for(ref, attrs, attribute, rng), attrs)
+    if described:
+        return _described(_yesno_for(ref, attrs, attribute, rng), attrs)
     return _yesno_for(ref, attrs, attribute, rng)
 
 
@@ -301,12 +301,12 @@ def _yesno_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     return Example("yesno", turns, answer, {"refs": [ref], "attribute": attribute, "value": value})
 
 
-def _mcq(source: SceneSource, rng, stated: bool = False) -> Example:
+def _mcq(source: SceneSource, rng, described: bool = False) -> Example:
     ref = source.take()
     attrs = source.attributes(ref)
     attribute = _pick(rng, ATTRIBUTE_TASKS)
-    if stated:
-        return _stated(_mcq_for(ref, attrs, attribute, rng), attrs)
+    if described:
+        return _described(_mcq_for(ref, attrs, attribute, rng), attrs)
     return _mcq_for(ref, attrs, attribute, rng)
 
 
@@ -324,7 +324,7 @@ def _mcq_for(ref: SceneRef, attrs: dict, attribute: str, rng) -> Example:
     return Example("mcq", turns, letter, {"refs": [ref], "attribute": attribute, "options": options})
 
 
-def _stated(example: Example, attributes: dict) -> Example:
+def _described(example: Example, attributes: dict) -> Example:
     """``example`` with its image replaced by the scene's description (training only: picking the
     asked attribute out of the description and comparing it with the question's word is the
     circuit that yes/no and lettered choice need, learnable in text before it has to go through
@@ -448,7 +448,7 @@ def make_example(
     if task == "echo":
         return _echo(rng, labels)
     if task in ("text_yesno", "text_mcq"):
-        return (_yesno if task == "text_yesno" else _mcq)(source, rng, stated=True)
+        return (_yesno if task == "text_yesno" else _mcq)(source, rng, described=True)
     raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
 
 

@@ -33,9 +33,9 @@ def card(cfg, metrics: dict | None = None) -> str:
         "questions, naming, yes/no, lettered multiple choice, counting, follow-up turns and k-way one-shot labelling",
         "with nonce-word labels (a held-out pool of nonce words is never used in training), plus a text-only scaffold",
         "batch every step (yes/no and lettered choice on a described scene, repeating key-label pairs, text induction),",
-        "in three curriculum stages. Besides the next-token loss on replies, a lens loss supervises, at layer",
-        f"{cfg.lens_layer} through the tied output matrix, the word each reply hinges on without saying it (the perceived",
-        "value behind a yes/no or a letter, each option's letter at its word).",
+        "in curriculum stages (`CURRICULUM`). Besides the next-token loss on replies, a lens loss supervises, at layer",
+        f"{cfg.lens_layer} through the tied output matrix, the attribute word each reply is decided by (for yes/no and",
+        "lettered choice one it does not say) and each option's letter at its word.",
         "Command: `vlmkit world train-chat --out DIR` (settings below).", "",
         "```json", __import__("json").dumps(asdict(cfg), indent=1), "```", "",
     ]

@@ -3,9 +3,9 @@
 The vision tower is frozen, so its features are computed once per training image (``work/``
 holds the rendered pool's features and attributes). The projector and a small Llama model are
 trained from scratch with next-token cross-entropy on the assistant's words only (LLaVA's
-instruction-tuning loss, Liu et al. 2023), plus a *lens* loss: replies that hinge on a word
-they do not say (the perceived colour behind "no", the attribute behind a letter) are also
-supervised on that word at an intermediate layer (:func:`batch_loss`). The data follow a
+instruction-tuning loss, Liu et al. 2023), plus a *lens* loss: the attribute word each reply is
+decided by (for yes/no and lettered choice one it does not say: the perceived colour behind
+"no", the value behind a letter) is also supervised at an intermediate layer (:func:`batch_loss`). The data follow a
 curriculum (``CURRICULUM``): each step has a *short* batch (attribute questions, naming, counting
 and yes/no first; lettered choice and follow-up turns from 30% of the run) or, from 60%, every
 third step an *ICL* batch (k-way one-shot labelling episodes with novel labels, several query
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -122,6 +122,8 @@ class ChatNetwork(nn.Module):
         super().__init__()
         from transformers import LlamaConfig, LlamaForCausalLM
 
+        if cfg.lens_weight and not 1 <= cfg.lens_layer < cfg.layers:
+            raise ValueError(f"lens_layer must be an inner decoder layer, 1 to {cfg.layers - 1}, not {cfg.lens_layer}")
         self.lm = LlamaForCausalLM(LlamaConfig(**cfg.text_config()))
         self.linear_1 = nn.Linear(vision_dim, cfg.hidden)
         self.linear_2 = nn.Linear(cfg.hidden, cfg.hidden)
@@ -228,7 +230,8 @@ def cached_attributes(work: Path, name: str, refs: list[wc.SceneRef]) -> dict[wc
 class Batch(NamedTuple):
     """Padded ``(batch, width)`` ids, labels (-100: not supervised) and attention mask, the refs
     of every image in row-major order, and the lens targets: ``lens`` ``(n, 3)`` rows of (row,
-    position, word id), the latent word of a reply at the position that predicts its first word."""
+    position, word id): a reply's latent at the position that predicts its first word, and each
+    user word's latent (an option's letter) at that word."""
 
     ids: Tensor
     labels: Tensor
@@ -283,7 +286,7 @@ class Encoder:
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.long)
         refs: list[wc.SceneRef] = []
-        lens = [(i, pos, word) for i, row in enumerate(rows) for pos, word in row[3] if pos < len(row[0])]
+        lens = [(i, pos, word) for i, row in enumerate(rows) for pos, word in row[3]]
         for i, (row_ids, row_labels, row_refs, _) in enumerate(rows):
             ids[i, : len(row_ids)] = torch.tensor(row_ids)
             labels[i, : len(row_labels)] = torch.tensor(row_labels)
@@ -315,13 +318,15 @@ def stage_at(step: int, cfg: ChatTrainConfig) -> Stage:
     return [stage for stage in CURRICULUM if step >= stage.start * cfg.steps][-1]
 
 
+def draw_icl(n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], queries: int) -> list[wc.Example]:
+    """``n`` in-context labelling episodes of ``queries`` query turns each."""
+    return [wc.make_example("icl", source, rng, labels, icl_queries=queries) for _ in range(n)]
+
+
 def draw_examples(
-    mix: dict[str, float] | None, n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int
+    mix: dict[str, float], n: int, source: wc.SceneSource, rng: np.random.Generator, labels: list[str], icl_queries: int
 ) -> list[wc.Example]:
-    """``n`` training conversations: ICL episodes (``mix`` None), else tasks drawn from ``mix``
-    (task -> weight)."""
-    if mix is None:
-        return [wc.make_example("icl", source, rng, labels, icl_queries=icl_queries) for _ in range(n)]
+    """``n`` training conversations of tasks drawn from ``mix`` (task -> weight)."""
     names = list(mix)
     weights = np.array([mix[t] for t in names], dtype=float)
     tasks = rng.choice(names, n, p=weights / weights.sum())
@@ -340,17 +345,17 @@ def masked_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def batch_loss(network: ChatNetwork, batch: Batch, bank: FeatureBank, cfg: ChatTrainConfig) -> Tensor:
-    """Next-token loss on the replies, plus ``cfg.lens_weight`` times the lens loss: each
-    reply's latent word (:class:`~vlmkit.data.world_chat.Turn`), read through the logit lens of
-    decoder layer ``cfg.lens_layer`` at the position that predicts the reply. Deep supervision
-    (Lee et al. 2015) of the step that yes/no, lettered choice and "same ?" replies hinge on but
-    never say: without it the perceived attribute and the comparison that uses it must appear
-    together, and in ``embedded-chat`` they did not (docs/chat.md)."""
+    """Next-token loss on the replies, plus ``cfg.lens_weight`` times the lens loss: the latent
+    words of :class:`Batch` (:class:`~vlmkit.data.world_chat.Turn`), read through the logit lens
+    of decoder layer ``cfg.lens_layer``. Deep supervision (Lee et al. 2015) of the step that
+    yes/no, lettered choice and "same ?" replies are decided by but do not say: without it the
+    perceived attribute and the comparison that uses it must appear together, and in
+    ``embedded-chat`` they did not (docs/chat.md)."""
     if not cfg.lens_weight or not len(batch.lens):
         return masked_loss(network(batch.ids, bank.gather(batch.refs), batch.mask), batch.labels)
-    logits, lens = network(batch.ids, bank.gather(batch.refs), batch.mask, layer=cfg.lens_layer)
+    logits, lens_logits = network(batch.ids, bank.gather(batch.refs), batch.mask, layer=cfg.lens_layer)
     rows, positions, words = batch.lens.T
-    return masked_loss(logits, batch.labels) + cfg.lens_weight * F.cross_entropy(lens[rows, positions], words)
+    return masked_loss(logits, batch.labels) + cfg.lens_weight * F.cross_entropy(lens_logits[rows, positions], words)
 
 
 @torch.no_grad()
@@ -426,7 +431,7 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
         source = wc.SceneSource(TRAIN_SEED, rng, pool=cfg.pool, count_pool=cfg.count_pool, pool_attributes=train_attrs)
         stage = stage_at(step, cfg)
         kind = "icl" if stage.icl_every and step % stage.icl_every == stage.icl_every - 1 else "short"
-        examples = (draw_examples(None, cfg.icl_batch, source, rng, train_labels, cfg.icl_queries) if kind == "icl"
+        examples = (draw_icl(cfg.icl_batch, source, rng, train_labels, cfg.icl_queries) if kind == "icl"
                     else draw_examples(stage.short, cfg.short_batch, source, rng, train_labels, 3))
         if cfg.resample_nonce:
             network.resample_nonce(torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
@@ -496,7 +501,11 @@ def export_checkpoint(out: str | Path, directory: str | Path | None = None, metr
     from vlmkit.models.embedded_chat_export import export
 
     out = Path(out)
-    cfg = ChatTrainConfig(**json.loads((out / "work" / "config.json").read_text()))
+    saved = json.loads((out / "work" / "config.json").read_text())
+    unknown = set(saved) - {f.name for f in fields(ChatTrainConfig)}
+    if unknown:
+        raise ValueError(f"{out} was trained by another vlmkit version (settings {', '.join(sorted(unknown))}); export it with that one")
+    cfg = ChatTrainConfig(**saved)
     state = {k[len("model."):]: v for k, v in load_file(out / "work" / "state.safetensors").items() if k.startswith("model.")}
     vision_config, vision_state = _tower(cfg)
     network = ChatNetwork(cfg, state["linear_1.weight"].shape[1], state["feature_mean"], state["feature_std"])
