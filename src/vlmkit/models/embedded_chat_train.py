@@ -5,13 +5,14 @@ holds the rendered pool's features and attributes). The projector and a small Ll
 trained from scratch with next-token cross-entropy on the assistant's words only (LLaVA's
 instruction-tuning loss, Liu et al. 2023), plus a *lens* loss: the attribute word each reply is
 decided by (for yes/no and lettered choice one it does not say: the perceived colour behind
-"no", the value behind a letter) is also supervised at an intermediate layer (:func:`batch_loss`). The data follow a
-curriculum (``CURRICULUM``): each step has a *short* batch (attribute questions, naming, counting
-and yes/no first; lettered choice and follow-up turns from 30% of the run) or, from 60%, every
-third step an *ICL* batch (k-way one-shot labelling episodes with novel labels, several query
-turns each, every answer supervised), plus a text-only *scaffold* batch, cheap without images:
-yes/no and lettered choice on a described scene, then repeating key-label pairs and text
-induction (``benchmarks/induction_scaffold.py``: gapped induction forms only beside the adjacent form).
+"no", the value behind a letter) is also supervised at an intermediate layer (:func:`batch_loss`).
+The data follow a curriculum (``CURRICULUM``): each step has a *short* batch (attribute
+questions, naming, counting and yes/no first; lettered choice and follow-up turns from 30% of
+the run) or, from 60%, every third step an *ICL* batch (k-way one-shot labelling episodes with
+novel labels, several query turns each, every answer supervised), plus a text-only *scaffold*
+batch, cheap without images: yes/no and lettered choice on a described scene, then repeating
+key-label pairs and text induction (``benchmarks/induction_scaffold.py``: gapped induction forms
+only beside the adjacent form).
 
 In-context learning with novel labels needs things a word-level model does not give for free
 (see ``docs/chat.md``): labels are nonce words from a reserved pool (never a real word); their
