@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from vlmkit.data import world_chat as wc
+from vlmkit.models import embedded_chat_batches as B
 from vlmkit.models import embedded_chat_train as T
 
 
@@ -55,15 +55,12 @@ def main() -> None:
 
     torch.set_num_threads(1)
     work = args.run / "work"
-    cfg = T.ChatTrainConfig(**json.loads((work / "config.json").read_text()))
-    state = {k[len("model."):]: v for k, v in load_file(work / "state.safetensors").items() if k.startswith("model.")}
-    network = T.ChatNetwork(cfg, state["linear_1.weight"].shape[1], state["feature_mean"], state["feature_std"])
-    network.load_state_dict(state, strict=False)
+    cfg, network = T.load_run(args.run)
     optimizer = T._optimizer(network, cfg)
-    encoder = T.Encoder(cfg.image_tokens())
+    encoder = B.Encoder(cfg.image_tokens())
     train_refs = T.pool_refs(T.TRAIN_SEED, cfg.pool, cfg.count_pool)
     valid_refs = T.pool_refs(T.VALID_SEED, cfg.valid_pool, cfg.valid_pool // 2)
-    bank = T.FeatureBank()
+    bank = B.FeatureBank()
     bank.add(train_refs, np.load(work / "train-features.npy"))
     bank.add(valid_refs, np.load(work / "valid-features.npy"))
     train_attrs = dict(zip(train_refs, json.loads((work / "train-attributes.json").read_text()), strict=True))
@@ -92,8 +89,8 @@ def main() -> None:
         network.resample_nonce(torch.Generator().manual_seed(10**6 + step))
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / 30)
-        episodes = [with_icl_latents(e) for e in T.draw_icl(cfg.icl_batch, source, rng, train_labels, cfg.icl_queries)]
-        short = T.draw_examples(last.short, cfg.short_batch, source, rng, train_labels, 3)
+        episodes = [with_icl_latents(e) for e in B.draw_icl(cfg.icl_batch, source, rng, train_labels, cfg.icl_queries)]
+        short = B.draw_examples(last.short, cfg.short_batch, source, rng, train_labels, 3)
         loss = T.batch_loss(network, encoder.batch(episodes), bank, icl_cfg) + T.batch_loss(network, encoder.batch(short), bank, lens_cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from vlmkit.data import world_chat as wc
+from vlmkit.models import embedded_chat_batches as B
 from vlmkit.models import embedded_chat_train as T
 
 
@@ -43,8 +44,8 @@ def main() -> None:
     cfg = T.ChatTrainConfig(lens_weight=args.lens)
     network = T.ChatNetwork(cfg, 128, torch.zeros(128), torch.ones(128))  # text only: the projector is unused
     optimizer = T._optimizer(network, cfg)
-    encoder = T.Encoder(cfg.image_tokens())
-    bank = T.FeatureBank()
+    encoder = B.Encoder(cfg.image_tokens())
+    bank = B.FeatureBank()
     valid_rng = np.random.default_rng([args.seed, 1])
     valid_source = wc.SceneSource(1, valid_rng)
     valid = [wc.make_example(args.task, valid_source, valid_rng, []) for _ in range(192)]
@@ -62,7 +63,7 @@ def main() -> None:
         source = wc.SceneSource(0, rng, pool=6000)
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / 100)
-        examples = T.draw_examples({args.task: 1.0}, 64, source, rng, [], 1)
+        examples = B.draw_examples({args.task: 1.0}, 64, source, rng, [], 1)
         loss = T.batch_loss(network, encoder.batch(examples), bank, cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

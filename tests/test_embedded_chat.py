@@ -158,12 +158,13 @@ def test_lens_targets_sit_where_the_reply_is_predicted_and_the_lens_reads_an_inn
     import torch
 
     from vlmkit.data import world_chat as wc
+    from vlmkit.models import embedded_chat_batches as B
     from vlmkit.models import embedded_chat_train as T
 
     rng = np.random.default_rng(0)
     source = wc.SceneSource(3, rng)
     examples = [wc.make_example(t, source, rng, []) for t in ("yesno", "mcq", "multiturn", "color", "text_mcq", "count")]
-    encoder = T.Encoder(5)
+    encoder = B.Encoder(5)
     batch = encoder.batch(examples)
     assistant = encoder.word_ids["<|assistant|>"]
     replies = 0
