@@ -66,3 +66,33 @@ def test_checkpoint_directory_loads_mapped_and_equals_from_pretrained(tmp_path):
     pixels = torch.rand(2, 3, 64, 64)
     assert torch.equal(loaded.encode_images(pixels), model.encode_images(pixels))
     assert torch.allclose(loaded.encode_texts(["a red circle"]), model.encode_texts(["a red circle"]), atol=1e-5)
+
+
+def test_deferred_random_model_reads_the_vision_view_from_the_file(monkeypatch):
+    """``random:`` with cached weights loads deferred: the weight view read from the file equals the
+    built model's (values, LayerNorm eps), and everything else builds the real model once."""
+    from vlmkit.models import load_model
+    from vlmkit.models.deferred import DeferredModel
+
+    monkeypatch.setenv("VLMKIT_RANDOM_WEIGHTS_CACHE", "1")
+    monkeypatch.setattr(random_models, "CACHE_MIN_PARAMETERS", 0)
+    random_models.build("clip-tiny", seed=6)  # fills the cache
+    model = load_model("random:clip-tiny@6")
+    assert isinstance(model, DeferredModel) and model._model is None
+    view = model.vision_weights()
+    assert model._model is None  # reading the view built nothing
+    real = random_models.build("clip-tiny", seed=6).vision_weights()
+    for ours, theirs in zip(view.layers, real.layers, strict=True):
+        for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"):
+            assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
+        assert torch.equal(ours.ln1.weight, theirs.ln1.weight) and ours.ln1.eps == theirs.ln1.eps
+    for ours, theirs in ((view.ln_post, real.ln_post), (view.ln_pre, real.ln_pre)):
+        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias) and ours.eps == theirs.eps
+    assert torch.equal(view.proj, real.proj) and view.pool == real.pool
+    assert model.fingerprint == "random:clip-tiny@6"
+    texts = model.encode_texts(["a red circle"])  # builds the network
+    assert model._model is not None and texts.shape == (1, model.embed_dim)
+    view.ln_post.weight.mul_(2)
+    model.set_vision_weights(view)  # an edit reaches the real model, and the fingerprint follows it
+    assert model.fingerprint.startswith("random:clip-tiny@6+")
+    assert torch.equal(model.vision_weights().ln_post.weight, view.ln_post.weight)

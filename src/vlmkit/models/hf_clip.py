@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor
-from transformers import CLIPConfig, CLIPModel
 
-from vlmkit.models.hf_dual import HFDualEncoder
+from vlmkit.models.hf_dual import HFDualEncoder, TransformersClass
 
 
 class CLIPAdapter(HFDualEncoder):
@@ -19,8 +18,8 @@ class CLIPAdapter(HFDualEncoder):
     family = "clip"
     processor_type = "CLIPImageProcessor"
     default_preprocess = "clip-224"
-    hf_class = CLIPModel
-    config_class = CLIPConfig
+    hf_class = TransformersClass("CLIPModel")
+    config_class = TransformersClass("CLIPConfig")
     supports = HFDualEncoder.supports | {"decomposition"}
 
     def _embed_dim(self) -> int:

@@ -34,6 +34,20 @@ def weights_digest(weights: VisionWeights) -> str:
     return digest.hexdigest()[:16]
 
 
+class TransformersClass:
+    """A class attribute naming a ``transformers`` class, imported on first access: importing
+    transformers takes seconds, and a command that never builds the network (see
+    :mod:`vlmkit.models.deferred`) should not pay for it."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        import transformers
+
+        return getattr(transformers, self.name)
+
+
 class HFDualEncoder:
     """Base of Hugging Face contrastive adapters; see :class:`vlmkit.models.base.ContrastiveModel`."""
 

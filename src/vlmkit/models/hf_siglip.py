@@ -11,17 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor
-from transformers import SiglipConfig, SiglipModel
 
-from vlmkit.models.hf_dual import HFDualEncoder
+from vlmkit.models.hf_dual import HFDualEncoder, TransformersClass
 
 
 class SiglipAdapter(HFDualEncoder):
     family = "siglip"
     processor_type = "SiglipImageProcessor"
     default_preprocess = "siglip-224"
-    hf_class = SiglipModel
-    config_class = SiglipConfig
+    hf_class = TransformersClass("SiglipModel")
+    config_class = TransformersClass("SiglipConfig")
     supports = HFDualEncoder.supports | {"sigmoid_scores"}
 
     def _embed_dim(self) -> int:

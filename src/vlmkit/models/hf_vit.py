@@ -142,3 +142,48 @@ class HFViTView:
         points["ln_post.in"] = HookPoint(self.ln_post, read="input")
         points["ln_post.out"] = HookPoint(self.ln_post)
         return points
+
+
+def read_weight_file(path, layout: dict, n_heads: int, eps: float) -> VisionWeights:
+    """:meth:`HFViTView.read` straight from a model's safetensors file, without building the model.
+
+    Tensor names are the state-dict names of the layout's paths (``vision_model.encoder.layers.3.
+    self_attn.v_proj.weight``); ``eps`` is every LayerNorm's (the config's ``layer_norm_eps``).
+    Reads only what SITH's weight view uses: ``W_V``, ``W_O``, the biases, the LayerNorms and the
+    projection. ``W_Q`` and ``W_K`` are views of the file mapped copy-on-write (equal values, not
+    contiguous), so their pages are read only if something uses them.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    mapped = load_file(str(path))
+    tower = layout["tower"]
+    block_names = layout["block"]
+
+    def ln(prefix: str) -> LayerNormParams:
+        return LayerNormParams(get(f"{prefix}.weight").float(), get(f"{prefix}.bias").float(), float(eps))
+
+    def heads(weight: Tensor) -> Tensor:  # (out, in) -> (n_heads, d_in, d_head), as _read_linear
+        return weight.float().T.reshape(weight.shape[1], n_heads, -1).permute(1, 0, 2)
+
+    with safe_open(str(path), framework="pt") as handle:
+        get = handle.get_tensor
+        n_layers = 1 + max(int(name[len(f"{tower}.{layout['layers']}."):].split(".")[0])
+                           for name in handle.keys() if name.startswith(f"{tower}.{layout['layers']}."))
+        layers = []
+        for i in range(n_layers):
+            prefix = f"{tower}.{layout['layers']}.{i}."
+            q, k, v, o = (prefix + block_names[p] for p in "qkv" + "o")
+            W_O = get(f"{o}.weight").float()
+            layers.append(AttentionLayerWeights(
+                W_Q=heads(mapped[f"{q}.weight"]), W_K=heads(mapped[f"{k}.weight"]), W_V=heads(get(f"{v}.weight")).contiguous(),
+                W_O=W_O.T.reshape(n_heads, -1, W_O.shape[0]).contiguous(),
+                b_Q=get(f"{q}.bias").float().reshape(n_heads, -1), b_K=get(f"{k}.bias").float().reshape(n_heads, -1),
+                b_V=get(f"{v}.bias").float().reshape(n_heads, -1), b_O=get(f"{o}.bias").float(),
+                ln1=ln(prefix + block_names["ln1"]),
+            ))
+        proj = None if layout["proj"] is None else get(f"{layout['proj']}.weight").float().T.contiguous()
+        return VisionWeights(
+            layers=layers, ln_post=ln(f"{tower}.{layout['ln_post']}"), proj=proj,
+            ln_pre=None if layout["ln_pre"] is None else ln(f"{tower}.{layout['ln_pre']}"), pool=layout["pool"],
+        )

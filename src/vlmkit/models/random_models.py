@@ -26,9 +26,9 @@ import torch
 from vlmkit.errors import ModelNotFound
 from vlmkit.models import preprocess as pp
 from vlmkit.models.families import family_class
-from vlmkit.models.tokenizers import clip_byte_tokenizer, siglip_byte_tokenizer
 
-_TOKENIZERS = {"clip": clip_byte_tokenizer, "siglip": siglip_byte_tokenizer}
+#: family -> byte-level tokenizer factory in vlmkit.models.tokenizers (imported when a model is built: it imports transformers)
+_TOKENIZERS = {"clip": "clip_byte_tokenizer", "siglip": "siglip_byte_tokenizer"}
 
 #: architectures with at least this many parameters keep their drawn weights in the cache
 CACHE_MIN_PARAMETERS = 50_000_000
@@ -58,11 +58,11 @@ def weights_file(arch: str, seed: int) -> Path | None:
     """
     if os.environ.get("VLMKIT_RANDOM_WEIGHTS_CACHE", "1") == "0":
         return None
-    import transformers
+    from importlib.metadata import version
 
     from vlmkit.runs.cache import default_cache_dir
 
-    tag = f"torch{torch.__version__}-transformers{transformers.__version__}"
+    tag = f"torch{torch.__version__}-transformers{version('transformers')}"  # as transformers.__version__, without importing it
     return default_cache_dir() / "random-weights" / f"{arch}@{seed}-{tag}.safetensors"
 
 
@@ -75,12 +75,13 @@ def _draw(adapter, hf_config, seed: int):
 def build(arch: str, seed: int = 0, device: str = "cpu"):
     """Instantiate ``arch`` with weights drawn from ``torch.Generator`` seeded by ``seed``
     (read back from the weight cache when they were drawn before)."""
+    from vlmkit.models import tokenizers
     from vlmkit.models.fast_init import empty_model, load_mapped, save_weights
 
     spec = architectures()[arch]
     family = spec["family"]
     adapter = family_class(family)
-    tokenizer = _TOKENIZERS[family](spec["config"]["text_config"]["max_position_embeddings"])
+    tokenizer = getattr(tokenizers, _TOKENIZERS[family])(spec["config"]["text_config"]["max_position_embeddings"])
     config = json.loads(json.dumps(spec["config"]))
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     config["text_config"].update(special)
@@ -107,5 +108,17 @@ def build(arch: str, seed: int = 0, device: str = "cpu"):
 
 
 def load(spec: str, device: str = "cpu"):
+    """``build``, deferred when the weights are cached and the model stays on the CPU: the
+    network is built on first use, and the vision weight view is read from the cached file
+    without building it (:class:`~vlmkit.models.deferred.DeferredModel`)."""
     arch, seed = parse(spec)
-    return build(arch, seed, device=device)
+    path = weights_file(arch, seed)
+    if path is None or not path.is_file() or device != "cpu":
+        return build(arch, seed, device=device)
+    from vlmkit.models.deferred import DeferredModel
+
+    spec_ = architectures()[arch]
+    adapter = family_class(spec_["family"])
+    return DeferredModel(lambda: build(arch, seed, device=device), path, adapter, spec_["config"]["vision_config"],
+                         name=f"random:{arch}" + (f"@{seed}" if seed else ""), fingerprint=f"random:{arch}@{seed}",
+                         preprocess=pp.preset(spec_["preprocess"]))

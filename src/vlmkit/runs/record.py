@@ -32,15 +32,16 @@ def git_commit() -> str | None:
 
 
 def versions() -> dict[str, str]:
+    from importlib.metadata import version  # as transformers.__version__; importing transformers costs half a second
+
     import numpy
     import torch
-    import transformers
 
     import vlmkit
 
     return {
         "vlmkit": vlmkit.__version__, "python": platform.python_version(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
+        "transformers": version("transformers"), "numpy": numpy.__version__, "platform": platform.platform(),
     }
 
 
