@@ -49,8 +49,9 @@ def to_jsonable(value):
     return value
 
 
-def atomic_write_json(path: str | Path, data) -> Path:
-    return atomic_write_text(path, json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
+def atomic_write_json(path: str | Path, data, indent: int | None = 2) -> Path:
+    """``indent=None`` writes one line (json's C encoder: several times faster for large results)."""
+    return atomic_write_text(path, json.dumps(to_jsonable(data), indent=indent, sort_keys=False) + "\n")
 
 
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> Path:

@@ -81,10 +81,11 @@ class Run:
             "timings_s": {**self.timings, "total": round(time.perf_counter() - self._t0, 4)}, **self.info,
         }
 
-    def finish(self, result: dict, report_html: str) -> Path:
-        """Write ``report.html``, ``run.json`` and, last, ``result.json``; return the folder."""
+    def finish(self, result: dict, report_html: str, indent: int | None = 2) -> Path:
+        """Write ``report.html``, ``run.json`` and, last, ``result.json`` (indented by ``indent``,
+        or on one line with ``None``); return the folder."""
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out / "report.html", report_html)
         atomic_write_json(self.out / "run.json", self.record())
-        atomic_write_json(self.out / "result.json", result)
+        atomic_write_json(self.out / "result.json", result, indent=indent)
         return self.out
