@@ -39,6 +39,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -56,6 +57,8 @@ class ScreenIndex:
         basis: ``(d, r)`` float64, the top-``r`` right singular vectors of ``D`` (orthonormal).
         low_t: ``(r, M)`` float32, ``(D B)^T``: each atom's coordinates in the basis.
         err: ``(M,)`` float32, ``e_j = ||d_j - B B^T d_j||`` (float64, rounded up by ``SLACK``).
+        low_err_t: ``(r + 1, M)``, ``low_t`` over ``err``: with a query's ``[B^T u, -rho]`` one
+            product gives ``<B^T u, B^T d_j> - rho e_j``, the low end of ``<u, d_j>``.
         norm_max: ``max_j ||d_j||`` (float64).
         margin: each target's candidate list holds the atoms within ``margin`` of its best
             first-pass score (speed only: any value gives the same codes).
@@ -80,6 +83,7 @@ class ScreenIndex:
         # ||d - B B^T d||^2 = ||d||^2 - ||B^T d||^2 (B orthonormal); float64 cancellation is far below SLACK
         self.err = ((squares - (low * low).sum(1)).clamp(min=0).sqrt() + SLACK).float()
         self.norm_max = float(squares.max().sqrt())
+        self.low_err_t = torch.cat([self.low_t, self.err.unsqueeze(0)]).contiguous()  # (r + 1, M): one product gives upper ends
 
     @property
     def size(self) -> int:
@@ -105,13 +109,21 @@ class _Block:
 def _block(passed: Tensor, err: Tensor, rows: Tensor, low: Tensor) -> _Block:
     """Atoms with ``low[i] <= P[row_i, j]`` for each of ``rows`` (ascending)."""
     values = passed if rows.numel() == passed.shape[0] else passed.index_select(0, rows)
-    inside = values >= low.unsqueeze(1)
-    where = inside.nonzero()  # row-major: CSR order
+    r, col, first = _at_least(values, low)
     crow = torch.zeros(rows.numel() + 1, dtype=torch.long)
-    crow[1:] = torch.bincount(where[:, 0], minlength=rows.numel()).cumsum(0)
-    col = where[:, 1].contiguous()
-    owner = rows[where[:, 0]]
-    return _Block(rows, crow, col, values[where[:, 0], col], owner, owner * passed.shape[1] + col, err[col])
+    crow[1:] = torch.bincount(r, minlength=rows.numel()).cumsum(0)
+    owner = rows[r]
+    return _Block(rows, crow, col, first, owner, owner * passed.shape[1] + col, err[col])
+
+
+def _at_least(values: Tensor, low: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(row, col, value)`` of the entries of ``values`` ``(R, M)`` (float32, contiguous) with
+    ``value >= low[row]``, in row-major order. In numpy: its broadcast comparison and flat
+    ``nonzero`` take about a fifth of torch's time on one thread for these shapes."""
+    flat_values = values.numpy().reshape(-1)
+    flat = np.flatnonzero(values.numpy() >= low.numpy()[:, None])
+    m = values.shape[1]
+    return torch.from_numpy(flat // m), torch.from_numpy(flat % m), torch.from_numpy(flat_values[flat])
 
 
 class CandidateScreen:
@@ -140,9 +152,11 @@ class CandidateScreen:
     def __init__(self, passed: Tensor, index: ScreenIndex):
         self.passed, self.index = passed, index
         n = passed.shape[0]
-        best, self._first = passed.max(1)  # the first index of each row's maximum, as argmax
+        array = passed.numpy()  # numpy's row max and argmax take a fifth of torch's time on one thread
+        best, self._first = torch.from_numpy(array.max(1)), torch.from_numpy(array.argmax(1))  # first index of the maximum, as argmax
         self.tau = best - index.margin  # every atom with P >= tau is on the list
         self.block = _block(passed, index.err, torch.arange(n), self.tau)
+        self._mask = None  # the list's sparsity pattern as a CSR tensor, built on first use
         self.widened = self.finalists = self.dense_rows = 0
 
     @property
@@ -160,18 +174,20 @@ class CandidateScreen:
         scores, lowest index on ties.
         """
         u32 = u.float()
-        proj = u @ self.index.basis
-        coords = proj.float()  # (N, r)
-        rho = (u - proj @ self.index.basis.T).norm(dim=1).float()  # (N,)
-        outside = (u.norm(dim=1) * self.index.norm_max).float() + SLACK  # -<u, d_j> < this for every atom
+        proj = u @ self.index.basis  # (N, r) float64
+        squares = (u * u).sum(1)
+        # rho = ||(I - B B^T) u|| = sqrt(||u||^2 - ||B^T u||^2) (B orthonormal; float64 cancellation is far below SLACK)
+        rho = (squares - (proj * proj).sum(1)).clamp(min=0).sqrt()
+        query = torch.cat([proj, -rho.unsqueeze(1)], 1).float()  # (N, r + 1): against low_err_t, the low ends of <u, d_j>
+        outside = (squares.sqrt() * self.index.norm_max).float() + SLACK  # -<u, d_j> < this for every atom
         block = self.block
-        approx, half = self._approx(coords, rho)
-        lower = self._lower(u32, block.owner, block.col, block.first, approx)
-        final = (approx + half >= lower[block.owner]).nonzero().squeeze(1)  # selected atoms (-inf) never pass
+        upper = self._upper(query)
+        lower = self._lower(u32, block.owner, block.col, block.first, upper)
+        final = (upper >= lower[block.owner]).nonzero().squeeze(1)  # selected atoms (-inf) never pass
         owner, col, first = block.owner[final], block.col[final], block.first[final]
         wide = (self.tau + outside >= lower).nonzero().squeeze(1)  # an atom off the list could still win
         if wide.numel():
-            more = self._wide(u32, wide, coords, rho, lower)
+            more = self._wide(u32, wide, query, lower)
             owner, col, first = torch.cat([owner, more[0]]), torch.cat([col, more[1]]), torch.cat([first, more[2]])
             self.widened += wide.numel()
         # a row with more finalists than a dense rescoring costs is rescored densely instead
@@ -189,30 +205,33 @@ class CandidateScreen:
         self.dense_rows += rows.numel()
         return rows, col, value.double()
 
-    def _approx(self, coords: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
-        """``P(j) - <B^T u, B^T d_j>`` for every candidate (a sampled dense-dense product) and the
-        half-width ``rho e_j + SLACK`` of the interval that holds its exact score."""
+    def _upper(self, query: Tensor) -> Tensor:
+        """An upper end of every candidate's exact score: ``P(j) - <B^T u, B^T d_j> + rho e_j +
+        SLACK`` (a sampled dense-dense product over the list's fixed pattern)."""
         block = self.block
-        approx = block.first
-        if block.col.numel():
+        if not block.col.numel():
+            return block.first
+        if self._mask is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
-                mask = torch.sparse_csr_tensor(block.crow, block.col, torch.zeros_like(block.first),
-                                               size=(block.rows.numel(), self.index.size))
-                approx = approx - torch.sparse.sampled_addmm(mask, coords, self.index.low_t).values()
-        return approx, block.err * rho[block.owner] + SLACK
+                self._mask = torch.sparse_csr_tensor(block.crow, block.col, torch.zeros_like(block.first),
+                                                     size=(block.rows.numel(), self.index.size))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            low = torch.sparse.sampled_addmm(self._mask, query, self.index.low_err_t).values()
+        return block.first - low + SLACK
 
-    def _wide(self, u: Tensor, rows: Tensor, coords: Tensor, rho: Tensor, lower: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _wide(self, u: Tensor, rows: Tensor, query: Tensor, lower: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The same screening over every atom for ``rows``: their finalists ``(owner, col, P)``
-        (``lower`` is raised in place by each row's best approximate atom)."""
-        first = self.passed.index_select(0, rows)  # (R, M)
-        approx = torch.addmm(first, coords[rows], self.index.low_t, alpha=-1)
-        seed = approx.argmax(1)  # each row's best approximate atom: its exact score is a lower bound
-        _, _, exact = self._exact(u, rows, seed, first.gather(1, seed.unsqueeze(1)).squeeze(1))
+        (``lower`` is raised in place by each row's atom of highest upper end)."""
+        upper = self.passed.index_select(0, rows)  # (R, M): P, then the upper ends less SLACK, in place
+        upper.addmm_(query.index_select(0, rows), self.index.low_err_t, alpha=-1)
+        seed = torch.from_numpy(upper.numpy().argmax(1))  # its exact score is a lower bound on the row's best
+        _, _, exact = self._exact(u, rows, seed, self.passed[rows, seed])
         lower[rows] = torch.maximum(lower[rows], (exact - SLACK / 2).float())
-        approx.addcmul_(rho[rows].unsqueeze(1), self.index.err.unsqueeze(0))  # the upper ends, less SLACK
-        r, c = (approx >= (lower[rows] - SLACK).unsqueeze(1)).nonzero().unbind(1)
-        return rows[r], c, first[r, c]
+        r, c, _ = _at_least(upper, lower[rows] - SLACK)
+        owner = rows[r]
+        return owner, c, self.passed[owner, c]
 
     def _exact(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(owner, col, P(j) - <u, d_j>)`` for the given candidates: float32 products (the
@@ -220,10 +239,10 @@ class CandidateScreen:
         products = torch.einsum("fd,fd->f", u.index_select(0, owner), self.index.atoms.index_select(0, col))
         return owner, col, (first - products).double()
 
-    def _lower(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor, approx: Tensor) -> Tensor:
-        """``(N,)`` float32: per row, the exact score of its best approximate candidate (``-inf`` if none)."""
-        best = torch.full((u.shape[0],), float("-inf")).scatter_reduce_(0, owner, approx, "amax")
-        seeds = (approx == best[owner]).nonzero().squeeze(1)  # a row with no candidate left seeds -inf: harmless
+    def _lower(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor, upper: Tensor) -> Tensor:
+        """``(N,)`` float32: per row, the exact score of its candidate of highest upper end (``-inf`` if none)."""
+        best = torch.full((u.shape[0],), float("-inf")).scatter_reduce_(0, owner, upper, "amax")
+        seeds = (upper == best[owner]).nonzero().squeeze(1)  # a row with no candidate left seeds -inf: harmless
         o, _, exact = self._exact(u, owner[seeds], col[seeds], first[seeds])
         lower = torch.full((u.shape[0],), float("-inf"), dtype=torch.float64).scatter_reduce_(0, o, exact, "amax")
         return (lower - SLACK / 2).float()  # rounding to float32 never raises it above an exact score
