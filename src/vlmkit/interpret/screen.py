@@ -116,6 +116,11 @@ def _block(passed: Tensor, err: Tensor, rows: Tensor, low: Tensor) -> _Block:
     return _Block(rows, crow, col, first, owner, owner * passed.shape[1] + col, err[col])
 
 
+def _flat_where(mask: np.ndarray) -> Tensor:
+    """The indices of a 1-d boolean array's true entries (numpy's flatnonzero: several times torch's nonzero)."""
+    return torch.from_numpy(np.flatnonzero(mask))
+
+
 def _at_least(values: Tensor, low: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(row, col, value)`` of the entries of ``values`` ``(R, M)`` (float32, contiguous) with
     ``value >= low[row]``, in row-major order. In numpy: its broadcast comparison and flat
@@ -182,20 +187,25 @@ class CandidateScreen:
         outside = (squares.sqrt() * self.index.norm_max).float() + SLACK  # -<u, d_j> < this for every atom
         block = self.block
         upper = self._upper(query)
-        lower = self._lower(u32, block.owner, block.col, block.first, upper)
-        final = (upper >= lower[block.owner]).nonzero().squeeze(1)  # selected atoms (-inf) never pass
+        lower, seeds, scored = self._lower(u32, block.owner, block.col, block.first, upper)
+        passing = upper.numpy() >= lower.numpy()[block.owner.numpy()]  # selected atoms (-inf) never pass
+        passing[seeds.numpy()] = False  # finalists too, already scored exactly
+        final = _flat_where(passing)
         owner, col, first = block.owner[final], block.col[final], block.first[final]
+        found = [scored]  # exact (owner, col, score) of finalists scored while bounding
         wide = (self.tau + outside >= lower).nonzero().squeeze(1)  # an atom off the list could still win
         if wide.numel():
-            more = self._wide(u32, wide, query, lower)
+            more, wide_scored = self._wide(u32, wide, query, lower)
             owner, col, first = torch.cat([owner, more[0]]), torch.cat([col, more[1]]), torch.cat([first, more[2]])
+            found.append(wide_scored)
             self.widened += wide.numel()
         # a row with more finalists than a dense rescoring costs is rescored densely instead
-        dense = torch.bincount(owner, minlength=u.shape[0]) > self.index.dense_limit
-        keep = ~dense[owner]
-        found = [self._exact(u32, owner[keep], col[keep], first[keep])]
+        dense = torch.bincount(torch.cat([owner] + [f[0] for f in found]), minlength=u.shape[0]) > self.index.dense_limit
         if dense.any():
+            found = [tuple(part[~dense[f[0]]] for part in f) for f in found]
             found.append(self._dense(u32, dense.nonzero().squeeze(1)))
+        keep = ~dense[owner]
+        found.append(self._exact(u32, owner[keep], col[keep], first[keep]))
         return self._exclude(self._argmax(u.shape[0], found))
 
     def _dense(self, u: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -221,17 +231,19 @@ class CandidateScreen:
             low = torch.sparse.sampled_addmm(self._mask, query, self.index.low_err_t).values()
         return block.first - low + SLACK
 
-    def _wide(self, u: Tensor, rows: Tensor, query: Tensor, lower: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The same screening over every atom for ``rows``: their finalists ``(owner, col, P)``
-        (``lower`` is raised in place by each row's atom of highest upper end)."""
+    def _wide(self, u: Tensor, rows: Tensor, query: Tensor, lower: Tensor) -> tuple[tuple, tuple]:
+        """The same screening over every atom for ``rows``: their finalists ``(owner, col, P)``, and
+        ``(owner, col, exact score)`` of the finalist each row's bound came from (``lower`` is
+        raised in place by each row's atom of highest upper end)."""
         upper = self.passed.index_select(0, rows)  # (R, M): P, then the upper ends less SLACK, in place
         upper.addmm_(query.index_select(0, rows), self.index.low_err_t, alpha=-1)
         seed = torch.from_numpy(upper.numpy().argmax(1))  # its exact score is a lower bound on the row's best
-        _, _, exact = self._exact(u, rows, seed, self.passed[rows, seed])
-        lower[rows] = torch.maximum(lower[rows], (exact - SLACK / 2).float())
+        scored = self._exact(u, rows, seed, self.passed[rows, seed])
+        lower[rows] = torch.maximum(lower[rows], (scored[2] - SLACK / 2).float())
+        upper[torch.arange(rows.numel()), seed] = float("-inf")  # a finalist, already scored
         r, c, _ = _at_least(upper, lower[rows] - SLACK)
         owner = rows[r]
-        return owner, c, self.passed[owner, c]
+        return (owner, c, self.passed[owner, c]), scored
 
     def _exact(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(owner, col, P(j) - <u, d_j>)`` for the given candidates: float32 products (the
@@ -239,13 +251,15 @@ class CandidateScreen:
         products = torch.einsum("fd,fd->f", u.index_select(0, owner), self.index.atoms.index_select(0, col))
         return owner, col, (first - products).double()
 
-    def _lower(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor, upper: Tensor) -> Tensor:
-        """``(N,)`` float32: per row, the exact score of its candidate of highest upper end (``-inf`` if none)."""
+    def _lower(self, u: Tensor, owner: Tensor, col: Tensor, first: Tensor, upper: Tensor) -> tuple[Tensor, Tensor, tuple]:
+        """``(N,)`` float32: per row, the exact score of its candidate of highest upper end (``-inf``
+        if none), less ``SLACK / 2``; those candidates' positions in the list, and their
+        ``(owner, col, exact score)``."""
         best = torch.full((u.shape[0],), float("-inf")).scatter_reduce_(0, owner, upper, "amax")
-        seeds = (upper == best[owner]).nonzero().squeeze(1)  # a row with no candidate left seeds -inf: harmless
-        o, _, exact = self._exact(u, owner[seeds], col[seeds], first[seeds])
-        lower = torch.full((u.shape[0],), float("-inf"), dtype=torch.float64).scatter_reduce_(0, o, exact, "amax")
-        return (lower - SLACK / 2).float()  # rounding to float32 never raises it above an exact score
+        seeds = _flat_where(upper.numpy() == best.numpy()[owner.numpy()])  # a row with no candidate left seeds -inf: harmless
+        scored = self._exact(u, owner[seeds], col[seeds], first[seeds])
+        lower = torch.full((u.shape[0],), float("-inf"), dtype=torch.float64).scatter_reduce_(0, scored[0], scored[2], "amax")
+        return (lower - SLACK / 2).float(), seeds, scored  # rounding to float32 never raises it above an exact score
 
     def _argmax(self, n: int, found: list) -> Tensor:
         """Row-wise argmax over exact scores ``(owner, col, value)``; lowest atom index on ties."""
