@@ -182,7 +182,7 @@ def test_lens_targets_sit_where_the_reply_is_predicted_and_the_lens_reads_an_inn
     first_layer = []
     hook = network.lm.model.layers[0].register_forward_hook(lambda m, i, out: first_layer.append(out[0] if isinstance(out, tuple) else out))
     with torch.no_grad():
-        logits, lens_logits = network(ids, torch.zeros(0, 8), mask, layer=1)
+        logits, lens_logits, _ = network.run(ids, torch.zeros(0, 8), mask, layer=1)
     hook.remove()
     with torch.no_grad():  # the lens: the first decoder layer's output through the final norm and the tied output matrix
         expected = network.lm.model.norm(first_layer[0]) @ network.lm.model.embed_tokens.weight.T
@@ -192,3 +192,68 @@ def test_lens_targets_sit_where_the_reply_is_predicted_and_the_lens_reads_an_inn
         T.ChatNetwork(T.ChatTrainConfig(layers=2, lens_layer=2), 8, torch.zeros(8), torch.ones(8))
     stages = [T.stage_at(step, T.ChatTrainConfig(steps=100)) for step in (0, 29, 30, 59, 60, 99)]
     assert [T.CURRICULUM.index(s) for s in stages] == [0, 0, 1, 1, 2, 2]
+
+
+def test_attention_routes_point_at_the_labelled_image_the_query_image_and_the_label_to_copy():
+    import numpy as np
+
+    from vlmkit.data import world_chat as wc
+    from vlmkit.models import embedded_chat_batches as B
+
+    rng = np.random.default_rng(4)
+    source = wc.SceneSource(3, rng)
+    labels, _ = wc.nonce_split()
+    encoder = B.Encoder(5)
+    for _ in range(6):  # several draws, so by-name follow-ups (no query image) occur
+        example = wc.make_example("icl", source, rng, labels, icl_queries=4)
+        ids, targets, _, _ = encoder.encode(example)
+        routes = encoder.routes(ids, targets)
+        label_of = dict(zip(example.meta["labels"], example.meta["shapes"], strict=True))
+        binds = [(p, s, e) for p, s, e, k in routes if k == B.GATHER and targets[p + 1] == -100]
+        assert len(binds) == len(label_of)  # one per context label: the first of the 5 image tokens right before it
+        assert all(s == p - 5 and e == s + 1 and set(ids[s:p]) == {B.IMAGE_ID} and ids[s - 1] != B.IMAGE_ID for p, s, e in binds)
+        replies = [p for p in range(len(ids) - 1) if targets[p + 1] in {encoder.word_ids[w] for w in label_of}]
+        copies = {p: s for p, s, e, k in routes if k == B.COPY}
+        assert sorted(copies) == replies
+        assert all(ids[copies[p]] == targets[p + 1] and copies[p] in {b[0] for b in binds} for p in replies)
+        looks = {p: (s, e) for p, s, e, k in routes if k == B.GATHER and targets[p + 1] != -100}
+        for p in replies:  # the query image: the turn's own image, unless the turn asks by the shape's name
+            by_name = "which" in [encoder.tokenizer.convert_ids_to_tokens(t) for t in ids[p - 8: p]]
+            assert (p in looks) != by_name
+            if p in looks:
+                s, e = looks[p]
+                assert e == s + 1 and set(ids[s: s + 5]) == {B.IMAGE_ID} and ids[s - 1] != B.IMAGE_ID
+                assert all(t == -100 for t in targets[s: p + 1])
+    text = wc.make_example("text_icl", source, rng, labels, icl_queries=2)
+    ids, targets, _, _ = encoder.encode(text)
+    assert {k for *_, k in encoder.routes(ids, targets)} == {B.COPY}
+
+
+def test_head_weights_are_llamas_own_attention():
+    import numpy as np
+    import torch
+
+    from vlmkit.data import world_chat as wc
+    from vlmkit.models import embedded_chat_batches as B
+    from vlmkit.models import embedded_chat_train as T
+
+    rng = np.random.default_rng(0)
+    labels, _ = wc.nonce_split()
+    examples = [wc.make_example(t, None, rng, labels, icl_queries=2) for t in ("text_icl", "echo", "text_icl")]
+    batch = B.Encoder(5).batch(examples)
+    network = T.ChatNetwork(T.ChatTrainConfig(hidden=32, layers=3, heads=2, mlp=32, lens_layer=1), 8, torch.zeros(8), torch.ones(8)).eval()
+    rows, positions = batch.routes[:, 0], batch.routes[:, 1]
+    mixed = {}  # every head's attention output, as o_proj receives it
+    hooks = [network.lm.model.layers[i].self_attn.o_proj.register_forward_pre_hook(lambda m, args, i=i: mixed.__setitem__(i, args[0]))
+             for i in (1, 2)]
+    with torch.no_grad():
+        ours = network.run(batch.ids, torch.zeros(0, 8), batch.mask, queries={1: (rows, positions), 2: (rows, positions)}).heads
+        for hook in hooks:
+            hook.remove()
+        network.lm.config._attn_implementation = "eager"
+        theirs = network.lm.model(input_ids=batch.ids, attention_mask=batch.mask, output_attentions=True).attentions
+    for layer in (1, 2):
+        assert torch.allclose(ours[layer].weights, theirs[layer][rows, 0, positions], atol=1e-6)
+        o_proj = network.lm.model.layers[layer].self_attn.o_proj.weight
+        assert torch.allclose(ours[layer].output, mixed[layer][rows, positions, :16] @ o_proj[:, :16].T, atol=1e-5)
+    assert float(T.attention_mass(ours[1].weights, batch.routes[:, 2], batch.routes[:, 3]).min()) > 0

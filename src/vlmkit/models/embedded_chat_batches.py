@@ -18,19 +18,22 @@ from vlmkit.data import world_chat as wc
 from vlmkit.models import embedded_chat_build as build
 
 IMAGE_ID = build.vocabulary().index(build.IMAGE_TOKEN)
+GATHER, COPY = 0, 1  # the two kinds of attention route (:func:`attention_routes`)
 
 
 class Batch(NamedTuple):
     """Padded ``(batch, width)`` ids, labels (-100: not supervised) and attention mask, the refs
     of every image in row-major order, and the lens targets: ``lens`` ``(n, 3)`` rows of (row,
     position, word id): a reply's latent at the position that predicts its first word, and each
-    user word's latent (an option's letter) at that word."""
+    user word's latent (an option's letter) at that word; ``routes`` ``(m, 5)`` rows of (row,
+    position, start, end, kind), the attention targets of :func:`attention_routes`."""
 
     ids: Tensor
     labels: Tensor
     mask: Tensor
     refs: list[wc.SceneRef]
     lens: Tensor
+    routes: Tensor
 
 
 class Encoder:
@@ -71,6 +74,9 @@ class Encoder:
             labels += [-100] * len(prompt)
         return ids, labels, refs, lens
 
+    def routes(self, ids: list[int], labels: list[int]) -> list[tuple[int, int, int, int]]:
+        return attention_routes(ids, labels, self.tokens_per_image, build.nonce_id_range())
+
     def batch(self, examples: list[wc.Example], full: bool = True) -> Batch:
         """The examples right-padded to their longest (see :class:`Batch`)."""
         rows = [self.encode(e, full) for e in examples]
@@ -80,12 +86,56 @@ class Encoder:
         mask = torch.zeros(len(rows), width, dtype=torch.long)
         refs: list[wc.SceneRef] = []
         lens = [(i, pos, word) for i, row in enumerate(rows) for pos, word in row[3]]
+        routes = [(i, *route) for i, row in enumerate(rows) for route in self.routes(row[0], row[1])]
         for i, (row_ids, row_labels, row_refs, _) in enumerate(rows):
             ids[i, : len(row_ids)] = torch.tensor(row_ids)
             labels[i, : len(row_labels)] = torch.tensor(row_labels)
             mask[i, : len(row_ids)] = 1
             refs += row_refs
-        return Batch(ids, labels, mask, refs, torch.tensor(lens, dtype=torch.long).reshape(-1, 3))
+        return Batch(ids, labels, mask, refs, torch.tensor(lens, dtype=torch.long).reshape(-1, 3),
+                     torch.tensor(routes, dtype=torch.long).reshape(-1, 5))
+
+
+def attention_routes(ids: list[int], labels: list[int], tokens_per_image: int, nonce: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Where in-context labelling must look, as (position, start, end, kind) rows: the position
+    should put its attention on ``[start, end)``. Three steps make an induction circuit over
+    images (Olsson et al. 2022), and each is given its own target because, like yes/no's
+    perception and comparison (the lens loss), none of them gets a gradient until the others
+    work (docs/chat.md):
+
+    - ``GATHER`` at every context label (a nonce word right after an image, in a user turn):
+      the first token of the image it labels (the tower's CLS summary), so the label's position
+      carries what that image shows;
+    - ``GATHER`` at every reply position (the token that predicts a nonce reply word) whose
+      turn shows an image: the first token of that query image, so the same head brings both
+      sides of the comparison the copy makes;
+    - ``COPY`` at every reply position: the context's first occurrence of the reply word
+      (images, text induction and repeated pairs alike), whose embedding the head carries to
+      the output (tied embeddings make that the word's logit).
+    """
+    start_nonce, end_nonce = nonce
+    images: list[tuple[int, int]] = []  # every image's [start, end), in order
+    labelled: set[int] = set()  # ends of the context images, each followed by its label
+    routes = []
+    run = 0
+    for i, token in enumerate(ids):
+        run = run + 1 if token == IMAGE_ID else 0
+        if run and run % tokens_per_image == 0:
+            images.append((i + 1 - tokens_per_image, i + 1))
+        elif start_nonce <= token < end_nonce and labels[i] == -100 and images and images[-1][1] == i:
+            labelled.add(i)
+            routes.append((i, images[-1][0], images[-1][0] + 1, GATHER))
+    for p in range(len(ids) - 1):
+        word = labels[p + 1]
+        if not start_nonce <= word < end_nonce:
+            continue
+        context = [q for q in range(p + 1) if ids[q] == word and labels[q] == -100]
+        if context:
+            routes.append((p, context[0], context[0] + 1, COPY))
+        shown = [span for span in images if span[1] <= p]
+        if shown and shown[-1][1] not in labelled and all(label == -100 for label in labels[shown[-1][1]: p + 1]):
+            routes.append((p, shown[-1][0], shown[-1][0] + 1, GATHER))
+    return routes
 
 
 class FeatureBank:

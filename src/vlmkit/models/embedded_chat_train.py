@@ -31,6 +31,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from torch import Tensor, nn
 
 from vlmkit.data import world_chat as wc
 from vlmkit.models import embedded_chat_build as build
-from vlmkit.models.embedded_chat_batches import IMAGE_ID, Batch, Encoder, FeatureBank, draw_examples, draw_icl
+from vlmkit.models.embedded_chat_batches import COPY, GATHER, IMAGE_ID, Batch, Encoder, FeatureBank, draw_examples, draw_icl
 from vlmkit.runs.checkpoint import load_training_state, save_training_state
 from vlmkit.runs.files import atomic_save_npy, atomic_write_json
 
@@ -101,6 +102,8 @@ class ChatTrainConfig:
     tower: str | None = None  # an embedded checkpoint directory; default: the shipped ``embedded``
     resample_nonce: bool = True  # fresh random nonce embeddings every step: no prior over label words, only copying
     nonce_scale: float = 1.0  # norm of the random nonce embeddings (tied: larger norms drown the real words' logits in noise)
+    route_weight: float = 0.0  # weight of the attention-route loss of in-context labelling (0: none; batch_loss)
+    gather_layer: int = 1  # the layer whose head 0 gathers each labelled and each queried image; the last layer's head 0 copies
 
     def image_tokens(self) -> int:
         return 1 + self.grid * self.grid
@@ -115,6 +118,23 @@ class ChatTrainConfig:
         }
 
 
+class Head(NamedTuple):
+    """One attention head at ``m`` positions: its weights ``(m, seq)`` and its output written to
+    the residual stream ``(m, hidden)``."""
+
+    weights: Tensor
+    output: Tensor
+
+
+class Outputs(NamedTuple):
+    """What :meth:`ChatNetwork.run` returns: ``logits`` ``(batch, seq, vocab)``, the logit lens of
+    one layer (or None) and head 0 at the asked positions, by layer."""
+
+    logits: Tensor
+    lens: Tensor | None
+    heads: dict[int, Head]
+
+
 class ChatNetwork(nn.Module):
     """Projector + Llama LM; image features are standardised by fixed statistics (folded into
     the projector's first layer at export)."""
@@ -125,6 +145,8 @@ class ChatNetwork(nn.Module):
 
         if cfg.lens_weight and not 1 <= cfg.lens_layer < cfg.layers:
             raise ValueError(f"lens_layer must be an inner decoder layer, 1 to {cfg.layers - 1}, not {cfg.lens_layer}")
+        if cfg.route_weight and not 1 <= cfg.gather_layer < cfg.layers - 1:
+            raise ValueError(f"gather_layer must come before the last decoder layer (1 to {cfg.layers - 2}), not {cfg.gather_layer}")
         self.lm = LlamaForCausalLM(LlamaConfig(**cfg.text_config()))
         self.linear_1 = nn.Linear(vision_dim, cfg.hidden)
         self.linear_2 = nn.Linear(cfg.hidden, cfg.hidden)
@@ -143,22 +165,53 @@ class ChatNetwork(nn.Module):
         x = (features - self.feature_mean) / self.feature_std
         return self.linear_2(F.gelu(self.linear_1(x)))
 
-    def forward(
-        self, ids: Tensor, image_features: Tensor, attention_mask: Tensor, layer: int | None = None
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, ids: Tensor, image_features: Tensor, attention_mask: Tensor) -> Tensor:
         """Logits ``(batch, seq, vocab)``; ``image_features`` ``(n_image_tokens, d_vision)`` fill
-        the ``<image>`` positions of ``ids`` in order. With ``layer``, also the logit lens of that
-        decoder layer's output (final norm and tied output matrix, nostalgebraist 2020),
-        ``(batch, seq, vocab)``."""
+        the ``<image>`` positions of ``ids`` in order."""
+        return self.run(ids, image_features, attention_mask).logits
+
+    def run(self, ids: Tensor, image_features: Tensor, attention_mask: Tensor, layer: int | None = None,
+            queries: dict[int, tuple[Tensor, Tensor]] | None = None) -> Outputs:
+        """:class:`Outputs`: the logits; with ``layer``, the logit lens of that decoder layer's
+        output (final norm and tied output matrix, nostalgebraist 2020), ``(batch, seq, vocab)``;
+        with ``queries`` (decoder layer -> (rows, positions), ``(m,)`` each), head 0 of that layer
+        at those positions (:class:`Head`)."""
         embeds = self.lm.model.embed_tokens(ids)
         mask = ids == IMAGE_ID
         if image_features.shape[0]:
             embeds = embeds.masked_scatter(mask[..., None], self.project(image_features).to(embeds.dtype))
-        out = self.lm.model(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=layer is not None)
+        inputs: dict[int, tuple] = {}
+        hooks = [self.lm.model.layers[i].self_attn.register_forward_pre_hook(
+            lambda module, args, kwargs, i=i: inputs.__setitem__(i, (kwargs["hidden_states"], kwargs["position_embeddings"])),
+            with_kwargs=True) for i in queries or {}]
+        try:
+            out = self.lm.model(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=layer is not None)
+        finally:
+            for hook in hooks:
+                hook.remove()
         logits = self.lm.lm_head(out.last_hidden_state)
-        if layer is None:
-            return logits
-        return logits, self.lm.lm_head(self.lm.model.norm(out.hidden_states[layer]))
+        lens = None if layer is None else self.lm.lm_head(self.lm.model.norm(out.hidden_states[layer]))
+        heads = {i: self._head0(i, *inputs[i], *queries[i]) for i in queries or {}}
+        return Outputs(logits, lens, heads)
+
+    def _head0(self, layer: int, hidden: Tensor, rotary: tuple[Tensor, Tensor], rows: Tensor, positions: Tensor) -> Head:
+        """Head 0 of ``layer`` at ``(rows, positions)``, recomputed from the layer's normed input as
+        Llama computes it (rotary queries and keys, causal softmax): its attention weights and
+        what it writes to the residual stream (through its slice of ``o_proj``)."""
+        attention = self.lm.model.layers[layer].self_attn
+        d = attention.head_dim
+        cos, sin = (t.expand(hidden.shape[0], -1, -1) for t in rotary)
+
+        def rotate(x: Tensor, c: Tensor, s: Tensor) -> Tensor:
+            return x * c + torch.cat((-x[..., d // 2:], x[..., : d // 2]), -1) * s
+
+        q = rotate(F.linear(hidden[rows, positions], attention.q_proj.weight[:d]), cos[rows, positions], sin[rows, positions])  # (m, d)
+        k = rotate(F.linear(hidden[rows], attention.k_proj.weight[:d]), cos[rows], sin[rows])  # (m, seq, d)
+        scores = torch.einsum("md,msd->ms", q, k) * attention.scaling
+        future = torch.arange(hidden.shape[1])[None] > positions[:, None]
+        weights = scores.masked_fill(future, float("-inf")).softmax(-1)
+        values = F.linear(hidden[rows], attention.v_proj.weight[:d])  # (m, seq, d)
+        return Head(weights, F.linear(torch.einsum("ms,msd->md", weights, values), attention.o_proj.weight[:, :d]))
 
     @torch.no_grad()
     def resample_nonce(self, generator: torch.Generator) -> None:
@@ -241,17 +294,45 @@ def masked_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def batch_loss(network: ChatNetwork, batch: Batch, bank: FeatureBank, cfg: ChatTrainConfig) -> Tensor:
-    """Next-token loss on the replies, plus ``cfg.lens_weight`` times the lens loss: the latent
-    words of :class:`Batch` (:class:`~vlmkit.data.world_chat.Turn`), read through the logit lens
-    of decoder layer ``cfg.lens_layer``. Deep supervision (Lee et al. 2015) of the step that
-    yes/no, lettered choice and "same ?" replies are decided by but do not say: without it the
-    perceived attribute and the comparison that uses it must appear together, and in
-    ``embedded-chat`` they did not (docs/chat.md)."""
-    if not cfg.lens_weight or not len(batch.lens):
-        return masked_loss(network(batch.ids, bank.gather(batch.refs), batch.mask), batch.labels)
-    logits, lens_logits = network(batch.ids, bank.gather(batch.refs), batch.mask, layer=cfg.lens_layer)
-    rows, positions, words = batch.lens.T
-    return masked_loss(logits, batch.labels) + cfg.lens_weight * F.cross_entropy(lens_logits[rows, positions], words)
+    """Next-token loss on the replies, plus ``cfg.lens_weight`` times the lens loss and
+    ``cfg.route_weight`` times the route loss (:func:`attention_mass`).
+
+    The lens loss: the latent words of :class:`Batch` (:class:`~vlmkit.data.world_chat.Turn`),
+    read through the logit lens of decoder layer ``cfg.lens_layer``. Deep supervision (Lee et al.
+    2015) of the step that yes/no, lettered choice and "same ?" replies are decided by but do not
+    say: without it the perceived attribute and the comparison that uses it must appear
+    together, and in ``embedded-chat`` they did not (docs/chat.md)."""
+    lens_layer = cfg.lens_layer if cfg.lens_weight and len(batch.lens) else None
+    routes = batch.routes if cfg.route_weight and len(batch.routes) else batch.routes[:0]
+    layers = {kind: cfg.gather_layer if kind == GATHER else cfg.layers - 1 for kind in (GATHER, COPY)}
+    chosen = {kind: routes[routes[:, 4] == kind] for kind in layers}
+    queries = {layers[kind]: (r[:, 0], r[:, 1]) for kind, r in chosen.items() if len(r)}
+    out = network.run(batch.ids, bank.gather(batch.refs), batch.mask, layer=lens_layer, queries=queries)
+    loss = masked_loss(out.logits, batch.labels)
+    if lens_layer is not None:
+        rows, positions, words = batch.lens.T
+        loss = loss + cfg.lens_weight * F.cross_entropy(out.lens[rows, positions], words)
+    if queries:
+        masses = [attention_mass(out.heads[layers[kind]].weights, r[:, 2], r[:, 3]) for kind, r in chosen.items() if len(r)]
+        loss = loss - cfg.route_weight * torch.log(torch.cat(masses).clamp_min(1e-6)).mean()
+        copies = chosen[COPY]
+        if len(copies):  # the copy head's own output must name the label it attends to
+            copied = batch.ids[copies[:, 0], copies[:, 2]]
+            head_logits = network.lm.lm_head(network.lm.model.norm(out.heads[layers[COPY]].output))
+            loss = loss + cfg.route_weight * F.cross_entropy(head_logits, copied)
+    return loss
+
+
+def attention_mass(weights: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
+    """``(m,)``: how much of each row of ``weights`` ``(m, seq)`` falls on ``[start, end)``.
+
+    The route loss (``-log`` of it, in :func:`batch_loss`) supervises head 0 of two layers on the
+    routes of :func:`~vlmkit.models.embedded_chat_batches.attention_routes`: ``GATHER`` routes in
+    ``cfg.gather_layer``, ``COPY`` routes in the last layer. Supervised attention for the
+    induction circuit of in-context labelling, which the next-token loss alone never started in
+    embedded-chat (docs/chat.md)."""
+    columns = torch.arange(weights.shape[-1])
+    return (weights * ((columns >= starts[:, None]) & (columns < ends[:, None]))).sum(-1)
 
 
 @torch.no_grad()
