@@ -108,12 +108,17 @@ class _Block:
 
 def _block(passed: Tensor, err: Tensor, rows: Tensor, low: Tensor) -> _Block:
     """Atoms with ``low[i] <= P[row_i, j]`` for each of ``rows`` (ascending)."""
-    values = passed if rows.numel() == passed.shape[0] else passed.index_select(0, rows)
-    r, col, first = _at_least(values, low)
+    every = rows.numel() == passed.shape[0]  # all rows, in order (rows == arange)
+    values = passed if every else passed.index_select(0, rows)
+    flat = np.flatnonzero(values.numpy() >= low.numpy()[:, None])  # row-major: CSR order
+    m = passed.shape[1]
+    r, col = torch.from_numpy(flat // m), torch.from_numpy(flat % m)
+    first = torch.from_numpy(values.numpy().reshape(-1)[flat])
     crow = torch.zeros(rows.numel() + 1, dtype=torch.long)
     crow[1:] = torch.bincount(r, minlength=rows.numel()).cumsum(0)
-    owner = rows[r]
-    return _Block(rows, crow, col, first, owner, owner * passed.shape[1] + col, err[col])
+    owner = r if every else rows.index_select(0, r)
+    key = torch.from_numpy(flat) if every else owner * m + col  # owner * M + col
+    return _Block(rows, crow, col, first, owner, key, err.index_select(0, col))
 
 
 def _flat_where(mask: np.ndarray) -> Tensor:
