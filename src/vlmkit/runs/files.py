@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -34,8 +35,16 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def to_jsonable(value):
     """Convert numpy/torch scalars and arrays, paths and tuples to JSON types."""
+    kind = type(value)
+    if kind in _PLAIN:  # most leaves of a large result: answered before the slower checks below
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
