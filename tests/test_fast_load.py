@@ -96,3 +96,25 @@ def test_deferred_random_model_reads_the_vision_view_from_the_file(monkeypatch):
     model.set_vision_weights(view)  # an edit reaches the real model, and the fingerprint follows it
     assert model.fingerprint.startswith("random:clip-tiny@6+")
     assert torch.equal(model.vision_weights().ln_post.weight, view.ln_post.weight)
+
+
+def test_checkpoint_directory_loads_deferred_with_the_same_view(tmp_path):
+    """A checkpoint directory loads deferred: its vision weight view is read from model.safetensors
+    (equal to the built model's), and encoding builds the network, with the same embeddings."""
+    from vlmkit.models import load_model
+    from vlmkit.models.deferred import DeferredModel
+
+    model = random_models.build("clip-tiny", seed=7)
+    model.save(tmp_path / "ckpt")
+    loaded = load_model(str(tmp_path / "ckpt"))
+    assert isinstance(loaded, DeferredModel) and loaded._model is None
+    view, real = loaded.vision_weights(), model.vision_weights()
+    assert loaded._model is None
+    for ours, theirs in zip(view.layers, real.layers, strict=True):
+        assert all(torch.equal(getattr(ours, n), getattr(theirs, n)) for n in ("W_Q", "W_K", "W_V", "W_O", "b_V", "b_O"))
+        assert ours.ln1.eps == theirs.ln1.eps
+    assert torch.equal(view.proj, real.proj) and view.ln_post.eps == real.ln_post.eps
+    assert loaded.preprocess == model.preprocess
+    pixels = torch.rand(2, 3, 64, 64)
+    assert torch.equal(loaded.encode_images(pixels), model.encode_images(pixels))
+    assert loaded._model is not None

@@ -64,8 +64,37 @@ def load(source: str, device: str = "cpu"):
     adapter = family_class(family)
 
     name = source if Path(source).expanduser().is_dir() else f"hf:{source}"
+    fingerprint = dir_fingerprint(directory)
+
+    def build():
+        try:
+            with quiet_transformers():
+                return adapter.from_directory(directory, name=name, fingerprint=fingerprint, device=device)
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # RuntimeError: weights of the wrong shape
+            raise ModelNotFound(f"cannot load {source}: {first_line(exc)}; check that the directory holds a complete checkpoint") from exc
+
+    vision_config = config.get("vision_config")
+    weights = directory / "model.safetensors"
+    if device != "cpu" or not isinstance(vision_config, dict) or "num_attention_heads" not in vision_config or not _readable(weights):
+        return build()
+    from vlmkit.models import preprocess as pp
+    from vlmkit.models.deferred import DeferredModel
+
+    # deferred: the vision weight view is read from the file; the network is built on first other use
+    return DeferredModel(build, weights, adapter, vision_config, name=name, fingerprint=fingerprint,
+                         preprocess=pp.from_model_dir(directory, pp.preset(adapter.default_preprocess)))
+
+
+def _readable(weights: Path) -> bool:
+    """Whether ``weights`` is a safetensors file whose header reads (a damaged one is loaded at once,
+    so its error comes at load time as before)."""
+    if not weights.is_file():
+        return False
+    from safetensors import safe_open
+
     try:
-        with quiet_transformers():
-            return adapter.from_directory(directory, name=name, fingerprint=dir_fingerprint(directory), device=device)
-    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # RuntimeError: weights of the wrong shape
-        raise ModelNotFound(f"cannot load {source}: {first_line(exc)}; check that the directory holds a complete checkpoint") from exc
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+    except Exception:  # noqa: BLE001 - any failure: not deferred
+        return False
+    return True
