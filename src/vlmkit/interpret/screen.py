@@ -13,15 +13,17 @@ and the argmax needs ``<u, d_j>`` only where it can matter. Two bounds decide wh
   threshold ``tau`` (read off its row of ``P``, which stays in memory for the batch). For any
   other atom ``P(j) < tau`` and, by Cauchy-Schwarz, ``-<u, d_j> <= ||u|| ||d_j||``, so
   ``score(j) < tau + ||u|| max_j ||d_j||``. When that could beat the best candidate (the exact
-  score of the best approximate one), the target is screened over the whole dictionary with the
+  score of the one with the highest upper end, see below), the target is screened over the whole dictionary with the
   interval below instead of its list.
 * **Inside it (or the whole dictionary).** ``D`` is nearly low-rank (a text tower's embeddings are anisotropic), so with
   ``B`` the top-``r`` right singular vectors of ``D`` (orthonormal columns),
   ``<u, d_j> = <B^T u, B^T d_j> + <(I - BB^T) u, (I - BB^T) d_j>``; the first term costs ``r``
   multiply-adds per candidate (a sampled dense-dense product), the second is at most
-  ``rho * e_j`` with ``rho = ||(I - BB^T) u||`` and ``e_j = ||(I - BB^T) d_j||`` (precomputed). Every
-  candidate whose interval ``[approx - rho e_j, approx + rho e_j]`` reaches the largest lower end
-  is a *finalist*; finalists are scored exactly (``P(j) - <u, d_j>``, float32 products as in
+  ``rho * e_j`` with ``rho = ||(I - BB^T) u||`` and ``e_j = ||(I - BB^T) d_j||`` (precomputed), so
+  ``score(j) <= P(j) - <B^T u, B^T d_j> + rho e_j``, the candidate's upper end (one product of
+  ``r + 1`` multiply-adds: ``[B^T u, -rho]`` against ``[B^T d_j, e_j]``). The exact score of the
+  candidate with the highest upper end is a lower bound on the row's best; every candidate whose
+  upper end reaches it is a *finalist*; finalists are scored exactly (``P(j) - <u, d_j>``, float32 products as in
   direct rescoring) and the argmax (lowest index on ties, as ``torch.argmax``) is the argmax over
   the whole dictionary. A target with more finalists than a direct rescoring of its row costs is
   rescored directly (``P - u @ D^T``).
@@ -141,8 +143,8 @@ class CandidateScreen:
     """The exact argmax of ``P - u @ D^T`` per target, step after step, for one batch.
 
     Each row keeps one candidate list, the atoms with ``P >= tau`` (``tau``: the row's best
-    first-pass score minus the index's ``margin``). At each step the list's approximate scores give a lower
-    bound on the row's best score (the exact score of its best approximate candidate); when the
+    first-pass score minus the index's ``margin``). At each step the list's intervals give a lower
+    bound on the row's best score (the exact score of its candidate of highest upper end); when the
     bound on every atom off the list (``tau + ||u|| max ||d_j||``) stays below it, only the list's
     finalists are scored exactly. The other rows (about a quarter of them per step on a ViT-L/14)
     are screened over the whole dictionary with the same low-rank interval, which costs ``r``
