@@ -65,3 +65,14 @@ def test_bad_arguments():
         sparse_code(torch.randn(1, 4), torch.eye(4), method="lasso")
     with pytest.raises(ValueError, match="k must"):
         sparse_code(torch.randn(1, 4), torch.eye(4), k=5)
+
+
+def test_query_by_bmm_equals_multiply_and_sum():
+    """sparse_code forms COMP's query ``sum_t w_t d_t`` with bmm; it must give the bits of the
+    multiply-and-sum it replaced (the codes depend on them through the exact scores)."""
+    gen = torch.Generator().manual_seed(0)
+    chosen = torch.randn(512, 5, 768, generator=gen, dtype=torch.float64)
+    for step in range(1, 5):
+        weights = torch.randn(512, step, generator=gen, dtype=torch.float64)
+        want = (weights.unsqueeze(-1) * chosen[:, :step]).sum(1)
+        assert torch.equal(torch.bmm(weights.unsqueeze(1), chosen[:, :step]).squeeze(1), want)
