@@ -48,16 +48,35 @@ def shipped_network(cfg: T.ChatTrainConfig) -> T.ChatNetwork:
 
 @torch.no_grad()
 def route_masses(network: T.ChatNetwork, encoder: B.Encoder, bank: B.FeatureBank, examples: list, cfg) -> dict[str, float]:
-    """Mean attention mass on the gather and copy targets of ``examples`` (head 0 of each route's layer)."""
+    """Diagnostics of the copy on ``examples``: the mean attention mass on the gather and copy
+    targets (head 0 of each route's layer); how often the copy head's own output names the
+    label it should copy (``head_right``) and its norm; the cosine between the residual stream
+    at each context label, where the copy head reads, and that label's embedding
+    (``label_cos``); how often the model's reply is a nonce word at all (``final_nonce``)."""
     batch = encoder.batch(examples)
     routes = batch.routes
     layers = {B.GATHER: cfg.gather_layer, B.COPY: cfg.layers - 1}
     queries = {layers[k]: (routes[routes[:, 4] == k, 0], routes[routes[:, 4] == k, 1]) for k in layers}
+    residuals = []  # the last layer's input, where the copy head reads its values
+    hook = network.lm.model.layers[-1].register_forward_pre_hook(lambda module, args, kwargs: residuals.append(
+        args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
     out = network.run(batch.ids, bank.gather(batch.refs), batch.mask, queries=queries)
+    hook.remove()
     masses = {}
     for kind, name in ((B.GATHER, "gather"), (B.COPY, "copy")):
         r = routes[routes[:, 4] == kind]
         masses[name] = round(float(T.attention_mass(out.heads[layers[kind]].weights, r[:, 2], r[:, 3]).mean()), 3)
+    copies = routes[routes[:, 4] == B.COPY]
+    label = batch.ids[copies[:, 0], copies[:, 2]]
+    head = out.heads[layers[B.COPY]].output
+    masses["head_right"] = round(float((T.copy_logits(network, head).argmax(-1) == label).float().mean()), 3)
+    final = out.logits[copies[:, 0], copies[:, 1]]
+    masses["head_norm"] = round(float(head.norm(dim=-1).mean()), 2)
+    start, end = build.nonce_id_range()
+    at_labels = residuals[0][copies[:, 0], copies[:, 2]]
+    own = network.lm.model.embed_tokens.weight[label]
+    masses["label_cos"] = round(float(torch.nn.functional.cosine_similarity(at_labels, own).mean()), 3)
+    masses["final_nonce"] = round(float(((final.argmax(-1) >= start) & (final.argmax(-1) < end)).float().mean()), 3)
     return masses
 
 
@@ -68,12 +87,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--pool", type=int, default=1500)
+    parser.add_argument("--nonce-scale", type=float, default=1.0, help="norm of the random label embeddings")
     parser.add_argument("--short", type=int, default=16, help="short conversations per step (keep the other skills)")
     parser.add_argument("--work", type=Path, default=Path("runs/icl-routes-work"))
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    cfg = replace(T.ChatTrainConfig(), route_weight=args.route, pool=args.pool, count_pool=args.pool // 3)
+    cfg = replace(T.ChatTrainConfig(), route_weight=args.route, pool=args.pool, count_pool=args.pool // 3, nonce_scale=args.nonce_scale)
     network = shipped_network(cfg)
     optimizer = T._optimizer(network, cfg)
     encoder = B.Encoder(cfg.image_tokens())
@@ -96,7 +116,7 @@ def main() -> None:
     valid["text_icl"] = [wc.make_example("text_icl", valid_source, valid_rng, heldout_labels, icl_queries=1) for _ in range(96)]
     last = T.CURRICULUM[-1]
     start = time.time()
-    print(f"route weight {args.route}, lr {args.lr}, pool {args.pool}")
+    print(f"route weight {args.route}, lr {args.lr}, pool {args.pool}, nonce scale {args.nonce_scale}")
     for step in range(args.steps + 1):
         if step % args.every == 0:
             network.eval()

@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("chat")
     cfg = ChatTrainConfig(steps=4, pool=64, count_pool=16, valid_pool=16, valid_n=4, short_batch=8, icl_batch=4, scaffold_batch=8,
-                          lens_layer=1, eval_every=4, checkpoint_every=2, log_every=2, threads=1, hidden=32, layers=2, heads=2, mlp=64)
+                          lens_layer=1, eval_every=4, checkpoint_every=2, log_every=2, threads=1, hidden=32, layers=3, heads=2, mlp=64)
     lines: list[str] = []
     model_dir = train(cfg, out, log=lines.append)
     return cfg, out, model_dir, lines

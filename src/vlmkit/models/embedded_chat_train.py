@@ -58,10 +58,11 @@ class Stage:
 
 
 _PERCEIVE = {"color": 1, "shape": 1.5, "size": 0.5, "texture": 1, "position": 1, "background": 0.5, "name": 1, "count": 0.5}
-CURRICULUM = (  # perceive and verify; then choose and follow up; then label in context (docs/chat.md)
-    Stage(0.0, {**_PERCEIVE, "yesno": 3}, {"text_yesno": 1}),
-    Stage(0.3, {**_PERCEIVE, "yesno": 2, "mcq": 2.5, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1}),
-    Stage(0.6, {**_PERCEIVE, "yesno": 2, "mcq": 2, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, "echo": 1, "text_icl": 1}, 3),
+_COPY = {"echo": 0.5, "text_icl": 1}  # the copying scaffolds, from the start: they form the copy before the residual fills up
+CURRICULUM = (  # perceive, verify and copy; then choose, follow up and label in context (docs/chat.md)
+    Stage(0.0, {**_PERCEIVE, "yesno": 3}, {"text_yesno": 1, **_COPY}),
+    Stage(0.3, {**_PERCEIVE, "yesno": 2, "mcq": 2.5, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, **_COPY}, 3),
+    Stage(0.6, {**_PERCEIVE, "yesno": 2, "mcq": 2, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, **_COPY}, 3),
 )
 TRAIN_SEED = 0
 VALID_SEED = 1
@@ -102,7 +103,7 @@ class ChatTrainConfig:
     tower: str | None = None  # an embedded checkpoint directory; default: the shipped ``embedded``
     resample_nonce: bool = True  # fresh random nonce embeddings every step: no prior over label words, only copying
     nonce_scale: float = 1.0  # norm of the random nonce embeddings (tied: larger norms drown the real words' logits in noise)
-    route_weight: float = 0.0  # weight of the attention-route loss of in-context labelling (0: none; batch_loss)
+    route_weight: float = 1.0  # weight of the attention-route loss of in-context labelling (0: none; batch_loss)
     gather_layer: int = 1  # the layer whose head 0 gathers each labelled and each queried image; the last layer's head 0 copies
 
     def image_tokens(self) -> int:
@@ -316,11 +317,17 @@ def batch_loss(network: ChatNetwork, batch: Batch, bank: FeatureBank, cfg: ChatT
         masses = [attention_mass(out.heads[layers[kind]].weights, r[:, 2], r[:, 3]) for kind, r in chosen.items() if len(r)]
         loss = loss - cfg.route_weight * torch.log(torch.cat(masses).clamp_min(1e-6)).mean()
         copies = chosen[COPY]
-        if len(copies):  # the copy head's own output must name the label it attends to
+        if len(copies):  # the copy head's own output must name the label it attends to, and loudly
             copied = batch.ids[copies[:, 0], copies[:, 2]]
-            head_logits = network.lm.lm_head(network.lm.model.norm(out.heads[layers[COPY]].output))
-            loss = loss + cfg.route_weight * F.cross_entropy(head_logits, copied)
+            loss = loss + cfg.route_weight * F.cross_entropy(copy_logits(network, out.heads[layers[COPY]].output), copied)
     return loss
+
+
+def copy_logits(network: ChatNetwork, output: Tensor) -> Tensor:
+    """``(m, vocab)``: what a head's output ``(m, hidden)`` says through the final norm's gain and
+    the tied output matrix, unnormalised, so that the copy's loss also asks for a large output:
+    it must outweigh the rest of the residual stream at the reply."""
+    return network.lm.lm_head(output * network.lm.model.norm.weight)
 
 
 def attention_mass(weights: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
@@ -407,15 +414,19 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
         rng = np.random.default_rng([cfg.seed, step])
         source = wc.SceneSource(TRAIN_SEED, rng, pool=cfg.pool, count_pool=cfg.count_pool, pool_attributes=train_attrs)
         stage = stage_at(step, cfg)
-        kind = "icl" if stage.icl_every and step % stage.icl_every == stage.icl_every - 1 else "short"
-        examples = (draw_icl(cfg.icl_batch, source, rng, train_labels, cfg.icl_queries) if kind == "icl"
-                    else draw_examples(stage.short, cfg.short_batch, source, rng, train_labels, 3))
+        icl_step = bool(stage.icl_every) and step % stage.icl_every == stage.icl_every - 1
+        examples = draw_examples(stage.short, cfg.short_batch, source, rng, train_labels, 3)
+        episodes = draw_icl(cfg.icl_batch, source, rng, train_labels, cfg.icl_queries) if icl_step else []
         if cfg.resample_nonce:
             network.resample_nonce(torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = batch_loss(network, encoder.batch(examples), bank, cfg)
         value = float(loss.detach())
+        if episodes:  # in addition to the short batch, so the other skills see as many steps as before
+            icl = batch_loss(network, encoder.batch(episodes), bank, cfg)
+            ema["icl"] = float(icl.detach()) if "icl" not in ema else 0.95 * ema["icl"] + 0.05 * float(icl.detach())
+            loss = loss + icl
         if cfg.scaffold_batch and stage.scaffold:  # short text sequences: cheap, and dense enough for comparison to form
             scaffold_examples = draw_examples(stage.scaffold, cfg.scaffold_batch, source, rng, train_labels, 3)
             scaffold = batch_loss(network, encoder.batch(scaffold_examples), bank, cfg)
@@ -428,7 +439,7 @@ def train(cfg: ChatTrainConfig, out: str | Path, log=print) -> Path:
         torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
         optimizer.step()
         step += 1
-        ema[kind] = value if kind not in ema else 0.95 * ema[kind] + 0.05 * value
+        ema["short"] = value if "short" not in ema else 0.95 * ema["short"] + 0.05 * value
         if step % cfg.log_every == 0:
             rate = (time.time() - t0) / cfg.log_every
             t0 = time.time()
