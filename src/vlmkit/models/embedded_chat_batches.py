@@ -45,6 +45,7 @@ class Encoder:
         self.core = self.tokenizer.backend_tokenizer
         self.tokens_per_image = tokens_per_image
         self.word_ids = {word: i for i, word in enumerate(build.vocabulary())}
+        self.nonce = build.nonce_id_range()
 
     def encode(self, example: wc.Example, full: bool = True) -> tuple[list[int], list[int], list[wc.SceneRef], list[tuple[int, int]]]:
         turns = example.turns if full else example.prompt
@@ -75,7 +76,7 @@ class Encoder:
         return ids, labels, refs, lens
 
     def routes(self, ids: list[int], labels: list[int]) -> list[tuple[int, int, int, int]]:
-        return attention_routes(ids, labels, self.tokens_per_image, build.nonce_id_range())
+        return attention_routes(ids, labels, self.tokens_per_image, self.nonce)
 
     def batch(self, examples: list[wc.Example], full: bool = True) -> Batch:
         """The examples right-padded to their longest (see :class:`Batch`)."""
