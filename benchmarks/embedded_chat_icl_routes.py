@@ -47,37 +47,33 @@ def shipped_network(cfg: T.ChatTrainConfig) -> T.ChatNetwork:
 
 
 @torch.no_grad()
-def route_masses(network: T.ChatNetwork, encoder: B.Encoder, bank: B.FeatureBank, examples: list, cfg) -> dict[str, float]:
+def copy_diagnostics(network: T.ChatNetwork, encoder: B.Encoder, bank: B.FeatureBank, examples: list, cfg) -> dict[str, float]:
     """Diagnostics of the copy on ``examples``: the mean attention mass on the gather and copy
     targets (head 0 of each route's layer); how often the copy head's own output names the
     label it should copy (``head_right``) and its norm; the cosine between the residual stream
     at each context label, where the copy head reads, and that label's embedding
     (``label_cos``); how often the model's reply is a nonce word at all (``final_nonce``)."""
     batch = encoder.batch(examples)
-    routes = batch.routes
-    layers = {B.GATHER: cfg.gather_layer, B.COPY: cfg.layers - 1}
-    queries = {layers[k]: (routes[routes[:, 4] == k, 0], routes[routes[:, 4] == k, 1]) for k in layers}
+    routes = T.routes_by_layer(batch.routes, cfg)
     residuals = []  # the last layer's input, where the copy head reads its values
     hook = network.lm.model.layers[-1].register_forward_pre_hook(lambda module, args, kwargs: residuals.append(
         args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
-    out = network.run(batch.ids, bank.gather(batch.refs), batch.mask, queries=queries)
+    out = network.run(batch.ids, bank.gather(batch.refs), batch.mask, queries={i: (r[:, 0], r[:, 1]) for i, r in routes.items()})
     hook.remove()
-    masses = {}
-    for kind, name in ((B.GATHER, "gather"), (B.COPY, "copy")):
-        r = routes[routes[:, 4] == kind]
-        masses[name] = round(float(T.attention_mass(out.heads[layers[kind]].weights, r[:, 2], r[:, 3]).mean()), 3)
-    copies = routes[routes[:, 4] == B.COPY]
+    diagnostics = {name: round(float(T.attention_mass(out.heads[layer].weights, routes[layer][:, 2], routes[layer][:, 3]).mean()), 3)
+              for name, layer in (("gather", cfg.gather_layer), ("copy", cfg.layers - 1))}
+    copies = routes[cfg.layers - 1]
     label = batch.ids[copies[:, 0], copies[:, 2]]
-    head = out.heads[layers[B.COPY]].output
-    masses["head_right"] = round(float((T.copy_logits(network, head).argmax(-1) == label).float().mean()), 3)
+    head = out.heads[cfg.layers - 1].output
+    diagnostics["head_right"] = round(float((T.copy_logits(network, head).argmax(-1) == label).float().mean()), 3)
     final = out.logits[copies[:, 0], copies[:, 1]]
-    masses["head_norm"] = round(float(head.norm(dim=-1).mean()), 2)
+    diagnostics["head_norm"] = round(float(head.norm(dim=-1).mean()), 2)
     start, end = build.nonce_id_range()
     at_labels = residuals[0][copies[:, 0], copies[:, 2]]
     own = network.lm.model.embed_tokens.weight[label]
-    masses["label_cos"] = round(float(torch.nn.functional.cosine_similarity(at_labels, own).mean()), 3)
-    masses["final_nonce"] = round(float(((final.argmax(-1) >= start) & (final.argmax(-1) < end)).float().mean()), 3)
-    return masses
+    diagnostics["label_cos"] = round(float(torch.nn.functional.cosine_similarity(at_labels, own).mean()), 3)
+    diagnostics["final_nonce"] = round(float(((final.argmax(-1) >= start) & (final.argmax(-1) < end)).float().mean()), 3)
+    return diagnostics
 
 
 def main() -> None:
@@ -121,7 +117,7 @@ def main() -> None:
         if step % args.every == 0:
             network.eval()
             scores = {task: round(T.answer_accuracy(network, encoder, bank, examples), 3) for task, examples in valid.items()}
-            scores |= route_masses(network, encoder, bank, valid["icl4"][:32], cfg)
+            scores |= copy_diagnostics(network, encoder, bank, valid["icl4"][:32], cfg)
             network.train()
             print(f"step {step:4d}  {scores}  {time.time() - start:5.0f} s", flush=True)
         if step == args.steps:

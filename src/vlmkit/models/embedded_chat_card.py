@@ -35,7 +35,10 @@ def card(cfg, metrics: dict | None = None) -> str:
         "batch every step (yes/no and lettered choice on a described scene, repeating key-label pairs, text induction),",
         "in curriculum stages (`CURRICULUM`). Besides the next-token loss on replies, a lens loss supervises, at layer",
         f"{cfg.lens_layer} through the tied output matrix, the attribute word each reply is decided by (for yes/no and",
-        "lettered choice one it does not say) and each option's letter at its word.",
+        "lettered choice one it does not say) and each option's letter at its word."
+        + (f" A route loss supervises the attention of in-context labelling: head 0 of layer {cfg.gather_layer} gathers"
+           " each labelled and each queried image's first token, head 0 of the last layer attends to the label to copy,"
+           " and that head's own output must name it." if getattr(cfg, "route_weight", 0) else ""),
         "Command: `vlmkit world train-chat --out DIR` (settings below).", "",
         "```json", __import__("json").dumps(asdict(cfg), indent=1), "```", "",
     ]

@@ -58,9 +58,9 @@ class Stage:
 
 
 _PERCEIVE = {"color": 1, "shape": 1.5, "size": 0.5, "texture": 1, "position": 1, "background": 0.5, "name": 1, "count": 0.5}
-_COPY = {"echo": 0.5, "text_icl": 1}  # the copying scaffolds, from the start: they form the copy before the residual fills up
-CURRICULUM = (  # perceive, verify and copy; then choose, follow up and label in context (docs/chat.md)
-    Stage(0.0, {**_PERCEIVE, "yesno": 3}, {"text_yesno": 1, **_COPY}),
+_COPY = {"echo": 0.5, "text_icl": 1}  # the copying scaffolds
+CURRICULUM = (  # perceive and verify; then choose, follow up and label in context (docs/chat.md)
+    Stage(0.0, {**_PERCEIVE, "yesno": 3}, {"text_yesno": 1}),
     Stage(0.3, {**_PERCEIVE, "yesno": 2, "mcq": 2.5, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, **_COPY}, 3),
     Stage(0.6, {**_PERCEIVE, "yesno": 2, "mcq": 2, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, **_COPY}, 3),
 )
@@ -296,7 +296,7 @@ def masked_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 def batch_loss(network: ChatNetwork, batch: Batch, bank: FeatureBank, cfg: ChatTrainConfig) -> Tensor:
     """Next-token loss on the replies, plus ``cfg.lens_weight`` times the lens loss and
-    ``cfg.route_weight`` times the route loss (:func:`attention_mass`).
+    ``cfg.route_weight`` times the route loss (:func:`route_loss`).
 
     The lens loss: the latent words of :class:`Batch` (:class:`~vlmkit.data.world_chat.Turn`),
     read through the logit lens of decoder layer ``cfg.lens_layer``. Deep supervision (Lee et al.
@@ -304,22 +304,37 @@ def batch_loss(network: ChatNetwork, batch: Batch, bank: FeatureBank, cfg: ChatT
     say: without it the perceived attribute and the comparison that uses it must appear
     together, and in ``embedded-chat`` they did not (docs/chat.md)."""
     lens_layer = cfg.lens_layer if cfg.lens_weight and len(batch.lens) else None
-    routes = batch.routes if cfg.route_weight and len(batch.routes) else batch.routes[:0]
-    layers = {kind: cfg.gather_layer if kind == GATHER else cfg.layers - 1 for kind in (GATHER, COPY)}
-    chosen = {kind: routes[routes[:, 4] == kind] for kind in layers}
-    queries = {layers[kind]: (r[:, 0], r[:, 1]) for kind, r in chosen.items() if len(r)}
+    routes = routes_by_layer(batch.routes, cfg) if cfg.route_weight else {}
+    queries = {layer: (r[:, 0], r[:, 1]) for layer, r in routes.items()}
     out = network.run(batch.ids, bank.gather(batch.refs), batch.mask, layer=lens_layer, queries=queries)
     loss = masked_loss(out.logits, batch.labels)
     if lens_layer is not None:
         rows, positions, words = batch.lens.T
         loss = loss + cfg.lens_weight * F.cross_entropy(out.lens[rows, positions], words)
-    if queries:
-        masses = [attention_mass(out.heads[layers[kind]].weights, r[:, 2], r[:, 3]) for kind, r in chosen.items() if len(r)]
-        loss = loss - cfg.route_weight * torch.log(torch.cat(masses).clamp_min(1e-6)).mean()
-        copies = chosen[COPY]
-        if len(copies):  # the copy head's own output must name the label it attends to, and loudly
-            copied = batch.ids[copies[:, 0], copies[:, 2]]
-            loss = loss + cfg.route_weight * F.cross_entropy(copy_logits(network, out.heads[layers[COPY]].output), copied)
+    if routes:
+        loss = loss + cfg.route_weight * route_loss(network, batch, out, routes, cfg)
+    return loss
+
+
+def routes_by_layer(routes: Tensor, cfg: ChatTrainConfig) -> dict[int, Tensor]:
+    """The rows of ``routes`` (:attr:`Batch.routes`) by the layer whose head 0 they supervise:
+    ``GATHER`` routes in ``cfg.gather_layer``, ``COPY`` routes in the last layer (none if empty)."""
+    layers = {GATHER: cfg.gather_layer, COPY: cfg.layers - 1}
+    return {layer: routes[routes[:, 4] == kind] for kind, layer in layers.items() if (routes[:, 4] == kind).any()}
+
+
+def route_loss(network: ChatNetwork, batch: Batch, out: Outputs, routes: dict[int, Tensor], cfg: ChatTrainConfig) -> Tensor:
+    """Supervised attention for the induction circuit of in-context labelling, which the
+    next-token loss alone never started in embedded-chat (docs/chat.md): the mean ``-log`` of the
+    attention mass each route's head puts on its target (:func:`attention_mass`), plus the
+    cross-entropy of the copy head's own output (:func:`copy_logits`) against the label it should
+    copy. ``routes`` from :func:`routes_by_layer`; ``out`` from :meth:`ChatNetwork.run` with them."""
+    masses = torch.cat([attention_mass(out.heads[layer].weights, r[:, 2], r[:, 3]) for layer, r in routes.items()])
+    loss = -torch.log(masses.clamp_min(1e-6)).mean()
+    copies = routes.get(cfg.layers - 1)
+    if copies is not None:
+        labels = batch.ids[copies[:, 0], copies[:, 2]]
+        loss = loss + F.cross_entropy(copy_logits(network, out.heads[cfg.layers - 1].output), labels)
     return loss
 
 
@@ -331,13 +346,7 @@ def copy_logits(network: ChatNetwork, output: Tensor) -> Tensor:
 
 
 def attention_mass(weights: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
-    """``(m,)``: how much of each row of ``weights`` ``(m, seq)`` falls on ``[start, end)``.
-
-    The route loss (``-log`` of it, in :func:`batch_loss`) supervises head 0 of two layers on the
-    routes of :func:`~vlmkit.models.embedded_chat_batches.attention_routes`: ``GATHER`` routes in
-    ``cfg.gather_layer``, ``COPY`` routes in the last layer. Supervised attention for the
-    induction circuit of in-context labelling, which the next-token loss alone never started in
-    embedded-chat (docs/chat.md)."""
+    """``(m,)``: how much of each row of ``weights`` ``(m, seq)`` falls on ``[start, end)``."""
     columns = torch.arange(weights.shape[-1])
     return (weights * ((columns >= starts[:, None]) & (columns < ends[:, None]))).sum(-1)
 
