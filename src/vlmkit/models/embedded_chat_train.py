@@ -58,9 +58,9 @@ class Stage:
 
 
 _PERCEIVE = {"color": 1, "shape": 1.5, "size": 0.5, "texture": 1, "position": 1, "background": 0.5, "name": 1, "count": 0.5}
-_COPY = {"echo": 0.5, "text_icl": 1}  # the copying scaffolds
-CURRICULUM = (  # perceive and verify; then choose, follow up and label in context (docs/chat.md)
-    Stage(0.0, {**_PERCEIVE, "yesno": 3}, {"text_yesno": 1}),
+_COPY = {"echo": 0.5, "text_icl": 1}  # the copying scaffolds, from the start: they form the copy before the residual fills up
+CURRICULUM = (  # perceive, verify and copy; then choose, follow up and label in context (docs/chat.md)
+    Stage(0.0, {**_PERCEIVE, "yesno": 3}, {"text_yesno": 1, **_COPY}),
     Stage(0.3, {**_PERCEIVE, "yesno": 2, "mcq": 2.5, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, **_COPY}, 3),
     Stage(0.6, {**_PERCEIVE, "yesno": 2, "mcq": 2, "multiturn": 2}, {"text_yesno": 1, "text_mcq": 1, **_COPY}, 3),
 )
@@ -339,10 +339,10 @@ def route_loss(network: ChatNetwork, batch: Batch, out: Outputs, routes: dict[in
 
 
 def copy_logits(network: ChatNetwork, output: Tensor) -> Tensor:
-    """``(m, vocab)``: what a head's output ``(m, hidden)`` says through the final norm's gain and
-    the tied output matrix, unnormalised, so that the copy's loss also asks for a large output:
-    it must outweigh the rest of the residual stream at the reply."""
-    return network.lm.lm_head(output * network.lm.model.norm.weight)
+    """``(m, vocab)``: what a head's output ``(m, hidden)`` says through the final norm and the
+    tied output matrix (its logit lens; scale-free, so the loss does not make the head loud where
+    other replies need the residual stream)."""
+    return network.lm.lm_head(network.lm.model.norm(output))
 
 
 def attention_mass(weights: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
