@@ -8,11 +8,13 @@ decided by (for yes/no and lettered choice one it does not say: the perceived co
 "no", the value behind a letter) is also supervised at an intermediate layer (:func:`batch_loss`).
 The data follow a curriculum (``CURRICULUM``): each step has a *short* batch (attribute
 questions, naming, counting and yes/no first; lettered choice and follow-up turns from 30% of
-the run) or, from 60%, every third step an *ICL* batch (k-way one-shot labelling episodes with
+the run), from 30% every third step also an *ICL* batch (k-way one-shot labelling episodes with
 novel labels, several query turns each, every answer supervised), plus a text-only *scaffold*
-batch, cheap without images: yes/no and lettered choice on a described scene, then repeating
-key-label pairs and text induction (``benchmarks/induction_scaffold.py``: gapped induction forms
-only beside the adjacent form).
+batch, cheap without images: yes/no on a described scene, repeating key-label pairs and text
+induction from the start, lettered choice on a described scene from 30%. A *route* loss
+supervises the attention of in-context labelling (:func:`route_loss`): a gather head brings each
+labelled and each queried image to the label and the reply, a copy head attends to the label to
+give and names it.
 
 In-context learning with novel labels needs things a word-level model does not give for free
 (see ``docs/chat.md``): labels are nonce words from a reserved pool (never a real word); their
