@@ -75,7 +75,9 @@ def load(source: str, device: str = "cpu"):
 
     vision_config = config.get("vision_config")
     weights = directory / "model.safetensors"
-    if device != "cpu" or not isinstance(vision_config, dict) or "num_attention_heads" not in vision_config or not _readable(weights):
+    # families with their own preprocessing (no default preset, e.g. embedded) are built at once
+    deferrable = device == "cpu" and adapter.default_preprocess and isinstance(vision_config, dict)
+    if not deferrable or "num_attention_heads" not in vision_config or not _readable(weights):
         return build()
     from vlmkit.models import preprocess as pp
     from vlmkit.models.deferred import DeferredModel
