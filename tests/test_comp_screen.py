@@ -78,13 +78,15 @@ def _case(kind: str, seed: int, n: int = 128, m: int = 1000, d: int = 64):
     return F.normalize(targets, dim=-1), dictionary
 
 
+@pytest.mark.parametrize("first_pass", ["float32", "bfloat16"])
 @pytest.mark.parametrize("kind", ["planted", "random", "correlated"])
 @pytest.mark.parametrize("method,lam", [("comp", 0.3), ("comp", 0.5), ("omp", 0.3), ("mp", 0.3), ("topk", 0.3)])
-def test_screened_codes_equal_direct_codes(kind, method, lam):
+def test_screened_codes_equal_direct_codes(kind, method, lam, first_pass):
     targets, dictionary = _case(kind, seed=len(kind) + int(10 * lam))
     k = 5
     want_idx, want_coef = _direct_sparse_code(targets, dictionary, k=k, lam=lam, method=method)
-    got_idx, got_coef = sparse_code(targets, dictionary, k=k, lam=lam, method=method)
+    index = ScreenIndex(dictionary, first_pass=first_pass)
+    got_idx, got_coef = sparse_code(targets, dictionary, k=k, lam=lam, method=method, index=index)
     assert torch.equal(got_idx, want_idx)
     assert torch.allclose(got_coef, want_coef, atol=1e-5, rtol=0)
 
@@ -100,6 +102,29 @@ def test_one_index_shared_across_calls_gives_the_codes_of_fresh_ones():
     assert torch.equal(torch.cat([first[0], second[0]]), want[0])
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 40.0])
+def test_the_bfloat16_pass_stays_within_its_bound(scale):
+    """``|P~ - P| <= slack`` against float64 products, for targets of any norm and atoms of a
+    correlated dictionary (large scores, where bfloat16's output rounding is largest); and the
+    bound is useful: about 0.006 per unit of target norm, a tenth of the lists' margin."""
+    gen = torch.Generator().manual_seed(int(scale * 10))
+    targets, dictionary = _case("correlated", seed=4, n=256, m=3000, d=768)
+    targets = targets * scale * (0.5 + torch.rand(256, 1, generator=gen))
+    targets[:32] = dictionary[:32] * scale  # scores of 1 (times the scale): the largest possible
+    index = ScreenIndex(dictionary, first_pass="bfloat16")
+    passed, slack = index.first_pass(targets)
+    exact = targets.double() @ dictionary.double().T
+    error = (passed.double() - exact).abs().amax(1)
+    assert (error <= slack.double()).all()
+    assert (slack <= 0.008 * targets.norm(dim=1) + 2e-5).all()
+    assert (error > 0).any()  # it is not a float32 pass in disguise
+
+
+def test_unknown_first_pass_is_refused():
+    with pytest.raises(ValueError, match="first_pass"):
+        ScreenIndex(torch.eye(4), first_pass="int8")
+
+
 def _near_duplicates(seed: int, n: int = 96, groups: int = 40, size: int = 8, d: int = 48):
     """Adversarial for the bounds: tight groups of near-identical atoms, so COMP's coherence term
     lifts the neighbours of a chosen atom far above their first-pass rank (off the candidate list)."""
@@ -110,14 +135,15 @@ def _near_duplicates(seed: int, n: int = 96, groups: int = 40, size: int = 8, d:
     return targets, dictionary
 
 
+@pytest.mark.parametrize("first_pass", ["float32", "bfloat16"])
 @pytest.mark.parametrize("rank,margin", [(32, 0.0), (1, 0.06), (4, 10.0), (64, 0.02)])
 @pytest.mark.parametrize("method,lam", [("comp", 0.3), ("comp", 1.0), ("omp", 0.0), ("mp", 0.0)])
-def test_adversarial_bounds_still_give_the_direct_codes(rank, margin, method, lam):
+def test_adversarial_bounds_still_give_the_direct_codes(rank, margin, method, lam, first_pass):
     """margin 0 keeps only each row's best atom on the list (the whole-dictionary fallback runs at
     every step); rank 1 makes the low-rank intervals wide (many finalists); margin 10 puts every
     atom on the list; rank 64 > d is exact low rank."""
     targets, dictionary = _near_duplicates(seed=rank + int(100 * margin))
-    index = ScreenIndex(dictionary, rank=rank, margin=margin)
+    index = ScreenIndex(dictionary, rank=rank, margin=margin, first_pass=first_pass)
     want = _direct_sparse_code(targets, dictionary, k=5, lam=lam, method=method)
     got = sparse_code(targets, dictionary, k=5, lam=lam, method=method, index=index)
     assert torch.equal(got[0], want[0])
@@ -139,27 +165,32 @@ def test_targets_in_the_atoms_span_are_rescored_densely_with_the_same_codes(dens
         want = _direct_sparse_code(targets, dictionary, k=5, method=method)
         got = sparse_code(targets, dictionary, k=5, method=method, index=index)
         assert torch.equal(got[0], want[0]) and torch.allclose(got[1], want[1], atol=1e-5, rtol=0)
-    screen = CandidateScreen(targets @ dictionary.T, index)
+    screen = CandidateScreen(targets, index)
     screen.select_first()
     screen.select(torch.randn(64, 40, generator=gen, dtype=torch.float64))
     if dense_limit == 0:
         assert screen.dense_rows == 64
 
 
-def test_the_fallback_runs_where_the_list_cannot_certify():
+@pytest.mark.parametrize("first_pass", ["float32", "bfloat16"])
+def test_the_fallback_runs_where_the_list_cannot_certify(first_pass):
+    """margin 0: a float32 pass lists each row's best atom alone (a bfloat16 one also its ties
+    after rounding); a pull towards the chosen atom's group needs the whole dictionary."""
     targets, dictionary = _near_duplicates(seed=5)
     passed = targets @ dictionary.T
-    screen = CandidateScreen(passed.clone(), ScreenIndex(dictionary, margin=0.0))
+    screen = CandidateScreen(targets, ScreenIndex(dictionary, margin=0.0, first_pass=first_pass))
     first = screen.select_first()
     u = -0.5 * dictionary[first].double()  # a pure coherence pull towards the chosen atom's group
     got = screen.select(u)
-    assert screen.widened > 0 and screen.candidates == len(targets)
+    assert screen.widened > 0 and screen.candidates <= 1.1 * len(targets)
+    assert first_pass == "bfloat16" or screen.candidates == len(targets)
     want = (passed - (u.float() @ dictionary.T)).scatter(1, first.unsqueeze(1), float("-inf")).argmax(1)
     assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize("first_pass", ["float32", "bfloat16"])
 @pytest.mark.parametrize("margin", [0.0, 0.05, 1.0])
-def test_select_is_the_dense_argmax_with_ties_broken_like_torch(margin):
+def test_select_is_the_dense_argmax_with_ties_broken_like_torch(margin, first_pass):
     """Random queries over a dictionary with exact duplicate atoms (exact ties): the lowest index
     wins, as in ``torch.argmax`` over the dense scores."""
     gen = torch.Generator().manual_seed(2)
@@ -167,7 +198,7 @@ def test_select_is_the_dense_argmax_with_ties_broken_like_torch(margin):
     dictionary = torch.cat([base, base[:50]])  # atoms 150-199 duplicate 0-49
     targets = F.normalize(torch.randn(64, 24, generator=gen), dim=-1)
     passed = targets @ dictionary.T
-    screen = CandidateScreen(passed.clone(), ScreenIndex(dictionary, rank=8, margin=margin))
+    screen = CandidateScreen(targets, ScreenIndex(dictionary, rank=8, margin=margin, first_pass=first_pass))
     taken = [screen.select_first()]
     for _ in range(3):
         u = 0.3 * torch.randn(64, 24, generator=gen, dtype=torch.float64)

@@ -70,7 +70,8 @@ def sparse_code(
 ) -> tuple[Tensor, Tensor]:
     """Explain each target with ``k`` dictionary atoms and non-negative coefficients.
 
-    The targets meet the dictionary in one ``(N, M)`` product; every later selection step finds
+    The targets meet the dictionary in one ``(N, M)`` product (in bfloat16 with a bound on its
+    error where the CPU has it natively, see :meth:`ScreenIndex.first_pass`); every selection finds
     the argmax of ``residual + lam * mean_S`` against ``D`` exactly by screening
     (:mod:`vlmkit.interpret.screen`): bounds decide which few scores to compute, so the codes are
     those of rescoring against the whole dictionary at every step (tested against that direct form
@@ -93,9 +94,8 @@ def sparse_code(
     if not 1 <= k <= dictionary.shape[0]:
         raise ValueError(f"k must lie in [1, {dictionary.shape[0]}], got {k}")
     targets, dictionary = targets.float(), dictionary.float()
-    passed = targets @ dictionary.T  # (N, M): the one full pass
     if method == "topk":
-        indices = passed.topk(k, dim=1).indices
+        indices = (targets @ dictionary.T).topk(k, dim=1).indices
         return indices, nnls(dictionary[indices], targets)
     lam = lam if method == "comp" else 0.0
     n = targets.shape[0]
@@ -106,7 +106,7 @@ def sparse_code(
     normal = torch.zeros(n, k, k, dtype=torch.float64)  # their A A^T, grown a row per step
     rhs = torch.zeros(n, k, dtype=torch.float64)  # A p
     targets64 = targets.double()
-    screen = CandidateScreen(passed, index if index is not None else ScreenIndex(dictionary))
+    screen = CandidateScreen(targets, index if index is not None else ScreenIndex(dictionary))  # the one full pass
     for step in range(k):
         if step == 0:
             indices[:, 0] = screen.select_first()
