@@ -60,12 +60,15 @@ PASSES = ("auto", "bfloat16", "float32")
 
 
 def bfloat16_is_fast() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 / AMX through oneDNN); elsewhere
-    torch emulates it, slower than float32."""
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX, through oneDNN). On
+    plain AVX-512 oneDNN emulates it, 3-4x slower than float32; ``torch.ops.mkldnn.
+    _is_mkldnn_bf16_supported`` says yes there too, so the instruction sets are read instead."""
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        capabilities = torch.cpu.get_capabilities()
     except (AttributeError, RuntimeError):
         return False
+    native = capabilities.get("avx512_bf16", False) or capabilities.get("amx_bf16", False)
+    return bool(native and torch.backends.mkldnn.is_available())
 
 
 class ScreenIndex:
