@@ -5,8 +5,9 @@
 
 1. Warm-up (skipped with ``--no-warm``): one ``vlmkit sith`` run that fills the caches (drawn
    random weights, vocabulary embeddings, image mean, MiniLM concept vectors); not timed.
-2. The floor: every explained vector scored once against the whole dictionary, i.e. the
-   ``(vectors x 768) @ (768 x concepts)`` products in batches of 1,024 (the size SITH uses), timed
+2. The floor: every explained vector scored once against the whole dictionary, i.e. the float32
+   ``(vectors x 768) @ (768 x concepts)`` products in batches of 1,024 (the size SITH uses; SITH
+   itself makes this pass in bfloat16 where the CPU has it, see docs/sith.md), timed
    in this process just before and just after the CLI run (the machine is shared; both are
    reported and the ratios use their mean), as wall time and as CPU time of this process.
 3. The CLI: ``vlmkit sith --model M --layers L --vocab V --k K --out DIR`` in a subprocess under
