@@ -48,6 +48,9 @@ def sith_cmd(
     if out is None:
         raise UserError("give --out DIR for the result (or a subcommand: vlmkit sith compare --help)")
     values = {name: value for name, value in locals().items() if name != "ctx"}
+    from vlmkit.runs.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # a score matrix per batch: reuse its pages instead of mapping fresh ones
     run_job("vlmkit.interpret.sith_run", "SithOptions", "run_sith", values)
 
 
