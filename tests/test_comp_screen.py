@@ -112,12 +112,13 @@ def test_the_bfloat16_pass_stays_within_its_bound(scale):
     targets = targets * scale * (0.5 + torch.rand(256, 1, generator=gen))
     targets[:32] = dictionary[:32] * scale  # scores of 1 (times the scale): the largest possible
     index = ScreenIndex(dictionary, first_pass="bfloat16")
-    passed, slack = index.first_pass(targets)
+    passed, slack, best, first = index.first_pass(targets)
     exact = targets.double() @ dictionary.double().T
     error = (passed.double() - exact).abs().amax(1)
     assert (error <= slack.double()).all()
     assert (slack <= 0.008 * targets.norm(dim=1) + 2e-5).all()
     assert (error > 0).any()  # it is not a float32 pass in disguise
+    assert torch.equal(best, passed.max(1).values) and torch.equal(first, passed.argmax(1))
 
 
 def test_unknown_first_pass_is_refused():

@@ -4,6 +4,7 @@ keys) and a browsable report.html."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -102,6 +103,12 @@ def _mean(values) -> float | None:
     return round(float(values[torch.isfinite(values)].mean()), 4)
 
 
+def _rounded(value: float, digits: int) -> float | None:
+    """``round``, with NaN (a code without two active concepts has no coherence) as null: the
+    result then holds JSON values only, and json's encoder writes it alone, without a walk in Python."""
+    return None if math.isnan(value) else round(value, digits)
+
+
 def build_result(model_name, vocab, n_concepts, cfg, mean_info, explanations, coherences, concepts) -> dict:
     layers = []
     for e, coh in zip(explanations, coherences, strict=True):
@@ -117,7 +124,7 @@ def build_result(model_name, vocab, n_concepts, cfg, mean_info, explanations, co
                     "j": j,
                     "sigma": round(sigma[h][j], 5),
                     "fidelity": round(fid[h * r + j], 4),
-                    "coherence": None if coh_list is None else round(coh_list[h * r + j], 4),
+                    "coherence": None if coh_list is None else _rounded(coh_list[h * r + j], 4),
                     "concepts": [[concepts[i], round(c, 4)] for i, c in zip(indices[h * r + j], scores[h * r + j], strict=True)],
                 }
                 for j in range(r)
