@@ -19,6 +19,8 @@ def _external_references(page: str) -> list[str]:
     lambda: plots.grouped_bars(["x", "y"], {"m1": [0.1, 0.2], "m2": [0.3, 0.4]}),
     lambda: plots.lines({"h0": [3.0, 2.0, 1.0], "h1": [2.5, 1.5, 0.2]}, log_y=True),
     lambda: plots.scatter([0, 1, 2], [1, 0, 2], groups=["a", "b", "a"]),
+    lambda: plots.scatter([0, 1, 2], [1, 0, 2], shade=[0, 5, 11], shade_label="layer"),
+    lambda: plots.lines({"l0": [3.0, 2.0], "l1": [2.5, 1.5], "l2": [2.0, 1.0]}, shade=[0, 1, 2], shade_label="layer"),
     lambda: plots.pr_curves({"m": ([0.0, 0.5, 1.0], [1.0, 1.0, 0.5])}),
     lambda: html.sparkline([5.0, 3.0, 1.0]),
 ])
@@ -32,6 +34,16 @@ def test_charts_are_inline_svg_and_deterministic(chart):
 def test_text_stays_text_in_the_svg():
     svg = plots.bars(["circle", "square"], [0.25, 0.75])
     assert "circle" in svg and "0.750" in svg  # svg.fonttype none: labels are <text>, not glyph paths
+
+
+def test_shaded_charts_have_a_colour_bar_instead_of_a_legend_and_many_points_are_one_raster():
+    gen = np.random.default_rng(0)
+    few = plots.scatter(gen.random(50), gen.random(50), shade=np.arange(50) % 24, shade_label="layer")
+    many = plots.scatter(gen.random(5000), gen.random(5000), shade=np.arange(5000) % 24, shade_label="layer")
+    for svg in (few, many):
+        assert ">layer<" in svg and 'id="legend' not in svg  # the colour bar's label; no legend
+    # the colour bar's gradient is one image; the 5,000 markers are one more, not 5,000 paths
+    assert few.count("<image") == 1 and many.count("<image") == 2
 
 
 def test_precision_recall_by_hand():

@@ -163,7 +163,8 @@ def _spectra(layers: list[dict]) -> list[str]:
         sigmas = torch.tensor([[v["sigma"] for v in head["vectors"]] for head in layer["heads"]])
         medians[f"layer {layer['layer']}"] = sigmas.median(0).values.tolist()
     return [plots.lines(medians, caption="each layer's median over heads of the singular values of the value-output matrices "
-                        "(every head's in result.json)", xlabel="singular index j", ylabel="sigma_j", log_y=True, width=8.4, height=4.0)]
+                        "(every head's in result.json)", xlabel="singular index j", ylabel="sigma_j", log_y=True, width=8.4, height=4.0,
+                        shade=[layer["layer"] for layer in layers], shade_label="layer")]
 
 
 def report(result: dict) -> str:
@@ -181,7 +182,8 @@ def report(result: dict) -> str:
     shown = [v for layer in layers for head in layer["heads"] for v in head["vectors"][:REPORT_VECTORS]]
     scatter = plots.scatter(
         [v["sigma"] for v in shown], [v["fidelity"] for v in shown],
-        groups=[f"layer {layer['layer']}" for layer in layers for head in layer["heads"] for _ in head["vectors"][:REPORT_VECTORS]],
+        shade=[layer["layer"] for layer in layers for head in layer["heads"] for _ in head["vectors"][:REPORT_VECTORS]],
+        shade_label="layer",
         xlabel="sigma_j",
         ylabel="fidelity",
         caption=f"fidelity of each head's top {REPORT_VECTORS} singular vectors' explanations against their singular values",

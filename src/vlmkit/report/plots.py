@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+RASTER_POINTS = 2000  # a shaded scatter of more points is drawn as one embedded PNG (each SVG marker costs ~0.1 ms)
 _RC = {
     "svg.hashsalt": "vlmkit", "svg.fonttype": "none", "font.size": 8, "font.family": "sans-serif",
     "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 9, "legend.fontsize": 7, "legend.frameon": False,
@@ -97,38 +98,72 @@ def grouped_bars(labels: Sequence[str], series: Mapping[str, Sequence[float]], *
     return _caption(_draw(width, 2.8, paint), caption)
 
 
+def _colourbar(ax, mappable, label: str) -> None:
+    bar = ax.figure.colorbar(mappable, ax=ax, pad=0.02, fraction=0.05)
+    bar.set_label(label)
+
+
 def lines(series: Mapping[str, Sequence[float]], *, x: Sequence[float] | None = None, caption: str = "", xlabel: str = "",
-          ylabel: str = "", log_y: bool = False, width: float = 5.0, height: float = 2.4, legend: bool = True) -> str:
-    """One line per series (spectra, training curves); ``x`` defaults to 0, 1, 2, ..."""
+          ylabel: str = "", log_y: bool = False, width: float = 5.0, height: float = 2.4, legend: bool = True,
+          shade: Sequence[float] | None = None, shade_label: str = "") -> str:
+    """One line per series (spectra, training curves); ``x`` defaults to 0, 1, 2, ...
+
+    ``shade``: one number per series (e.g. its layer); the lines then take their colours from a
+    sequential colour map with a colour bar labelled ``shade_label`` instead of a legend, which
+    stays readable for dozens of ordered series (a legend's ten colours repeat)."""
 
     def paint(ax):
+        colours = _shades(shade) if shade is not None else None
         for i, (name, values) in enumerate(series.items()):
             xs = np.arange(len(values)) if x is None else np.asarray(x, float)
-            ax.plot(xs, [float(v) for v in values], label=name, color=COLOURS[i % len(COLOURS)], linewidth=1.1)
+            colour = colours[i] if colours is not None else COLOURS[i % len(COLOURS)]
+            ax.plot(xs, [float(v) for v in values], label=name, color=colour, linewidth=1.1)
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        if legend and len(series) > 1:
+        if shade is not None:
+            _colourbar(ax, _shade_scale(shade), shade_label)
+        elif legend and len(series) > 1:
             ax.legend(ncols=min(len(series), 4))
 
     return _caption(_draw(width, height, paint, compact=height < 1.0), caption)
 
 
+def _shade_scale(values: Sequence[float]):
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    values = np.asarray(values, float)
+    return ScalarMappable(Normalize(values.min(), max(values.max(), values.min() + 1e-12)), "viridis")
+
+
+def _shades(values: Sequence[float]) -> np.ndarray:
+    return _shade_scale(values).to_rgba(np.asarray(values, float))
+
+
 def scatter(x: Sequence[float], y: Sequence[float], *, groups: Sequence[str] | None = None, caption: str = "", xlabel: str = "",
-            ylabel: str = "", width: float = 4.5, height: float = 3.2) -> str:
-    """A scatter plot, coloured by ``groups`` when given."""
+            ylabel: str = "", width: float = 4.5, height: float = 3.2, shade: Sequence[float] | None = None,
+            shade_label: str = "") -> str:
+    """A scatter plot, coloured by ``groups`` (a legend) or by ``shade`` (one number per point,
+    e.g. its layer: a sequential colour map with a colour bar labelled ``shade_label``, one
+    collection however many values)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
 
     def paint(ax):
-        names = sorted(set(groups)) if groups is not None else [""]
-        for i, name in enumerate(names):
-            mask = np.ones(len(x), bool) if groups is None else np.asarray([g == name for g in groups])
-            ax.scatter(x[mask], y[mask], s=8, alpha=0.7, color=COLOURS[i % len(COLOURS)], label=name or None, linewidths=0)
+        if shade is not None:
+            points = ax.scatter(x, y, s=8, alpha=0.7, c=np.asarray(shade, float), cmap="viridis", linewidths=0,
+                                rasterized=len(x) > RASTER_POINTS)
+            _colourbar(ax, points, shade_label)
+        else:
+            names = sorted(set(groups)) if groups is not None else [""]
+            for i, name in enumerate(names):
+                mask = np.ones(len(x), bool) if groups is None else np.asarray([g == name for g in groups])
+                ax.scatter(x[mask], y[mask], s=8, alpha=0.7, color=COLOURS[i % len(COLOURS)], label=name or None, linewidths=0)
+            if groups is not None and len(names) > 1:
+                ax.legend(markerscale=2)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        if groups is not None and len(names) > 1:
-            ax.legend(markerscale=2)
 
     return _caption(_draw(width, height, paint), caption)
 
