@@ -19,6 +19,8 @@
    the CPU-time ratio is the steadier one: waiting for a core counts in wall time only. Both
    sides run with the same number of threads (``--threads``, default torch's), and the load
    average before and after is reported.
+   Beside it, ``import_torch_s``: the median wall time of ``python -c "import torch"`` over three
+   runs, a fixed cost of every CLI run that no algorithm changes.
 4. With ``--reference``: the run's codes against an ``arrays.npz`` written by another vlmkit
    version (e.g. before the screened scoring): supports must be equal, coefficients within 1e-5.
 5. Non-negative OMP (COMP with lambda = 0) against scikit-learn's ``OrthogonalMatchingPursuit``
@@ -72,6 +74,16 @@ def cli(args, out: Path) -> tuple[float, dict]:
     # what run.json does not time: interpreter start and imports, arrays.npz, writing report.html/run.json/result.json
     facts["rest_s"] = round(wall - timings["total"], 2)
     return wall, facts
+
+
+def import_torch_seconds(runs: int = 3) -> float:
+    """Median wall seconds of a fresh interpreter importing torch (part of every CLI run)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 def floor_seconds(targets: torch.Tensor, atoms: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
@@ -198,6 +210,7 @@ def main() -> None:
         report |= {"floor_before_s": round(before[0], 2), "cli_wall_s": round(wall, 2), "floor_after_s": round(after[0], 2),
                    "cli_over_floor": round(wall / floor, 2), "floor_cpu_before_s": round(before[1], 2),
                    "floor_cpu_after_s": round(after[1], 2), **facts, "load_average_after": round(os.getloadavg()[0], 1)}
+        report["import_torch_s"] = round(import_torch_seconds(), 2)
         if "cli_cpu_s" in facts:
             report["cli_cpu_over_floor_cpu"] = round(facts["cli_cpu_s"] / floor_cpu, 2)
         if args.reference:
