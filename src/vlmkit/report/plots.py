@@ -112,8 +112,12 @@ def lines(series: Mapping[str, Sequence[float]], *, x: Sequence[float] | None = 
     sequential colour map with a colour bar labelled ``shade_label`` instead of a legend, which
     stays readable for dozens of ordered series (a legend's ten colours repeat)."""
 
+    if shade is not None and len(shade) != len(series):
+        raise ValueError(f"shade gives {len(shade)} numbers for {len(series)} series")
+
     def paint(ax):
-        colours = _shades(shade) if shade is not None else None
+        scale = _shade_scale(shade) if shade is not None else None
+        colours = scale.to_rgba(np.asarray(shade, float)) if scale is not None else None
         for i, (name, values) in enumerate(series.items()):
             xs = np.arange(len(values)) if x is None else np.asarray(x, float)
             colour = colours[i] if colours is not None else COLOURS[i % len(COLOURS)]
@@ -122,8 +126,8 @@ def lines(series: Mapping[str, Sequence[float]], *, x: Sequence[float] | None = 
             ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        if shade is not None:
-            _colourbar(ax, _shade_scale(shade), shade_label)
+        if scale is not None:
+            _colourbar(ax, scale, shade_label)
         elif legend and len(series) > 1:
             ax.legend(ncols=min(len(series), 4))
 
@@ -135,11 +139,7 @@ def _shade_scale(values: Sequence[float]):
     from matplotlib.colors import Normalize
 
     values = np.asarray(values, float)
-    return ScalarMappable(Normalize(values.min(), max(values.max(), values.min() + 1e-12)), "viridis")
-
-
-def _shades(values: Sequence[float]) -> np.ndarray:
-    return _shade_scale(values).to_rgba(np.asarray(values, float))
+    return ScalarMappable(Normalize(values.min(), values.max()), "viridis")  # matplotlib widens a zero range itself
 
 
 def scatter(x: Sequence[float], y: Sequence[float], *, groups: Sequence[str] | None = None, caption: str = "", xlabel: str = "",
@@ -149,6 +149,9 @@ def scatter(x: Sequence[float], y: Sequence[float], *, groups: Sequence[str] | N
     e.g. its layer: a sequential colour map with a colour bar labelled ``shade_label``, one
     collection however many values)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if shade is not None and (groups is not None or len(shade) != len(x)):
+        raise ValueError("give shade (one number per point) or groups, not both" if groups is not None
+                         else f"shade gives {len(shade)} numbers for {len(x)} points")
 
     def paint(ax):
         if shade is not None:
