@@ -122,7 +122,8 @@ def _report(result: dict) -> str:
                     for head in layer["heads"]
                     for v in head["vectors"]
                 ],
-                groups=[f"layer {layer['layer']}" for layer in result["layers"] for head in layer["heads"] for _ in head["vectors"]],
+                shade=[layer["layer"] for layer in result["layers"] for head in layer["heads"] for _ in head["vectors"]],
+                shade_label="layer",
                 xlabel="matched |cos| (1: the direction is kept)",
                 ylabel="dsigma / sigma",
                 caption="each singular vector: how far it turned (x) and how much its singular value changed (y)",
