@@ -69,6 +69,7 @@ def cli(args, out: Path) -> tuple[float, dict]:
     cpu = [float(m.group(1)) for m in re.finditer(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr)]
     if len(cpu) == 2:
         facts["cli_cpu_s"] = round(sum(cpu), 2)
+        facts["cli_system_s"] = round(cpu[1], 2)  # kernel time: page faults of fresh allocations show here
     timings = json.loads((out / "run.json").read_text())["timings_s"]
     facts["run_json_timings_s"] = timings
     # what run.json does not time: interpreter start and imports, arrays.npz, writing report.html/run.json/result.json
