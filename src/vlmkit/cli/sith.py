@@ -8,6 +8,7 @@ import typer
 
 from vlmkit.cli.common import BatchOpt, CacheDirOpt, CacheOpt, DeviceOpt, ModelOpt, SeedOpt, run_job
 from vlmkit.errors import UserError
+from vlmkit.runs.memory import reuse_freed_memory
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, invoke_without_command=True)
 
@@ -48,8 +49,6 @@ def sith_cmd(
     if out is None:
         raise UserError("give --out DIR for the result (or a subcommand: vlmkit sith compare --help)")
     values = {name: value for name, value in locals().items() if name != "ctx"}
-    from vlmkit.runs.memory import reuse_freed_memory
-
     reuse_freed_memory()  # a score matrix per batch: reuse its pages instead of mapping fresh ones
     run_job("vlmkit.interpret.sith_run", "SithOptions", "run_sith", values)
 
@@ -75,4 +74,5 @@ def compare_cmd(
     """Match each head's singular vectors between a base and a fine-tuned model (Hungarian on |cos|)."""
     values = dict(locals())
     values["model"] = values.pop("base")
+    reuse_freed_memory()  # SITH on both models: as above
     run_job("vlmkit.interpret.compare_run", "CompareOptions", "run_compare", values)
