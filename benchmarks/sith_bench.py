@@ -12,7 +12,8 @@
    reported and the ratios use their mean), as wall time and as CPU time of this process.
 3. The CLI: ``vlmkit sith --model M --layers L --vocab V --k K --out DIR`` in a subprocess under
    ``/usr/bin/time -v``: wall time (from this process, Python start to exit), CPU time (user +
-   system), peak resident memory, and the split the run records in ``run.json`` (load and
+   system; the system part also apart, where page faults of fresh allocations show), peak
+   resident memory, and the split the run records in ``run.json`` (load and
    weight view, vocabulary, image mean, decomposition, coherence, building result and report;
    wall), and ``rest_s``: the wall time ``run.json`` does not cover (interpreter start, imports,
    writing the files). On a machine shared with other jobs
