@@ -10,8 +10,8 @@ fidelity. A piece's time includes the pieces it calls (``first_pass`` includes t
 ``CandidateScreen.select`` its ``_wide``, ``_upper``, ``_lower`` and ``_exact``), so the lines do
 not add up. Prints one line per piece, seconds of wall time, largest first, then the screen's
 counts per batch of 1,024 vectors (candidates on the lists per vector, rows screened over the
-whole dictionary and exact scores per later step, step one's exact scores counted in). The process keeps freed memory in the heap,
-as ``vlmkit sith`` does.
+whole dictionary and exact scores per later step, step one's exact scores counted in). The
+process keeps freed memory in the heap, as ``vlmkit sith`` does.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+SHADE_MAP = "viridis"  # the sequential colour map of shaded charts
 RASTER_POINTS = 2000  # a shaded scatter of more points is drawn as one embedded PNG (each SVG marker costs ~0.1 ms)
 _RC = {
     "svg.hashsalt": "vlmkit", "svg.fonttype": "none", "font.size": 8, "font.family": "sans-serif",
@@ -139,7 +140,7 @@ def _shade_scale(values: Sequence[float]):
     from matplotlib.colors import Normalize
 
     values = np.asarray(values, float)
-    return ScalarMappable(Normalize(values.min(), values.max()), "viridis")  # matplotlib widens a zero range itself
+    return ScalarMappable(Normalize(values.min(), values.max()), SHADE_MAP)  # matplotlib widens a zero range itself
 
 
 def scatter(x: Sequence[float], y: Sequence[float], *, groups: Sequence[str] | None = None, caption: str = "", xlabel: str = "",
@@ -155,7 +156,7 @@ def scatter(x: Sequence[float], y: Sequence[float], *, groups: Sequence[str] | N
 
     def paint(ax):
         if shade is not None:
-            points = ax.scatter(x, y, s=8, alpha=0.7, c=np.asarray(shade, float), cmap="viridis", linewidths=0,
+            points = ax.scatter(x, y, s=8, alpha=0.7, c=np.asarray(shade, float), cmap=SHADE_MAP, linewidths=0,
                                 rasterized=len(x) > RASTER_POINTS)
             _colourbar(ax, points, shade_label)
         else:

@@ -3,9 +3,9 @@
 glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap``
 and returns it on ``free``, so a loop that allocates an ``(N, M)`` score matrix per batch pays the
 kernel to zero and map those pages again each time (SITH on a ViT-L/14: 3.7 s of system time in
-a 25.6 s run, 1.0 s with this policy, ``benchmarks/sith_bench.py``). :func:`reuse_freed_memory` keeps freed memory in the
-heap for the next allocation instead; peak resident memory is unchanged (it is what the largest
-live set needs).
+a 25.6 s run, 1.0 s with this policy, ``benchmarks/sith_bench.py``). :func:`reuse_freed_memory`
+keeps freed memory in the heap for the next allocation instead; peak resident memory stays what
+the largest live set needs.
 """
 
 from __future__ import annotations
