@@ -73,14 +73,24 @@ def main() -> None:
     timed(sith, "fidelity", "fidelity (map back)")
     timed(sith, "ScreenIndex", "screening index")
 
-    screens = []
+    counts: collections.Counter = collections.Counter()  # the screens' counts, read when each is done
     opened = screen.CandidateScreen.__init__
+    coded = sith.sparse_code
+    live = []
 
     def keep(self, *a, **k):
         opened(self, *a, **k)
-        screens.append(self)
+        live.append(self)
+
+    def count(*a, **k):
+        out = coded(*a, **k)
+        for s in live:  # read, then let the batch's screen go: keeping 24 score matrices alive would grow the heap
+            counts.update(rows=s.targets.shape[0], candidates=s.candidates, widened=s.widened, finalists=s.finalists)
+        live.clear()
+        return out
 
     screen.CandidateScreen.__init__ = keep
+    sith.sparse_code = count
 
     cache = EmbeddingCache()
     model = load_model(args.model)
@@ -93,12 +103,10 @@ def main() -> None:
     seconds["explain (everything)"] = time.perf_counter() - start
     for label, value in seconds.most_common():
         print(f"{value:8.3f} s  {label}")
-    steps = sith.SithConfig().k - 1
-    rows = sum(s.targets.shape[0] for s in screens)
-    print(f"per vector: {sum(s.candidates for s in screens) / rows:.0f} list candidates; per later step and 1,024 vectors: "
-          f"{1024 * sum(s.widened for s in screens) / rows / steps:.0f} rows over the whole dictionary, "
-          f"{1024 * sum(s.finalists for s in screens) / rows / steps:.0f} exact scores (step one's counted in)")
-
+    steps, rows = sith.SithConfig().k - 1, counts["rows"]
+    print(f"per vector: {counts['candidates'] / rows:.0f} list candidates; per later step and 1,024 vectors: "
+          f"{1024 * counts['widened'] / rows / steps:.0f} rows over the whole dictionary, "
+          f"{1024 * counts['finalists'] / rows / steps:.0f} exact scores (step one's counted in)")
 
 if __name__ == "__main__":
     main()
