@@ -14,16 +14,20 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+GATHER_TIMEOUT = 5.0
+
 
 @dataclass
 class Reply:
-    """What the server does for one request: wait ``delay`` s, then send ``status``, ``headers``
-    and ``body`` (a dict is sent as JSON; a str as is)."""
+    """What the server does for one request: wait until ``gather`` requests are in flight (at most
+    ``GATHER_TIMEOUT`` s: a client that sends one at a time is seen, not hung), then ``delay`` s,
+    then send ``status``, ``headers`` and ``body`` (a dict is sent as JSON; a str as is)."""
 
     status: int = 200
     body: dict | str | None = None
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    gather: int = 0
 
 
 def completion(content, *, refusal=None, logprobs=None) -> dict:
@@ -56,6 +60,7 @@ class FakeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified whenever a request arrives
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
@@ -66,7 +71,10 @@ class FakeServer:
             self.times.append(time.monotonic())
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+            self._arrived.notify_all()
+            reply = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+            self._arrived.wait_for(lambda: self.max_in_flight >= reply.gather, timeout=GATHER_TIMEOUT)
+            return reply
 
     def _handler(self):
         server = self

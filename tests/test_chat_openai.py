@@ -66,12 +66,14 @@ def test_payload_has_only_the_portable_fields_and_images_as_png_data_urls():
 
 
 def test_answers_come_back_in_order_with_bounded_concurrency():
-    with FakeServer([Reply(body="ECHO", delay=0.3)]) as server:
+    # every reply waits until three requests have been in flight at once: parallelism is seen
+    # however slowly the client's threads start on a loaded machine
+    with FakeServer([Reply(body="ECHO", delay=0.05, gather=3)]) as server:
         model = served(server.url, concurrency=3)
         questions = [f"q{i}" for i in range(9)]
         answers = model.generate([ask(q) for q in questions])
     assert answers == [f"echo: {q}" for q in questions]
-    assert 1 < server.max_in_flight <= 3  # parallel, and never more than asked
+    assert server.max_in_flight == 3  # parallel, and never more than asked
 
 
 def test_null_content_is_the_empty_answer_and_a_refusal_is_the_answer():
