@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlmkit.errors import UnsupportedError
+from vlmkit.errors import UnsupportedError, UserError
 from vlmkit.models import chat as c
 from vlmkit.models.chat_numpy import ImagePreprocessor, NumpyLlavaChat, eos_ids
 from vlmkit.models.chat_registry import embedded_chat_dir, load_chat_model
@@ -293,3 +293,10 @@ def test_the_exported_directory_answers_in_plain_transformers_as_vlmkit_chat_doe
         for answer in plain.generate(conversations[start : start + 8], max_new_tokens=12)
     ]
     assert ours == theirs
+
+
+def test_decoding_settings_no_backend_can_honour_are_refused_alike(tiny, conversations):
+    for model in tiny:
+        for settings in ({"max_new_tokens": 0}, {"temperature": -0.5}):
+            with pytest.raises(UserError, match="max_new_tokens must be >= 1 and temperature >= 0"):
+                model.generate(conversations[:1], **settings)

@@ -126,6 +126,13 @@ def check_conversations(conversations: Iterable[Conversation]) -> list[list[Mess
     return checked
 
 
+def check_generation(max_new_tokens: int, temperature: float) -> None:
+    """One-line error for decoding settings no backend can honour (every backend checks them
+    before any work, so a bad setting fails the same way whatever answers)."""
+    if max_new_tokens < 1 or temperature < 0:
+        raise UserError(f"max_new_tokens must be >= 1 and temperature >= 0 (got {max_new_tokens} and {temperature})")
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """A large multimodal model (or a text LLM: a ChatModel without ``"images"``).

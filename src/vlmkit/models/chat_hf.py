@@ -20,6 +20,7 @@ from vlmkit.models.chat import (
     Conversation,
     Message,
     check_conversations,
+    check_generation,
     check_images_allowed,
     conversation_images,
     open_image,
@@ -186,6 +187,7 @@ class HFChatModel:
     ) -> list[str]:
         conversations = check_conversations(conversations)
         check_images_allowed(self, conversations)
+        check_generation(max_new_tokens, temperature)
         answers: list[str | None] = [None] * len(conversations)
         # conversations with and without images go in separate batches: processors expect one or the other
         groups: dict[bool, list[int]] = {}

@@ -30,7 +30,16 @@ import numpy as np
 from PIL import Image
 
 from vlmkit.errors import UnsupportedError, UserError
-from vlmkit.models.chat import Conversation, Message, check_conversations, check_images_allowed, conversation_images, open_image, require
+from vlmkit.models.chat import (
+    Conversation,
+    Message,
+    check_conversations,
+    check_generation,
+    check_images_allowed,
+    conversation_images,
+    open_image,
+    require,
+)
 from vlmkit.models.llava_checkpoint import parse_config, read_weights
 from vlmkit.models.llava_numpy import LlavaNumpy
 from vlmkit.models.numpy_ops import F32, log_softmax, softmax
@@ -355,6 +364,7 @@ class NumpyLlavaChat:
     ) -> list[str]:
         conversations = check_conversations(conversations)
         check_images_allowed(self, conversations)
+        check_generation(max_new_tokens, temperature)
         answers: list[str | None] = [None] * len(conversations)
         groups: dict[bool, list[int]] = {}  # with and without images apart, as the HF backend batches them
         for index, conversation in enumerate(conversations):

@@ -47,6 +47,7 @@ from vlmkit.models.chat import (
     Conversation,
     Message,
     check_conversations,
+    check_generation,
     check_images_allowed,
     conversation_key,
     open_image,
@@ -341,8 +342,7 @@ class OpenAIChatModel:
         """
         conversations = check_conversations(conversations)
         check_images_allowed(self, conversations)
-        if max_new_tokens < 1 or temperature < 0:
-            raise UserError("max_new_tokens must be >= 1 and temperature >= 0")
+        check_generation(max_new_tokens, temperature)
         keys = [self.cache_key(c, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed) for c in conversations]
         answers: dict[str, str] = self.cache.get_many(keys) if self.cache is not None else {}
         todo = {key: conversation for key, conversation in zip(keys, conversations, strict=True) if key not in answers}
