@@ -182,3 +182,54 @@ def test_sft_cli_resumes_and_writes_a_loadable_checkpoint(tmp_path):
     resumed = finetune(load_chat_model("random:llava-tiny"), convs, config, work=tmp_path / "w1")
     assert resumed["resumed_at"] == 4 and len(resumed["losses"]) == 2
     assert resumed["losses"] == pytest.approx(full["losses"][4:], rel=1e-4)
+
+
+def test_a_bad_image_met_midway_keeps_the_saved_progress_and_the_rerun_resumes(tmp_path, monkeypatch, capsys):
+    """A fresh --out is removed on a user error, except the progress a long run has saved: the
+    error says where it is, and the same command resumes from it once the image is fixed."""
+    from vlmkit.cli.main import main
+    from vlmkit.models import chat_hf
+
+    data = write_colour_data(tmp_path, n=4)
+    out = tmp_path / "run"
+    args = ["sft", "--model", "random:llava-tiny", "--data", str(data), "--out", str(out), "--mode", "projector",
+            "--batch-size", "1", "--max-steps", "4", "--save-every", "1"]
+    real, broken = chat_hf.open_image, []
+
+    def open_breaking_one_after_a_save(image):
+        if not broken and (out / "work").is_dir() and any((out / "work").iterdir()):
+            broken.append(Path(image))
+            broken[0].write_bytes(b"not a png")  # a file goes bad once the run has saved progress
+        return real(image)
+
+    monkeypatch.setattr(chat_hf, "open_image", open_breaking_one_after_a_save)
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and broken[0].name in line and f"kept in {out / 'work'}" in line and "resume" in line
+    assert [p.name for p in out.iterdir()] == ["work"] and any((out / "work").iterdir())
+    Image.new("RGB", (32, 32), COLOURS["red"]).save(broken[0])  # fixed
+    monkeypatch.setattr(chat_hf, "open_image", real)
+    main(args)
+    result = json.loads((out / "result.json").read_text())
+    assert (result["resumed_at"], result["steps"]) == (1, 4) and not (out / "work").exists()
+
+
+def test_a_bad_image_before_any_saved_progress_leaves_no_out(tmp_path, monkeypatch):
+    from vlmkit.cli.main import main
+    from vlmkit.models import chat_hf
+
+    data = write_colour_data(tmp_path, n=2)
+    out = tmp_path / "run"
+    real = chat_hf.open_image
+
+    def open_broken(image):
+        Path(image).write_bytes(b"")
+        return real(image)
+
+    monkeypatch.setattr(chat_hf, "open_image", open_broken)
+    with pytest.raises(SystemExit) as info:
+        main(["sft", "--model", "random:llava-tiny", "--data", str(data), "--out", str(out), "--mode", "projector",
+              "--batch-size", "1", "--max-steps", "2", "--save-every", "1"])
+    assert info.value.code == 2 and not out.exists()

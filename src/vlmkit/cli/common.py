@@ -43,15 +43,27 @@ def run_job(module: str, options: str, runner: str, values: dict) -> None:
         done(getattr(job, runner)(opts))
 
 
+PROGRESS = "work"  # the folder in ``--out`` where resumable training commands keep their saved progress
+
+
 @contextmanager
 def removing_fresh_out(out: Path | None):
     """Run the body; when it raises a :class:`UserError` (a bad file found while working), remove
     ``out`` if this command created it, so nothing half-written is left. A folder that existed
-    before (a run being resumed) is left as it is."""
+    before (a run being resumed) is left as it is. When the fresh folder's ``work/`` already holds
+    saved progress (a long training run that met a bad image midway), only ``work/`` is kept and
+    the error says so: fixing the file and running the same command again resumes from it."""
     fresh = out is not None and not Path(out).exists()
     try:
         yield
-    except UserError:
+    except UserError as exc:
         if fresh:
-            shutil.rmtree(out, ignore_errors=True)
+            progress = Path(out) / PROGRESS
+            if progress.is_dir() and any(progress.iterdir()):
+                for entry in Path(out).iterdir():
+                    if entry != progress:
+                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                exc.args = (f"{exc}; the progress so far is kept in {progress}: fix this and run the same command again to resume",)
+            else:
+                shutil.rmtree(out, ignore_errors=True)
         raise

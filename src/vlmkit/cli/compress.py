@@ -75,6 +75,7 @@ def sft_cmd(
     max_steps: int | None = typer.Option(None, help="stop after this many steps"),
     batch_size: int = typer.Option(8, help="conversations per step"),
     lora_rank: int = typer.Option(16, help="LoRA rank"),
+    save_every: int = typer.Option(50, help="save the training state every this many steps (a stopped run resumes from it)"),
     seed: int = typer.Option(0, help="seed of data order, sampling and initialisation"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
@@ -84,7 +85,8 @@ def sft_cmd(
     from vlmkit.runs.options import build_options
 
     config = build_options(
-        SFTConfig, mode=mode, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_rank=lora_rank, seed=seed
+        SFTConfig, mode=mode, lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lora_rank=lora_rank,
+        save_every=save_every, seed=seed,
     )
     with removing_fresh_out(out):
         run_sft(model, data, out, config, device=device)

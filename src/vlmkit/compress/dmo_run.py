@@ -21,6 +21,7 @@ from vlmkit.compress import dmo
 from vlmkit.compress.merge_run import LORA_EXCLUDE, build_config, merge
 from vlmkit.compress.sft import SFTConfig
 from vlmkit.compress.suite import evaluate, load_suite
+from vlmkit.data.conversations import load_conversations
 from vlmkit.errors import UserError
 from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.record import Run
@@ -71,7 +72,6 @@ def _train_mixed(opts: DMOOptions, mixture: dict[str, float], out: Path) -> Path
     import numpy as np
 
     from vlmkit.compress.sft import finetune
-    from vlmkit.data.conversations import load_conversations
     from vlmkit.models.chat_registry import load_chat_model
 
     rng = np.random.default_rng(opts.seed)
@@ -101,6 +101,8 @@ def run_dmo(opts: DMOOptions) -> Path:
     grid = dmo.mixtures(list(opts.experts), opts.n_domains, opts.seed if opts.grid_seed is None else opts.grid_seed)
     _check(opts, grid)
     suite = load_suite(opts.suite)
+    for file in (opts.train_mixtures or {}).values():  # read once now: a bad training file stops the run before any merging
+        load_conversations(file)
     work = opts.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     scores_path = work / "scores.json"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vlmkit.data.conversations import load_conversations
 from vlmkit.errors import DatasetError
-from vlmkit.models.chat import Message
+from vlmkit.models.chat import Message, conversation_images, open_image
 from vlmkit.runs.readers import read_json
 
 ARTICLES = ("a ", "an ", "the ")
@@ -41,12 +41,17 @@ def split_reference(conversation: list[Message]) -> tuple[list[Message], str]:
 
 
 def load_suite(path: str | Path) -> dict[str, list[tuple[list[Message], str]]]:
-    """``{benchmark: [(prompt, reference), ...]}`` from a suite file."""
+    """``{benchmark: [(prompt, reference), ...]}`` from a suite file; every image is checked to
+    decode (an evaluation suite is small: one decode each costs far less than the runs it feeds)."""
     path = Path(path)
     spec = read_json(path, "evaluation suite", "write a JSON object mapping benchmark names to conversation files", schema=dict[str, str])
     if not spec:
         raise DatasetError(f"{path} names no benchmark; map at least one name to a conversation file")
-    return {name: [split_reference(c) for c in load_conversations(path.parent / file)] for name, file in spec.items()}
+    suite = {name: [split_reference(c) for c in load_conversations(path.parent / file)] for name, file in spec.items()}
+    every_image = dict.fromkeys(image for items in suite.values() for prompt, _ in items for image in conversation_images(prompt))
+    for image in every_image:  # decoded once now: a broken image stops the run before any merging, training or scoring
+        open_image(image)
+    return suite
 
 
 def evaluate(model, suite: dict[str, Sequence[tuple[list[Message], str]]], *, max_new_tokens: int = 16) -> dict[str, float]:
