@@ -201,3 +201,20 @@ def test_reference_control_with_scripted_model(release):
     assert all(run_reference(model, episodes))
     assert published.environments(release, "MVP-N")[0].reference_frame().size == (32, 32)
     assert world_environments("camera", 1, seed=0)[0].reference_frame().size == (96, 96)
+
+
+def test_the_informative_occlusion_frame_shows_the_object_alone():
+    """Four moves either way take the occluder out of view: the reference frame is the scene
+    without it, every other frame has the block over part of the scene."""
+    import numpy as np
+
+    from vlmkit.proactive import world as pw
+
+    for index, env in enumerate(world_environments("occlusion", 4, seed=3)):
+        rng = np.random.default_rng([3, pw.WORLD_SCENARIOS.index("occlusion"), index])
+        obj, background = pw._object(rng)
+        scene = np.asarray(pw._base(obj, background, rng))
+        frames = [np.asarray(env.source.open(env.entry["image_template"].format(image=k))) for k in range(pw.OCCLUDER_FRAMES)]
+        reference = env.entry["reference_image"]
+        assert np.array_equal(frames[reference], scene)
+        assert all(not np.array_equal(frame, scene) for k, frame in enumerate(frames) if k != reference)

@@ -6,7 +6,7 @@ exercised; frames are rendered in memory (:class:`WorldSource`). The object is o
 near the centre; the question asks for its shape; the categories are four shape names (one right).
 
 - ``occlusion`` (ROD format): a grey block covers the object in frame 0; moving it left or right
-  slides it (8 frames, circular); the object is fully visible after 4 moves either way.
+  slides it (8 frames, circular); after 4 moves either way it has left the view.
 - ``corruption`` (ImageNet-C format): blur, noise, darkening or contrast loss at severity 5..1;
   one enhancement matches the corruption, three do not (choosing one ends the episode).
 - ``camera`` (COCO format): a crop window shows a strip of the scene (moves) or its centre
@@ -145,7 +145,10 @@ def _occlusion(index, obj, base, rng, source):
     template = f"occlusion/{index}/{{image}}.png"
     for k in range(OCCLUDER_FRAMES):
         shift = k if k <= OCCLUDER_FRAMES // 2 else k - OCCLUDER_FRAMES
-        source.frames[template.format(image=k)] = occluded(base, obj, shift)
+        # the fourth move either way takes the occluder out of view: the informative frame shows the
+        # object alone (slid by one more step, the block's edge would stay in the frame, a second object)
+        reference = k == OCCLUDER_FRAMES // 2
+        source.frames[template.format(image=k)] = base.copy() if reference else occluded(base, obj, shift)
     options = ["Move the occluding object to the left.", "Move the occluding object to the right.", ABSTAIN]
     return {
         **rec,
