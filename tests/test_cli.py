@@ -134,3 +134,38 @@ def test_usage_errors_exit_2_without_traceback(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "No such option" in err and "Traceback" not in err
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "FILE"], "is a file"),
+        (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", ""], "--out was given an empty value"),
+        (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out="], "--out was given an empty value"),
+        (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "/proc/vlmkit-out"], "cannot write under /proc"),
+        (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "OUT", "--cache-dir", "FILE"], "invalid --cache-dir"),
+        (["embed", "--model", "", "--texts", "TEXTS", "--out", "OUT"], "--model was given an empty value"),
+        (["world", "generate", "--n", "4", "--seed", "-1", "--out", "OUT"], "(see vlmkit world generate --help)"),
+        (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--batch-size", "abc", "--out", "OUT"], "--batch-size"),
+        (["edit", "--model", "embedded", "--vocab", "world", "--suppress", "red", "--factor", "nan", "--out", "OUT"], "invalid --factor"),
+        (["edit", "--model", "embedded", "--vocab", "world", "--suppress", "", "--out", "OUT"], "needs at least one concept"),
+        (["merge", "--method", "linear", "--models", "A,B", "--weights", "1,-1", "--out", "OUT"], "do not sum to 0"),
+        (["merge", "--models", "A,B", "--base", "A", "--weights", "0.5,nan", "--out", "OUT"], "finite"),
+    ],
+    ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "cache-dir-is-a-file", "model-empty", "seed-negative",
+         "not-a-number",
+         "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight"],
+)
+def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, args, says):
+    (tmp_path / "texts.txt").write_text("a red square\n")
+    (tmp_path / "afile").write_text("not a folder")
+    values = {"TEXTS": tmp_path / "texts.txt", "FILE": tmp_path / "afile", "OUT": tmp_path / "out", "A": tmp_path, "B": tmp_path}
+    assert run_cli(*[values.get(a, a) for a in args]) == 2
+    assert says in _one_error_line(capsys)
+    assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "not a folder"

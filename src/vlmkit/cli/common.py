@@ -15,7 +15,7 @@ ModelOpt = typer.Option(DEFAULT_MODEL, "--model", "-m",
                         help="embedded, embedded-biased, random:<arch>[@seed], hf:<repo-or-dir>, or a checkpoint directory")
 OutOpt = typer.Option(..., "--out", "-o", help="output directory")
 DeviceOpt = typer.Option("cpu", help="cpu, cuda, cuda:N, mps or auto")
-SeedOpt = typer.Option(0, help="seed of every random generator")
+SeedOpt = typer.Option(0, min=0, help="seed of every random generator")
 BatchOpt = typer.Option(32, help="images or texts per forward pass")
 CacheOpt = typer.Option(True, "--cache/--no-cache", help="reuse embeddings cached on disk")
 CacheDirOpt = typer.Option(None, help="embedding cache folder (default $VLMKIT_CACHE or ~/.cache/vlmkit)")

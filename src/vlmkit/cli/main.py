@@ -147,12 +147,27 @@ def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o"), model: 
     done(run_demo(out, model))
 
 
+#: options an empty value would silently turn into something else (typer reads "" as the path ".",
+#: and an empty model name as the default model): an unset shell variable in ``--out $OUT``
+NO_EMPTY_VALUE = ("--out", "-o", "--cache-dir", "--model", "-m", "--data", "--dataset")
+
+
+def refuse_empty_values(args: list[str]) -> None:
+    """A :class:`UserError` for ``--out ""`` (or ``--out=``) and the like, before anything runs."""
+    for index, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        given = value if equals else (args[index + 1] if index + 1 < len(args) else None)
+        if name in NO_EMPTY_VALUE and given is not None and not given.strip():
+            raise UserError(f"{name} was given an empty value; give a real one (an unset shell variable?)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        app(args=argv, standalone_mode=False)
+        refuse_empty_values(sys.argv[1:] if argv is None else list(argv))
+        app(args=argv, standalone_mode=False, prog_name="vlmkit")
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -162,8 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # usage errors of click, or of the click that newer typers vendor
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)  # one line, as a UserError
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(1)

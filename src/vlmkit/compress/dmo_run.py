@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
 
 from vlmkit.compress import dmo
 from vlmkit.compress.merge_run import LORA_EXCLUDE, build_config, merge
@@ -24,11 +25,12 @@ from vlmkit.compress.suite import evaluate, load_suite
 from vlmkit.data.conversations import load_conversations
 from vlmkit.errors import UserError
 from vlmkit.runs.files import atomic_write_json
+from vlmkit.runs.options import OPTIONS_CONFIG, check_out
 from vlmkit.runs.record import Run
 
 
 class DMOOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = OPTIONS_CONFIG
     base: Path
     experts: dict[str, Path] = Field(min_length=2)
     n_domains: int = Field(2, ge=2, le=4)
@@ -38,11 +40,13 @@ class DMOOptions(BaseModel):
     train_mixtures: dict[str, Path] | None = None
     samples: int = Field(256, ge=1)
     sft: SFTConfig = SFTConfig()
-    regime: str = Field("lora", pattern="^(lora|full)$")
-    seed: int = 42
+    regime: Literal["lora", "full"] = "lora"
+    seed: int = Field(42, ge=0)
     #: seed of the 4-domain Dirichlet grid (42 in the paper); ``None``: ``seed``
-    grid_seed: int | None = None
+    grid_seed: int | None = Field(None, ge=0)
     max_new_tokens: int = Field(16, ge=1)
+
+    _out = field_validator("out", mode="before")(check_out)
 
 
 def _scores(path: Path) -> dict:

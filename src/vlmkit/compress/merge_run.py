@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from safetensors.torch import save_file
 
 from vlmkit.compress.merge import METHODS, NEEDS_BASE, merge_tensors
 from vlmkit.errors import UserError
 from vlmkit.models import chat_weights as cw
 from vlmkit.runs.files import atomic_directory, atomic_write_json
+from vlmkit.runs.options import OPTIONS_CONFIG
 from vlmkit.runs.progress import track
 
 Method = Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"]
@@ -37,7 +38,7 @@ ROW_BLOCK = 1 << 22
 
 
 class ModelEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = OPTIONS_CONFIG
     model: str
     weight: float = 1.0
 
@@ -45,7 +46,7 @@ class ModelEntry(BaseModel):
 class MergeConfig(BaseModel):
     """One merge, as in mergekit's YAML (``merge_method``, ``base_model``, ``models``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = OPTIONS_CONFIG
     merge_method: Method = "task_arithmetic"
     base_model: str | None = None
     models: list[ModelEntry] = Field(min_length=1)
@@ -55,15 +56,16 @@ class MergeConfig(BaseModel):
     exclude: list[Role] = Field(default_factory=lambda: ["vision"])
     exclude_biases: bool = False
     normalize: bool = False
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     @model_validator(mode="after")
     def _needs_base(self):
         if self.merge_method in NEEDS_BASE and not self.base_model:
             raise ValueError(f"{self.merge_method} needs base_model (the checkpoint the experts were fine-tuned from)")
-        if self.normalize and sum(m.weight for m in self.models) == 0:
-            raise ValueError("normalize needs weights that do not sum to 0")
+        if (self.normalize or self.merge_method == "linear") and sum(m.weight for m in self.models) == 0:
+            raise ValueError(f"{'linear' if self.merge_method == 'linear' else 'normalize'} divides by the sum of the weights; "
+                             "give weights that do not sum to 0")
         return self
 
     def coefficients(self) -> list[float]:

@@ -12,18 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
 
 from vlmkit.compress import prune as P
 from vlmkit.data.conversations import load_training_data
 from vlmkit.errors import UserError
 from vlmkit.models import chat_blocks as cb
 from vlmkit.runs.files import atomic_directory
+from vlmkit.runs.options import OPTIONS_CONFIG, check_out
 from vlmkit.runs.record import Run
 
 
 class PruneOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = OPTIONS_CONFIG
     model: str
     out: Path
     method: Literal["layer", "width"]
@@ -32,7 +33,9 @@ class PruneOptions(BaseModel):
     n_calibration: int = Field(50, ge=1)
     importance: P.Importance = "taylor"
     heads: Literal["group", "query"] = "group"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
+
+    _out = field_validator("out", mode="before")(check_out)
 
 
 def prune_model(model, conversations, opts: PruneOptions) -> tuple[object, dict]:

@@ -20,11 +20,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from vlmkit.models import chat_weights as cw
 from vlmkit.models.chat import Message
 from vlmkit.runs.checkpoint import load_training_state, save_training_state
+from vlmkit.runs.options import OPTIONS_CONFIG
 from vlmkit.runs.progress import track
 
 Mode = Literal["lora", "full", "projector"]
@@ -39,7 +40,7 @@ TRAINED_ROLES = {
 class SFTConfig(BaseModel):
     """Fine-tuning hyper-parameters (defaults: small-data settings that work on the world)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = OPTIONS_CONFIG
     mode: Mode = "lora"
     lr: float = Field(2e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
@@ -48,7 +49,7 @@ class SFTConfig(BaseModel):
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(32.0, gt=0)
     warmup: float = Field(0.03, ge=0, lt=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     save_every: int = Field(50, ge=1)
 
 

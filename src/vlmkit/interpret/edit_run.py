@@ -21,7 +21,7 @@ DEFAULT_FACTOR = {"suppress": 0.0, "amplify": 1.5}
 class EditOptions(SithOptions):
     suppress: str | None = None
     amplify: str | None = None
-    factor: float | None = None
+    factor: float | None = Field(None, ge=0)  # rescales the matched singular values: 0 removes, above 1 amplifies
     threshold: float = Field(0.5, ge=-1, le=1)
     coherence: bool = False
 
@@ -39,7 +39,7 @@ class EditOptions(SithOptions):
 
     @property
     def targets(self) -> list[str]:
-        return [c.strip() for c in (self.suppress or self.amplify).split(",") if c.strip()]
+        return [c.strip() for c in (self.suppress if self.suppress is not None else self.amplify).split(",") if c.strip()]
 
     @property
     def alpha(self) -> float:

@@ -5,6 +5,8 @@ Options are validated once, when the object is built, and written into ``run.jso
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -12,19 +14,45 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vlmkit.errors import UserError
 from vlmkit.models.registry import DEFAULT_MODEL
 
+#: every option model's settings: no unknown field, and no NaN or infinity for a number
+OPTIONS_CONFIG = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+
+
+def check_out(value: str | Path) -> Path:
+    """An output folder this process can create or fill: not empty, not an existing file, under a
+    folder it can write in (probed with a temporary folder, removed at once). Checked with the
+    other options, before any model loads."""
+    if not str(value).strip():
+        raise ValueError("give an output directory (an empty path would write into the current one)")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file; give a directory (new or existing)")
+    parent = next(p for p in [path.absolute(), *path.absolute().parents] if p.exists())
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".vlmkit-probe-", dir=parent))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(f"cannot write under {parent} ({reason}); choose a directory you can write to") from exc
+    return path
+
 
 class RunOptions(BaseModel):
     """Options of every command that loads a model and writes ``--out``."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = OPTIONS_CONFIG
 
-    model: str = DEFAULT_MODEL
+    model: str = Field(DEFAULT_MODEL, min_length=1)
     out: Path
     device: str = "cpu"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     batch_size: int = Field(32, ge=1)
     cache: bool = True
     cache_dir: Path | None = None
+
+    @field_validator("out", "cache_dir", mode="before")
+    @classmethod
+    def _writable(cls, value):
+        return None if value is None else check_out(value)
 
     @field_validator("device")
     @classmethod
