@@ -297,6 +297,6 @@ def test_the_exported_directory_answers_in_plain_transformers_as_vlmkit_chat_doe
 
 def test_decoding_settings_no_backend_can_honour_are_refused_alike(tiny, conversations):
     for model in tiny:
-        for settings in ({"max_new_tokens": 0}, {"temperature": -0.5}):
-            with pytest.raises(UserError, match="max_new_tokens must be >= 1 and temperature >= 0"):
+        for settings in ({"max_new_tokens": 0}, {"temperature": -0.5}, {"temperature": float("nan")}):
+            with pytest.raises(UserError, match="max_new_tokens must be >= 1 and temperature a finite number >= 0"):
                 model.generate(conversations[:1], **settings)

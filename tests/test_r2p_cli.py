@@ -28,6 +28,15 @@ def test_world_personal_distractors_share_the_category_and_differ_as_asked(ambig
                 assert {"color", "texture"} <= set(changed)
 
 
+def test_more_distractors_than_distinct_look_alikes_is_one_line_not_a_hang(tmp_path, capsys):
+    """Only so many look-alikes of a concept exist (about a dozen at high ambiguity); asking for more used to loop forever."""
+    with pytest.raises(SystemExit) as info:
+        main(["world", "personal", "--out", str(tmp_path / "set"), "--concepts", "2", "--distractors", "40"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and err.startswith("error: --distractors 40: only") and "lower --distractors" in err
+    assert not (tmp_path / "set").exists()
+
+
 @pytest.mark.slow
 def test_r2p_build_and_eval_end_to_end(tmp_path, capsys):
     data, db, out = tmp_path / "set", tmp_path / "db", tmp_path / "eval"

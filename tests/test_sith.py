@@ -72,6 +72,8 @@ def test_parse_layers():
     for bad in ("last30", "7", "x"):
         with pytest.raises(ValueError):
             parse_layers(bad, 6)
+    with pytest.raises(ValueError, match="empty; write it from low to high, e.g. 1-3"):
+        parse_layers("3-1", 6)  # used to give no layer: a crash in sith, an unedited copy from edit
 
 
 def test_shipped_vocabularies():

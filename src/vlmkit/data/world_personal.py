@@ -29,6 +29,8 @@ from PIL import Image
 from vlmkit.data import world as w
 from vlmkit.errors import UserError
 
+DRAWS_PER_DISTRACTOR = 200  # random changes tried per look-alike asked for before giving up
+
 VIEW_POSITIONS = ("left", "right", "top", "bottom")
 OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 SHADE = 0.045  # hue offset of a concept's particular shade (the world's hue jitter is 0.015)
@@ -123,7 +125,9 @@ def make_identities(n_concepts: int, ambiguity: str, seed: int, distractors: int
     out = []
     for concept in concepts:
         mine = []
-        while len(mine) < distractors:
+        for _ in range(DRAWS_PER_DISTRACTOR * distractors):  # a concept has only so many distinct look-alikes
+            if len(mine) == distractors:
+                break
             if ambiguity == "high":
                 candidate = change_one(rng, concept, _pick(rng, HIGH_CHANGES))
             else:
@@ -131,6 +135,9 @@ def make_identities(n_concepts: int, ambiguity: str, seed: int, distractors: int
             if candidate not in taken:
                 taken.add(candidate)
                 mine.append(candidate)
+        if len(mine) < distractors:
+            raise UserError(f"--distractors {distractors}: only {len(mine)} distinct look-alikes of a concept were found at "
+                            f"{ambiguity} ambiguity; lower --distractors (or --concepts, which share them)")
         out.append(mine)
     return concepts, out
 

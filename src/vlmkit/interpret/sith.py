@@ -100,6 +100,8 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
             raise ValueError(f"cannot read layer {part!r}; write all, last4, or a list like 0,3,20-23")
         start = int(bounds.group(1))
         stop = int(bounds.group(2)) if bounds.group(2) else start
+        if stop < start:
+            raise ValueError(f"the range {part.strip()} is empty; write it from low to high, e.g. {stop}-{start}")
         for layer in range(start, stop + 1):
             index = layer + n_layers if layer < 0 else layer
             if not 0 <= index < n_layers:

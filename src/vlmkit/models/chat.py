@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +130,8 @@ def check_conversations(conversations: Iterable[Conversation]) -> list[list[Mess
 def check_generation(max_new_tokens: int, temperature: float) -> None:
     """One-line error for decoding settings no backend can honour (every backend checks them
     before any work, so a bad setting fails the same way whatever answers)."""
-    if max_new_tokens < 1 or temperature < 0:
-        raise UserError(f"max_new_tokens must be >= 1 and temperature >= 0 (got {max_new_tokens} and {temperature})")
+    if max_new_tokens < 1 or not 0 <= temperature < math.inf:
+        raise UserError(f"max_new_tokens must be >= 1 and temperature a finite number >= 0 (got {max_new_tokens} and {temperature})")
 
 
 @runtime_checkable
