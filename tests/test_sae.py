@@ -133,7 +133,7 @@ def test_quality_on_a_perfect_and_a_constant_reconstruction():
     assert q.l0 == 0 and q.dead == 4 and q.fvu > 1
 
 
-def test_sae_cli_trains_evaluates_and_resumes(tmp_path):
+def test_sae_cli_trains_evaluates_and_resumes(tmp_path, capsys):
     import json
 
     from vlmkit.cli.main import main
@@ -148,6 +148,17 @@ def test_sae_cli_trains_evaluates_and_resumes(tmp_path):
     assert result["rows"] == {"train": 114, "heldout": 6} and result["sae"]["d_in"] == 32
     first = MatryoshkaSAE.load(out).state_dict()
     main(args)  # a finished run resumes at its last step: nothing changes
+    assert all(torch.equal(first[k], v) for k, v in MatryoshkaSAE.load(out).state_dict().items())
+    other_texts = tmp_path / "other.txt"
+    other_texts.write_text("\n".join(f"a drawing of shape {i}" for i in range(120)))
+    for changed, says in ((["--latents", "32"], "the sae settings differ"), (["--texts", str(other_texts)], "the embeddings differ")):
+        swapped = [*args]
+        for option, value in zip(changed[::2], changed[1::2], strict=True):
+            swapped[swapped.index(option) + 1] = value
+        with pytest.raises(SystemExit) as info:  # not resumed into the wrong SAE (a traceback, or a mislabelled result)
+            main(swapped)
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 2 and err.startswith("error: ") and says in err and "\n" not in err, err
     assert all(torch.equal(first[k], v) for k, v in MatryoshkaSAE.load(out).state_dict().items())
     main(["sae", "eval", "--sae", str(out), "--model", "random:clip-tiny", "--texts", str(texts), "--out", str(tmp_path / "eval")])
     quality_ = json.loads((tmp_path / "eval" / "result.json").read_text())["quality"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from vlmkit.embed import CHUNK, embed_images, embed_texts
 from vlmkit.errors import UserError
 from vlmkit.models import load_model
 from vlmkit.report import html, plots
+from vlmkit.runs.files import atomic_write_json
 from vlmkit.runs.options import RunOptions
 from vlmkit.runs.readers import read_texts
 from vlmkit.runs.record import Run
@@ -137,6 +139,22 @@ def _rounded(measured) -> dict:
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(measured).items()}
 
 
+def _check_resumable(out: Path, identity: dict) -> None:
+    """Resume only the same training: an ``out`` whose checkpoint came from other SAE or training
+    settings or other data (``identity``: configs, rows, checksum of the embeddings) is refused in
+    one line instead of loading the wrong state (a traceback for other shapes, a silently mislabelled
+    SAE otherwise). The identity is written beside the checkpoint for the next run."""
+    stamp, identity = out / "work" / "training.json", json.loads(json.dumps(identity))
+    if (out / "checkpoint.safetensors").is_file() and stamp.is_file():
+        saved = json.loads(stamp.read_text())
+        changed = sorted(key for key in identity if saved.get(key) != identity[key])
+        if changed:
+            what = ", ".join(dict.fromkeys("the embeddings" if key in ("rows", "checksum") else f"the {key} settings" for key in changed))
+            raise UserError(f"{out} holds an SAE trained with other settings ({what} differ); use a new --out, or the same "
+                            "options to resume it")
+    atomic_write_json(stamp, identity)
+
+
 def run_sae_train(opts: SAETrainOptions) -> Path:
     run = Run(opts.out, "sae train", opts.model_dump(mode="json"), seed=opts.seed)
     with run.timer("load_model"):
@@ -149,6 +167,7 @@ def run_sae_train(opts: SAETrainOptions) -> Path:
         raise UserError("an SAE needs at least 2 embeddings to train on")
     train, heldout = _split_to_disk(vectors, checksum, work, opts.seed)
     cfg = SAETrainConfig(steps=opts.steps, batch_size=min(opts.train_batch, len(train)), lr=opts.lr, seed=opts.seed)
+    _check_resumable(Path(opts.out), {"sae": asdict(sae_cfg), "training": asdict(cfg), "rows": len(vectors), "checksum": checksum})
     log_path = Path(opts.out) / "train_log.jsonl"
     losses: list[tuple[int, float]] = []
 
