@@ -169,3 +169,10 @@ def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, args, 
     assert run_cli(*[values.get(a, a) for a in args]) == 2
     assert says in _one_error_line(capsys)
     assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x"] + ([] if __import__("torch").cuda.is_available() else ["cuda"]))
+def test_chat_models_check_the_device_like_every_command(capsys, device):
+    """``vlmkit chat``/``sft`` load chat models outside the run options: the device is checked there too."""
+    assert run_cli("chat", "what is it ?", "--model", "random:llava-tiny", "--device", device) == 2
+    assert "--device" in _one_error_line(capsys)

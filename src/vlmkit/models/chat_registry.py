@@ -113,7 +113,10 @@ def load_chat_model(name: str | None = None, *, device: str = "cpu", dtype: str 
         ModelNotFound: the name matches no source, or its weights cannot be found.
         UnsupportedError: ``backend="numpy"`` for a model outside the NumPy path.
     """
+    from vlmkit.runs.options import resolve_device
+
     name = name or DEFAULT_CHAT_MODEL
+    device = resolve_device(device)
     if backend not in CHAT_BACKENDS:
         raise UserError(f"unknown chat backend {backend!r}; use {', '.join(CHAT_BACKENDS)}")
     if backend != "hf":

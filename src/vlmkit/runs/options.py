@@ -36,6 +36,31 @@ def check_out(value: str | Path) -> Path:
     return path
 
 
+DEVICE_NAMES = "device must be cpu, cuda, cuda:N, mps or auto"
+
+
+def is_device_name(value: str) -> bool:
+    return value in ("cpu", "cuda", "auto", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
+
+
+def resolve_device(device: str) -> str:
+    """``device`` checked and resolved (``auto``: cuda when torch sees a GPU); a GPU torch cannot
+    see is a one-line :class:`UserError`. ``cpu`` is returned without importing torch."""
+    if device == "cpu":
+        return device
+    if not is_device_name(device):
+        raise UserError(f"--device {device}: {DEVICE_NAMES}")
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for a GPU but torch sees none; use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps asked for Apple's GPU but torch sees none; use --device cpu")
+    return device
+
+
 class RunOptions(BaseModel):
     """Options of every command that loads a model and writes ``--out``."""
 
@@ -57,18 +82,12 @@ class RunOptions(BaseModel):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if value not in ("cpu", "cuda", "auto", "mps") and not value.startswith("cuda:"):
-            raise ValueError("device must be cpu, cuda, cuda:N, mps or auto")
+        if not is_device_name(value):
+            raise ValueError(DEVICE_NAMES)
         return value
 
     def resolved_device(self) -> str:
-        import torch
-
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"--device {self.device} asked for a GPU but torch sees none; use --device cpu")
-        return self.device
+        return resolve_device(self.device)
 
     def embedding_cache(self):
         from vlmkit.runs.cache import EmbeddingCache
