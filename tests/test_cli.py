@@ -157,10 +157,14 @@ def _one_error_line(capsys) -> str:
         (["edit", "--model", "embedded", "--vocab", "world", "--suppress", "", "--out", "OUT"], "needs at least one concept"),
         (["merge", "--method", "linear", "--models", "A,B", "--weights", "1,-1", "--out", "OUT"], "do not sum to 0"),
         (["merge", "--models", "A,B", "--base", "A", "--weights", "0.5,nan", "--out", "OUT"], "finite"),
+        (["world", "eval-model", "--model", "embedded", "--spurious", "xyz", "--out", "OUT"], "invalid --spurious"),
+        (["debias", "eval", "--model", "embedded", "--dataset", "A", "--attribute", "shape", "--sensitive", "background",
+          "--methods", ",", "--out", "OUT"], "name each method once"),
+        (["openworld", "run", "--model", "random:llava-tiny", "--dataset", "world:0", "--out", "OUT"], "at least 1"),
     ],
     ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "cache-dir-is-a-file", "model-empty", "seed-negative",
          "not-a-number",
-         "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight"],
+         "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world"],
 )
 def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, args, says):
     (tmp_path / "texts.txt").write_text("a red square\n")

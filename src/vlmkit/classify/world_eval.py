@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator
 
 from vlmkit.classify.zeroshot import class_embeddings, zeroshot_classify
 from vlmkit.data import world as w
@@ -30,9 +31,16 @@ EVAL_ATTRIBUTES = ("color", "shape", "size", "position", "texture", "background"
 
 
 class WorldEvalOptions(RunOptions):
-    n: int = 1000
-    world_seed: int = 1000
+    n: int = Field(1000, ge=1)
+    world_seed: int = Field(1000, ge=0)
     spurious: str | None = None
+
+    @field_validator("spurious")
+    @classmethod
+    def _knob(cls, value: str | None) -> str | None:
+        if value:
+            w.Spurious.parse(value)  # its ValueError says what is wrong
+        return value
 
 
 def world_split(out: Path, n: int, seed: int, spurious: str | None) -> Path:

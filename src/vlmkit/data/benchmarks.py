@@ -179,7 +179,7 @@ def load_classification(spec: str, cache_dir: Path | None = None) -> Classificat
         return ClassificationData(dataset, sorted({s.label for s in samples}), dataset.name, dataset.name)
     name, where, split = parsed
     if name == "world":
-        if where and not where.isdigit():
-            raise DatasetError(f"{spec}: write the world as world:<number of images>[@train|test|val], e.g. world:200")
+        if where and (not where.isdigit() or int(where) < 1):
+            raise DatasetError(f"{spec}: write the world as world:<number of images, at least 1>[@train|test|val], e.g. world:200")
         return load_world(int(where or 200), split, cache_dir)
     return load_benchmark(name, where, split)

@@ -50,6 +50,8 @@ class DebiasEvalOptions(RunOptions):
     def _check(self):
         if self.task not in ("zeroshot", "retrieval"):
             raise ValueError("task must be zeroshot or retrieval")
+        if not self.method_list or len(set(self.method_list)) < len(self.method_list):
+            raise ValueError(f"name each method once, comma-separated, from {', '.join(METHODS)}")
         unknown = [m for m in self.method_list if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
