@@ -205,6 +205,9 @@ def test_prune_and_recover_errors_leave_nothing(tmp_path, capsys):
         ["recover", "--model", "random:llava-tiny", "--recipe", "kd-hidden", "--data", str(data)],
         ["recover", "--model", "random:llava-tiny", "--recipe", "magic", "--data", str(data)],
         ["recover", "--model", "random:llava-tiny", "--recipe", "sft", "--data", str(data), "--fraction", "0"],
+        # a teacher the student cannot be compared with (other vocabulary / other width): refused before training
+        ["recover", "--model", "random:llava-tiny", "--recipe", "kd-logits", "--teacher", "random:qwen2-vl-tiny", "--data", str(data)],
+        ["recover", "--model", "random:llava-tiny", "--recipe", "kd-hidden", "--teacher", "embedded-chat", "--data", str(data)],
     ]
     for i, args in enumerate(cases):
         with pytest.raises(SystemExit) as info:

@@ -68,6 +68,23 @@ def distillation(recipe: Recipe, teacher_network, mask_kind: Literal["all", "ans
     return (1 - ALPHA if recipe == "sft+kd-hidden" else 0.0), extra
 
 
+def check_teacher(student_network, teacher_network, recipe: str, student_name: str, teacher_name: str) -> None:
+    """Distillation compares the two models position by position: ``kd-logits`` needs the same
+    vocabulary (the logits' width), ``kd-hidden`` the same hidden size (the last hidden state's
+    width; the number of layers may differ). A mismatch is a one-line error before any training,
+    not an index error in the first loss."""
+    from vlmkit.errors import UserError
+
+    student_vocab, student_width = student_network.get_input_embeddings().weight.shape
+    teacher_vocab, teacher_width = teacher_network.get_input_embeddings().weight.shape
+    if recipe.endswith("kd-logits") and student_vocab != teacher_vocab:
+        raise UserError(f"--recipe {recipe} compares logits over the vocabulary, but {student_name} has {student_vocab} tokens and the "
+                        f"teacher {teacher_name} {teacher_vocab}; distil from the model {student_name} was pruned from")
+    if recipe.endswith("kd-hidden") and student_width != teacher_width:
+        raise UserError(f"--recipe {recipe} compares hidden states, but {student_name} is {student_width} wide and the teacher "
+                        f"{teacher_name} {teacher_width} (pruning never changes it); distil from the model {student_name} was pruned from")
+
+
 def run_recover(
     model_name: str,
     teacher_name: str | None,
@@ -105,6 +122,8 @@ def run_recover(
     student = load_chat_model(model_name)
     teacher = load_chat_model(teacher_name).model if teacher_name and recipe not in ("projector", "lora", "sft") else None
     config = (config or SFTConfig()).model_copy(update={"mode": sft_mode(recipe), "seed": seed})
+    if teacher is not None:
+        check_teacher(student.model, teacher, recipe, model_name, teacher_name)
     ce_weight, extra = distillation(recipe, teacher, mask)
     run = Run(
         out,
