@@ -116,13 +116,13 @@ def load_chat_model(name: str | None = None, *, device: str = "cpu", dtype: str 
     from vlmkit.runs.options import resolve_device
 
     name = name or DEFAULT_CHAT_MODEL
-    device = resolve_device(device)
     if backend not in CHAT_BACKENDS:
         raise UserError(f"unknown chat backend {backend!r}; use {', '.join(CHAT_BACKENDS)}")
-    if backend != "hf":
+    if backend != "hf":  # the NumPy path runs on the CPU only, and says so for any other device
         model = load_numpy_chat(name, device=device, dtype=dtype, required=backend == "numpy")
         if model is not None:
             return model
+    device = resolve_device(device)
     if name in NAMED_CHAT:
         return _resolve(NAMED_CHAT[name][0])(name, device=device, dtype=dtype)
     prefix, sep, rest = name.partition(":")
