@@ -180,3 +180,11 @@ def test_chat_models_check_the_device_like_every_command(capsys, device):
     """``vlmkit chat``/``sft`` load chat models outside the run options: the device is checked there too."""
     assert run_cli("chat", "what is it ?", "--model", "random:llava-tiny", "--device", device) == 2
     assert "--device" in _one_error_line(capsys)
+
+
+def test_progress_is_silent_when_stderr_is_not_a_terminal(capsys):
+    """A progress bar on a pipe or a log file drew nothing but left an empty line before the error."""
+    from vlmkit.runs.progress import track
+
+    assert list(track(range(5), "working")) == [0, 1, 2, 3, 4]
+    assert capsys.readouterr().err == ""
