@@ -161,10 +161,13 @@ def _one_error_line(capsys) -> str:
         (["debias", "eval", "--model", "embedded", "--dataset", "A", "--attribute", "shape", "--sensitive", "background",
           "--methods", ",", "--out", "OUT"], "name each method once"),
         (["openworld", "run", "--model", "random:llava-tiny", "--dataset", "world:0", "--out", "OUT"], "at least 1"),
+        (["dmo", "run", "--base", "A", "--experts", "a=A,b=B", "--eval", "TEXTS", "--grid", "5", "--out", "OUT"], "invalid --grid"),
+        (["dmo", "run", "--base", "A", "--experts", "a=A,b=B", "--eval", "TEXTS", "--sft-lr", "-1", "--out", "OUT"], "invalid --sft-lr"),
     ],
     ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "cache-dir-is-a-file", "model-empty", "seed-negative",
          "not-a-number",
-         "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world"],
+         "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
+         "dmo-grid", "dmo-sft-lr"],
 )
 def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, args, says):
     (tmp_path / "texts.txt").write_text("a red square\n")

@@ -148,7 +148,9 @@ def dmo_run_cmd(
         regime=regime,
         seed=seed,
         grid_seed=grid_seed,
-        sft=build_options(SFTConfig, mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed),
+        sft=build_options(SFTConfig, mode=sft_mode, max_steps=sft_steps, lr=sft_lr, seed=seed,
+                          cli_names={"mode": "--sft-mode", "max_steps": "--sft-steps", "lr": "--sft-lr"}),
+        cli_names={"n_domains": "--grid", "suite": "--eval"},
     )
     with removing_fresh_out(out):
         run_dmo(opts)

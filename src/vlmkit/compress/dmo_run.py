@@ -32,7 +32,7 @@ from vlmkit.runs.record import Run
 class DMOOptions(BaseModel):
     model_config = OPTIONS_CONFIG
     base: Path
-    experts: dict[str, Path] = Field(min_length=2)
+    experts: dict[str, Path]
     n_domains: int = Field(2, ge=2, le=4)
     suite: Path
     out: Path
@@ -47,6 +47,13 @@ class DMOOptions(BaseModel):
     max_new_tokens: int = Field(16, ge=1)
 
     _out = field_validator("out", mode="before")(check_out)
+
+    @field_validator("experts")
+    @classmethod
+    def _two_or_more(cls, value: dict[str, Path]) -> dict[str, Path]:
+        if len(value) < 2:
+            raise ValueError(f"a mixture needs at least two expert domains, got {len(value)}; write name=DIR,name=DIR,...")
+        return value
 
 
 def _scores(path: Path) -> dict:

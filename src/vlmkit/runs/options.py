@@ -95,12 +95,17 @@ class RunOptions(BaseModel):
         return EmbeddingCache(self.cache_dir) if self.cache else None
 
 
-def build_options(cls: type[BaseModel], **values) -> BaseModel:
-    """Build options, turning validation errors into one :class:`UserError` line."""
+def build_options(cls: type[BaseModel], *, cli_names: dict[str, str] | None = None, **values) -> BaseModel:
+    """Build options, turning validation errors into one :class:`UserError` line that names the
+    option as the user typed it (``cli_names`` maps a field to its option where they differ, e.g.
+    ``{"n_domains": "--grid"}``; otherwise ``field_name`` is ``--field-name``)."""
     try:
         return cls(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
-        raise UserError(f"invalid --{where.replace('_', '-')}: {message}" if where else message) from exc
+        if not where:
+            raise UserError(message) from exc
+        option = (cli_names or {}).get(where) or "--" + where.replace("_", "-")
+        raise UserError(f"invalid {option}: {message}") from exc
