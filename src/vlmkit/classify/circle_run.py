@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -46,7 +47,7 @@ class CircleOptions(ChatRunOptions):
     rounds: int = Field(2, ge=0)
     prompt: str = "base"
     judge: str | None = None
-    judge_mode: str = Field("generate", pattern="^(generate|score)$")
+    judge_mode: Literal["generate", "score"] = "generate"
     li_wrap: bool = True
     retriever: str = DEFAULT_MODEL
     baselines: bool = True

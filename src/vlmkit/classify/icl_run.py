@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -42,7 +43,7 @@ class ICLOptions(ChatRunOptions):
     dataset: str
     pool: str | None = None
     shots: int = Field(4, ge=0)
-    selection: str = Field("clip", pattern="^(clip|random)$")
+    selection: Literal["clip", "random"] = "clip"
     retriever: str = DEFAULT_MODEL
     templates: list[str] | None = None
     limit: int | None = Field(None, ge=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,7 +29,7 @@ class OpenWorldOptions(ChatRunOptions):
     dataset: str
     prompt: str = "base"
     judge: str | None = None
-    judge_mode: str = Field("generate", pattern="^(generate|score)$")
+    judge_mode: Literal["generate", "score"] = "generate"
     limit: int | None = Field(None, ge=1)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,12 +43,12 @@ class PredictionRow(BaseModel):
 class ScoreOptions(ChatRunOptions):
     predictions: list[Path]
     judge: str | None = None
-    judge_mode: str = Field("generate", pattern="^(generate|score)$")
+    judge_mode: Literal["generate", "score"] = "generate"
     question: str = OFFICIAL_QUESTION
     li_wrap: bool = False
     elo_games: int = Field(10_000, ge=0)
     elo_rounds: int = Field(100, ge=1)
-    elo_bootstrap: str = Field("resample", pattern="^(resample|shards)$")
+    elo_bootstrap: Literal["resample", "shards"] = "resample"
     elo_k: float = Field(16.0, gt=0)
 
 

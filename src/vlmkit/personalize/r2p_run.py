@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -32,7 +33,7 @@ METHOD_ORDER = ("clip-retrieval", "retrieval", "vlm-only", "reasoning", "verific
 class R2PBuildOptions(ChatRunOptions):
     concepts: Path
     clip: str = DEFAULT_MODEL
-    fingerprint_mode: str = Field("json", pattern="^(json|questions)$")
+    fingerprint_mode: Literal["json", "questions"] = "json"
     retries: int = Field(2, ge=1)
     category: str = "object"
 
@@ -43,7 +44,7 @@ class R2PEvalOptions(ChatRunOptions):
     model: str | None = None  # default: the chat model that built the database
     clip: str | None = None
     k: int = Field(3, ge=1)
-    reasoning_mode: str | None = Field(None, pattern="^(json|questions)$")
+    reasoning_mode: Literal["json", "questions"] | None = None
     retries: int = Field(2, ge=1)
     pairwise_threshold: float = Field(0.5, ge=0, le=1)
     pairwise_prompt: str | None = None
@@ -138,7 +139,7 @@ def run_eval(opts: R2PEvalOptions, chat=None):
 
 class R2PPrepareOptions(ChatRunOptions):
     data: Path
-    format: str = Field("yollava", pattern="^(yollava|folders)$")
+    format: Literal["yollava", "folders"] = "yollava"
     model: str = DEFAULT_MODEL  # the contrastive model that splits ``folders`` (unused for yollava)
     references: int = Field(5, ge=1, le=5)
     holdout: int = Field(0, ge=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -28,7 +29,7 @@ DEFAULT_JUDGE = "smollm2-135m"
 class ProactiveOptions(ChatRunOptions):
     scenarios: str = "all"
     data: str = "world"
-    protocol: str = Field("mcqa", pattern="^(mcqa|oeg)$")
+    protocol: Literal["mcqa", "oeg"] = "mcqa"
     hint: bool = False
     n: int | None = Field(None, ge=1)
     judge: str = DEFAULT_JUDGE

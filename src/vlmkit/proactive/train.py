@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Literal
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ class TrainOptions(RunOptions):
     prompts: int = Field(256, ge=1)
     epochs: int = Field(1, ge=1)
     lr: float = Field(2e-5, gt=0)
-    mode: str = Field("full", pattern="^(full|lora|projector)$")
+    mode: Literal["full", "lora", "projector"] = "full"
     temperature: float = Field(1.0, gt=0)
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(8, ge=1)
