@@ -151,7 +151,7 @@ def _one_error_line(capsys) -> str:
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "/proc/vlmkit-out"], "cannot write under /proc"),
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "OUT", "--cache-dir", "FILE"], "invalid --cache-dir"),
         (["embed", "--model", "", "--texts", "TEXTS", "--out", "OUT"], "--model was given an empty value"),
-        (["world", "generate", "--n", "4", "--seed", "-1", "--out", "OUT"], "(see vlmkit world generate --help)"),
+        (["world", "generate", "--n", "4", "--seed", "-1", "--out", "OUT"], "'--seed': Input should be greater than or equal to 0 (see vlmkit world generate --help)"),
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--batch-size", "abc", "--out", "OUT"], "--batch-size"),
         (["edit", "--model", "embedded", "--vocab", "world", "--suppress", "red", "--factor", "nan", "--out", "OUT"], "invalid --factor"),
         (["edit", "--model", "embedded", "--vocab", "world", "--suppress", "", "--out", "OUT"], "needs at least one concept"),
@@ -169,7 +169,8 @@ def _one_error_line(capsys) -> str:
          "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
          "dmo-grid", "dmo-sft-lr"],
 )
-def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, args, says):
+def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)  # should a check regress, an empty --out would write here, not into the checkout
     (tmp_path / "texts.txt").write_text("a red square\n")
     (tmp_path / "afile").write_text("not a folder")
     values = {"TEXTS": tmp_path / "texts.txt", "FILE": tmp_path / "afile", "OUT": tmp_path / "out", "A": tmp_path, "B": tmp_path}
