@@ -151,7 +151,8 @@ def _one_error_line(capsys) -> str:
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "/proc/vlmkit-out"], "cannot write under /proc"),
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "OUT", "--cache-dir", "FILE"], "invalid --cache-dir"),
         (["embed", "--model", "", "--texts", "TEXTS", "--out", "OUT"], "--model was given an empty value"),
-        (["world", "generate", "--n", "4", "--seed", "-1", "--out", "OUT"], "'--seed': Input should be greater than or equal to 0 (see vlmkit world generate --help)"),
+        (["world", "generate", "--n", "4", "--seed", "-1", "--out", "OUT"],
+         "'--seed': Input should be greater than or equal to 0 (see vlmkit world generate --help)"),
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--batch-size", "abc", "--out", "OUT"], "--batch-size"),
         (["edit", "--model", "embedded", "--vocab", "world", "--suppress", "red", "--factor", "nan", "--out", "OUT"], "invalid --factor"),
         (["edit", "--model", "embedded", "--vocab", "world", "--suppress", "", "--out", "OUT"], "needs at least one concept"),
@@ -161,13 +162,15 @@ def _one_error_line(capsys) -> str:
         (["debias", "eval", "--model", "embedded", "--dataset", "A", "--attribute", "shape", "--sensitive", "background",
           "--methods", ",", "--out", "OUT"], "name each method once"),
         (["openworld", "run", "--model", "random:llava-tiny", "--dataset", "world:0", "--out", "OUT"], "at least 1"),
+        (["sae", "train", "--model", "random:clip-tiny", "--texts", "TEXTS", "--latents", "8", "--k", "2,4", "--out", "OUT"],
+         "at least 2 embeddings"),  # met after scratch files were written to OUT/work: still nothing left, no "resume"
         (["dmo", "run", "--base", "A", "--experts", "a=A,b=B", "--eval", "TEXTS", "--grid", "5", "--out", "OUT"], "invalid --grid"),
         (["dmo", "run", "--base", "A", "--experts", "a=A,b=B", "--eval", "TEXTS", "--sft-lr", "-1", "--out", "OUT"], "invalid --sft-lr"),
     ],
     ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "cache-dir-is-a-file", "model-empty", "seed-negative",
          "not-a-number",
          "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
-         "dmo-grid", "dmo-sft-lr"],
+         "sae-one-text", "dmo-grid", "dmo-sft-lr"],
 )
 def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, args, says):
     monkeypatch.chdir(tmp_path)  # should a check regress, an empty --out would write here, not into the checkout

@@ -7,9 +7,13 @@ prints it without a traceback and exits with code 2; library callers can catch i
 
 
 class UserError(Exception):
-    """A problem with the user's input, explained in one actionable line."""
+    """A problem with the user's input, explained in one actionable line.
+
+    ``resumable``: set by a long job that met the problem after saving progress (a path inside
+    ``--out``); the CLI then keeps that progress instead of removing a fresh ``--out``."""
 
     exit_code = 2
+    resumable = None
 
     def __init__(self, message: str):
         super().__init__(" ".join(message.split()))

@@ -43,27 +43,39 @@ def run_job(module: str, options: str, runner: str, values: dict) -> None:
         done(getattr(job, runner)(opts))
 
 
-PROGRESS = "work"  # the folder in ``--out`` where resumable training commands keep their saved progress
-
-
 @contextmanager
 def removing_fresh_out(out: Path | None):
     """Run the body; when it raises a :class:`UserError` (a bad file found while working), remove
     ``out`` if this command created it, so nothing half-written is left. A folder that existed
-    before (a run being resumed) is left as it is. When the fresh folder's ``work/`` already holds
-    saved progress (a long training run that met a bad image midway), only ``work/`` is kept and
-    the error says so: fixing the file and running the same command again resumes from it."""
+    before (a run being resumed) is left as it is. When the error says it was met after saving
+    progress (``exc.resumable``, a path inside ``out``: e.g. a training state, then a bad image),
+    only the top folder holding that path is kept, and the error says so: fixing the input and
+    running the same command again resumes from it."""
     fresh = out is not None and not Path(out).exists()
     try:
         yield
     except UserError as exc:
         if fresh:
-            progress = Path(out) / PROGRESS
-            if progress.is_dir() and any(progress.iterdir()):
-                for entry in Path(out).iterdir():
-                    if entry != progress:
-                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-                exc.args = (f"{exc}; the progress so far is kept in {progress}: fix this and run the same command again to resume",)
-            else:
+            kept = _kept_progress(Path(out), exc.resumable)
+            if kept is None:
                 shutil.rmtree(out, ignore_errors=True)
+            else:
+                for entry in Path(out).iterdir():
+                    if entry == kept:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+                exc.args = (f"{exc}; the progress so far is kept in {kept}: fix this and run the same command again to resume",)
         raise
+
+
+def _kept_progress(out: Path, resumable) -> Path | None:
+    """The entry of ``out`` that holds ``resumable`` (when it exists and lies inside ``out``)."""
+    if resumable is None or not Path(resumable).exists():
+        return None
+    inside = Path(resumable).resolve()
+    if not inside.is_relative_to(out.resolve()) or inside == out.resolve():
+        return None
+    return out / inside.relative_to(out.resolve()).parts[0]

@@ -102,23 +102,11 @@ def _train_mixed(opts: DMOOptions, mixture: dict[str, float], out: Path) -> Path
     return out
 
 
-def run_dmo(opts: DMOOptions) -> Path:
+def _score_grid(opts: DMOOptions, grid, suite, work: Path, scores: dict, scores_path: Path, run: Run) -> None:
+    """Merge, evaluate (and train, when asked) every mixture of ``grid`` not yet in ``scores``,
+    saving ``scores`` after each one (a rerun resumes after the last saved mixture)."""
     from vlmkit.models.chat_registry import load_chat_model
 
-    if opts.n_domains > len(opts.experts):
-        raise UserError(
-            f"--grid {opts.n_domains} mixes {opts.n_domains} domains but --experts names {len(opts.experts)}; add experts or lower --grid"
-        )
-    grid = dmo.mixtures(list(opts.experts), opts.n_domains, opts.seed if opts.grid_seed is None else opts.grid_seed)
-    _check(opts, grid)
-    suite = load_suite(opts.suite)
-    for file in (opts.train_mixtures or {}).values():  # read once now: a bad training file stops the run before any merging
-        load_conversations(file)
-    work = opts.out / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    scores_path = work / "scores.json"
-    scores = _scores(scores_path)
-    run = Run(opts.out, "dmo run", json.loads(opts.model_dump_json()), seed=opts.seed)
     exclude = list(LORA_EXCLUDE) if opts.regime == "lora" else ["vision"]
     for index, mixture in enumerate(grid):
         name = dmo.mixture_id(mixture)
@@ -147,6 +135,29 @@ def run_dmo(opts: DMOOptions) -> Path:
         scores[name] = {"mixture": mixture, "proxy": proxy, "mixed": mixed}
         atomic_write_json(scores_path, scores)
         print(f"[{index + 1}/{len(grid)}] {name}: proxy {proxy['average']:.3f}, mixed {mixed['average']:.3f}", flush=True)
+
+
+def run_dmo(opts: DMOOptions) -> Path:
+    if opts.n_domains > len(opts.experts):
+        raise UserError(
+            f"--grid {opts.n_domains} mixes {opts.n_domains} domains but --experts names {len(opts.experts)}; add experts or lower --grid"
+        )
+    grid = dmo.mixtures(list(opts.experts), opts.n_domains, opts.seed if opts.grid_seed is None else opts.grid_seed)
+    _check(opts, grid)
+    suite = load_suite(opts.suite)
+    for file in (opts.train_mixtures or {}).values():  # read once now: a bad training file stops the run before any merging
+        load_conversations(file)
+    work = opts.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    scores_path = work / "scores.json"
+    scores = _scores(scores_path)
+    run = Run(opts.out, "dmo run", json.loads(opts.model_dump_json()), seed=opts.seed)
+    try:
+        _score_grid(opts, grid, suite, work, scores, scores_path, run)
+    except UserError as exc:  # met after some mixtures were scored (or trained): they are kept for the next run
+        if exc.resumable is None and scores_path.is_file():
+            exc.resumable = scores_path
+        raise
     rows = [scores[dmo.mixture_id(m)] for m in grid]
     benchmarks = list(rows[0]["proxy"])
     agreement = {b: dmo.rank_agreement([r["proxy"][b] for r in rows], [r["mixed"][b] for r in rows]) for b in benchmarks}

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from vlmkit.errors import UserError
 from vlmkit.models import chat_weights as cw
 from vlmkit.models.chat import Message
 from vlmkit.runs.checkpoint import load_training_state, save_training_state
@@ -95,8 +96,6 @@ def finetune(
         ``{"steps", "losses", "trainable_parameters"}``.
     """
     if not conversations:
-        from vlmkit.errors import UserError
-
         raise UserError("no training conversations; check the data file")
     torch.manual_seed(config.seed)
     network, trainable = _attach(model, config)
@@ -126,7 +125,12 @@ def finetune(
     losses = []
     for step in track(range(start, total), describe, total=total - start):
         indices = order[step * config.batch_size : (step + 1) * config.batch_size]
-        batch = model.training_batch([conversations[i] for i in indices])
+        try:
+            batch = model.training_batch([conversations[i] for i in indices])
+        except UserError as exc:  # e.g. an image that no longer decodes: the saved state lets the run resume
+            if state_path is not None and state_path.is_file():
+                exc.resumable = state_path
+            raise
         outputs = network(**batch, output_hidden_states=extra_loss is not None)
         loss = ce_weight * outputs.loss + (extra_loss(outputs, batch) if extra_loss is not None else 0.0)
         optimizer.zero_grad(set_to_none=True)
