@@ -149,6 +149,8 @@ def _one_error_line(capsys) -> str:
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", ""], "--out was given an empty value"),
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out="], "--out was given an empty value"),
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "/proc/vlmkit-out"], "cannot write under /proc"),
+        (["sft", "--model", "random:llava-tiny", "--data", "TEXTS", "--out", "FILE"], "is a file"),  # options outside RunOptions too
+        (["world", "generate", "--n", "2", "--out", "LINK"], "is a broken link"),
         (["embed", "--model", "random:clip-tiny", "--texts", "TEXTS", "--out", "OUT", "--cache-dir", "FILE"], "invalid --cache-dir"),
         (["embed", "--model", "", "--texts", "TEXTS", "--out", "OUT"], "--model was given an empty value"),
         (["world", "generate", "--n", "4", "--seed", "-1", "--out", "OUT"],
@@ -167,16 +169,17 @@ def _one_error_line(capsys) -> str:
         (["dmo", "run", "--base", "A", "--experts", "a=A,b=B", "--eval", "TEXTS", "--grid", "5", "--out", "OUT"], "invalid --grid"),
         (["dmo", "run", "--base", "A", "--experts", "a=A,b=B", "--eval", "TEXTS", "--sft-lr", "-1", "--out", "OUT"], "invalid --sft-lr"),
     ],
-    ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "cache-dir-is-a-file", "model-empty", "seed-negative",
-         "not-a-number",
-         "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
+    ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "sft-out-is-a-file", "out-broken-link",
+         "cache-dir-is-a-file", "model-empty", "seed-negative", "not-a-number", "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
          "sae-one-text", "dmo-grid", "dmo-sft-lr"],
 )
 def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, args, says):
     monkeypatch.chdir(tmp_path)  # should a check regress, an empty --out would write here, not into the checkout
     (tmp_path / "texts.txt").write_text("a red square\n")
     (tmp_path / "afile").write_text("not a folder")
-    values = {"TEXTS": tmp_path / "texts.txt", "FILE": tmp_path / "afile", "OUT": tmp_path / "out", "A": tmp_path, "B": tmp_path}
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    values = {"TEXTS": tmp_path / "texts.txt", "FILE": tmp_path / "afile", "OUT": tmp_path / "out", "A": tmp_path, "B": tmp_path,
+              "LINK": tmp_path / "link"}
     assert run_cli(*[values.get(a, a) for a in args]) == 2
     assert says in _one_error_line(capsys)
     assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "not a folder"
@@ -189,9 +192,13 @@ def test_chat_models_check_the_device_like_every_command(capsys, device):
     assert "--device" in _one_error_line(capsys)
 
 
-def test_progress_is_silent_when_stderr_is_not_a_terminal(capsys):
+def test_progress_is_silent_when_stderr_is_not_a_terminal(capsys, monkeypatch):
     """A progress bar on a pipe or a log file drew nothing but left an empty line before the error."""
     from vlmkit.runs.progress import track
+
+    monkeypatch.setenv("VLMKIT_PROGRESS", "1")  # the tests' default is 0
+    for forcing in ("FORCE_COLOR", "TTY_COMPATIBLE", "FORCE_TERMINAL"):
+        monkeypatch.delenv(forcing, raising=False)
 
     assert list(track(range(5), "working")) == [0, 1, 2, 3, 4]
     assert capsys.readouterr().err == ""

@@ -150,15 +150,28 @@ def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o"), model: 
 #: options an empty value would silently turn into something else (typer reads "" as the path ".",
 #: and an empty model name as the default model): an unset shell variable in ``--out $OUT``
 NO_EMPTY_VALUE = ("--out", "-o", "--cache-dir", "--model", "-m", "--data", "--dataset")
+#: options naming the folder a command writes its results in: checked before anything loads, for every command
+OUTPUT_FOLDERS = ("--out", "-o")
 
 
-def refuse_empty_values(args: list[str]) -> None:
-    """A :class:`UserError` for ``--out ""`` (or ``--out=``) and the like, before anything runs."""
+def check_arguments(args: list[str]) -> None:
+    """A one-line :class:`UserError` for ``--out ""`` (or ``--out=``) and the like, and for an
+    output folder that cannot be written (an existing file, a read-only place), before anything
+    runs (commands whose options are a :class:`~vlmkit.runs.options.RunOptions` check it again)."""
+    from vlmkit.runs.options import check_out
+
     for index, arg in enumerate(args):
         name, equals, value = arg.partition("=")
         given = value if equals else (args[index + 1] if index + 1 < len(args) else None)
-        if name in NO_EMPTY_VALUE and given is not None and not given.strip():
+        if given is None or name not in NO_EMPTY_VALUE:
+            continue
+        if not given.strip():
             raise UserError(f"{name} was given an empty value; give a real one (an unset shell variable?)")
+        if name in OUTPUT_FOLDERS:
+            try:
+                check_out(given)
+            except ValueError as exc:
+                raise UserError(f"invalid {name}: {exc}") from exc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        refuse_empty_values(sys.argv[1:] if argv is None else list(argv))
+        check_arguments(sys.argv[1:] if argv is None else list(argv))
         app(args=argv, standalone_mode=False, prog_name="vlmkit")
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)

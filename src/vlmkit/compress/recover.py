@@ -70,13 +70,14 @@ def distillation(recipe: Recipe, teacher_network, mask_kind: Literal["all", "ans
 
 def check_teacher(student_network, teacher_network, recipe: str, student_name: str, teacher_name: str) -> None:
     """Distillation compares the two models position by position: ``kd-logits`` needs the same
-    vocabulary (the logits' width), ``kd-hidden`` the same hidden size (the last hidden state's
-    width; the number of layers may differ). A mismatch is a one-line error before any training,
+    vocabulary (the output head's width), ``kd-hidden`` the same hidden size (the last hidden
+    state's width; the number of layers may differ). A mismatch is a one-line error before any training,
     not an index error in the first loss."""
     from vlmkit.errors import UserError
+    from vlmkit.models.chat_blocks import text_config
 
-    student_vocab, student_width = student_network.get_input_embeddings().weight.shape
-    teacher_vocab, teacher_width = teacher_network.get_input_embeddings().weight.shape
+    student_vocab, teacher_vocab = (network.get_output_embeddings().weight.shape[0] for network in (student_network, teacher_network))
+    student_width, teacher_width = (text_config(network).hidden_size for network in (student_network, teacher_network))
     if recipe.endswith("kd-logits") and student_vocab != teacher_vocab:
         raise UserError(f"--recipe {recipe} compares logits over the vocabulary, but {student_name} has {student_vocab} tokens and the "
                         f"teacher {teacher_name} {teacher_vocab}; distil from the model {student_name} was pruned from")

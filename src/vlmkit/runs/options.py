@@ -19,12 +19,15 @@ OPTIONS_CONFIG = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_n
 
 
 def check_out(value: str | Path) -> Path:
-    """An output folder this process can create or fill: not empty, not an existing file, under a
-    folder it can write in (probed with a temporary folder, removed at once). Checked with the
-    other options, before any model loads."""
+    """An output folder this process can create or fill: not empty (for Python callers: the CLI
+    refuses ``--out ""`` itself, which typer would read as "."), not an existing file or a broken
+    link, under a folder it can write in (probed with a temporary folder, removed at once; run as
+    root, only a read-only file system fails the probe). Checked before any model loads."""
     if not str(value).strip():
         raise ValueError("give an output directory (an empty path would write into the current one)")
     path = Path(value)
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"{path} is a broken link; remove it or give another directory")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} is a file; give a directory (new or existing)")
     parent = next(p for p in [path.absolute(), *path.absolute().parents] if p.exists())
@@ -36,10 +39,11 @@ def check_out(value: str | Path) -> Path:
     return path
 
 
-DEVICE_NAMES = "device must be cpu, cuda, cuda:N, mps or auto"
+DEVICE_NAMES = "device must be cpu, cuda, cuda:N, mps or auto"  # the error for any other name
 
 
 def is_device_name(value: str) -> bool:
+    """Whether ``value`` names a device vlmkit accepts (see :data:`DEVICE_NAMES`)."""
     return value in ("cpu", "cuda", "auto", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
 
 
@@ -74,10 +78,17 @@ class RunOptions(BaseModel):
     cache: bool = True
     cache_dir: Path | None = None
 
-    @field_validator("out", "cache_dir", mode="before")
+    @field_validator("out", mode="before")
     @classmethod
     def _writable(cls, value):
-        return None if value is None else check_out(value)
+        return check_out(value)
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _a_folder(cls, value: Path | None) -> Path | None:  # may be read-only: a shared, filled cache is only read
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file; give the cache's directory")
+        return value
 
     @field_validator("device")
     @classmethod
