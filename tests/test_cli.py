@@ -170,7 +170,8 @@ def _one_error_line(capsys) -> str:
         (["dmo", "run", "--base", "A", "--experts", "a=A,b=B", "--eval", "TEXTS", "--sft-lr", "-1", "--out", "OUT"], "invalid --sft-lr"),
     ],
     ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "sft-out-is-a-file", "out-broken-link",
-         "cache-dir-is-a-file", "model-empty", "seed-negative", "not-a-number", "nan-factor", "empty-suppress", "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
+         "cache-dir-is-a-file", "model-empty", "seed-negative", "not-a-number", "nan-factor", "empty-suppress",
+         "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
          "sae-one-text", "dmo-grid", "dmo-sft-lr"],
 )
 def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, args, says):
