@@ -151,7 +151,7 @@ def test_sae_cli_trains_evaluates_and_resumes(tmp_path, capsys):
     assert all(torch.equal(first[k], v) for k, v in MatryoshkaSAE.load(out).state_dict().items())
     other_texts = tmp_path / "other.txt"
     other_texts.write_text("\n".join(f"a drawing of shape {i}" for i in range(120)))
-    for changed, says in ((["--latents", "32"], "the sae settings differ"), (["--texts", str(other_texts)], "the embeddings differ")):
+    for changed, says in ((["--latents", "32"], "trained with other settings"), (["--texts", str(other_texts)], "on other embeddings")):
         swapped = [*args]
         for option, value in zip(changed[::2], changed[1::2], strict=True):
             swapped[swapped.index(option) + 1] = value

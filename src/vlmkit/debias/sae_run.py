@@ -11,6 +11,7 @@ result.json, report.html and the training log.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -139,20 +140,27 @@ def _rounded(measured) -> dict:
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(measured).items()}
 
 
-def _check_resumable(out: Path, identity: dict) -> None:
-    """Resume only the same training: an ``out`` whose checkpoint came from other SAE or training
-    settings or other data (``identity``: configs, rows, checksum of the embeddings) is refused in
-    one line instead of loading the wrong state (a traceback for other shapes, a silently mislabelled
-    SAE otherwise). The identity is written beside the checkpoint for the next run."""
-    stamp, identity = out / "work" / "training.json", json.loads(json.dumps(identity))
-    if (out / "checkpoint.safetensors").is_file() and stamp.is_file():
-        saved = json.loads(stamp.read_text())
-        changed = sorted(key for key in identity if saved.get(key) != identity[key])
-        if changed:
-            what = ", ".join(dict.fromkeys("the embeddings" if key in ("rows", "checksum") else f"the {key} settings" for key in changed))
-            raise UserError(f"{out} holds an SAE trained with other settings ({what} differ); use a new --out, or the same "
-                            "options to resume it")
-    atomic_write_json(stamp, identity)
+CHECKSUM_TOLERANCE = 1e-4  # relative: the same inputs embedded on another device or batch size round differently
+
+
+def _refuse_other_training(out: Path, settings: dict | None = None, rows: int | None = None, checksum: float | None = None) -> None:
+    """Resume only the same training. ``out``'s checkpoint records, in ``work/training.json``, its
+    SAE and training settings and the embeddings it was trained on (rows, checksum); a run whose
+    ``settings`` (checked before any embedding) or embeddings (checked once they are computed)
+    differ is refused in one line instead of loading the wrong state (a traceback for other shapes,
+    a silently mislabelled SAE otherwise). Called with every argument, it records them."""
+    stamp = out / "work" / "training.json"
+    saved = json.loads(stamp.read_text()) if stamp.is_file() and (out / "checkpoint.safetensors").is_file() else None
+    settings = None if settings is None else json.loads(json.dumps(settings))
+    if saved is not None and settings is not None and saved["settings"] != settings:
+        raise UserError(f"{out} holds an SAE trained with other settings (--latents, --k, --steps, --train-batch, --lr, --seed or the "
+                        "model); use a new --out, or the same options to resume it")
+    if saved is not None and rows is not None and (saved["rows"] != rows or
+                                                    not math.isclose(saved["checksum"], checksum, rel_tol=CHECKSUM_TOLERANCE)):
+        raise UserError(f"{out} holds an SAE trained on other embeddings (other texts or images); use a new --out, or the same data "
+                        "to resume it")
+    if None not in (settings, rows, checksum):
+        atomic_write_json(stamp, {"settings": settings, "rows": rows, "checksum": checksum})
 
 
 def run_sae_train(opts: SAETrainOptions) -> Path:
@@ -160,14 +168,17 @@ def run_sae_train(opts: SAETrainOptions) -> Path:
     with run.timer("load_model"):
         model = load_model(opts.model, device=opts.resolved_device())
     work = Path(opts.out) / "work"
+    settings = {"sae": asdict(opts.sae_config(model.embed_dim)), "steps": opts.steps, "train_batch": opts.train_batch, "lr": opts.lr,
+                "seed": opts.seed, "model": model.fingerprint}
+    _refuse_other_training(Path(opts.out), settings)
     with run.timer("embed"):
         vectors, checksum = raw_embeddings_to_disk(model, opts, work / "raw.npy")
+    _refuse_other_training(Path(opts.out), settings, len(vectors), checksum)
     sae_cfg = opts.sae_config(vectors.shape[1])
     if len(vectors) < 2:
         raise UserError("an SAE needs at least 2 embeddings to train on")
     train, heldout = _split_to_disk(vectors, checksum, work, opts.seed)
     cfg = SAETrainConfig(steps=opts.steps, batch_size=min(opts.train_batch, len(train)), lr=opts.lr, seed=opts.seed)
-    _check_resumable(Path(opts.out), {"sae": asdict(sae_cfg), "training": asdict(cfg), "rows": len(vectors), "checksum": checksum})
     log_path = Path(opts.out) / "train_log.jsonl"
     losses: list[tuple[int, float]] = []
 
