@@ -101,7 +101,8 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
         start = int(bounds.group(1))
         stop = int(bounds.group(2)) if bounds.group(2) else start
         if stop < start:
-            raise ValueError(f"the range {part.strip()} is empty; write it from low to high, e.g. {stop}-{start}")
+            hint = f", e.g. {stop}-{start}" if stop >= 0 else " (negative indices count from the end: write them alone, e.g. -1)"
+            raise ValueError(f"the range {part.strip()} is empty; write it from low to high{hint}")
         for layer in range(start, stop + 1):
             index = layer + n_layers if layer < 0 else layer
             if not 0 <= index < n_layers:
