@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from vlmkit.runs.record import Run
 
 class IndexBuildOptions(RunOptions):
     dataset: str
-    kind: str = "auto"
+    kind: Literal["auto", "exact", "ivf"] = "auto"
     skip_bad_images: bool = False
 
 
