@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from vlmkit.attributes.comca import (
     ComCaConfig,
@@ -56,6 +56,12 @@ class ComCaBenchOptions(RunOptions):
         if value not in SETTINGS:
             raise ValueError(f"unknown setting {value!r}; choose from {', '.join(SETTINGS)}")
         return value
+
+    @model_validator(mode="after")
+    def _k_within_pool(self):
+        if self.k > self.pool:
+            raise ValueError(f"--k {self.k} retrieves more images per attribute than the pool holds (--pool {self.pool}); lower --k")
+        return self
 
 
 def _split(out: Path, n: int, seed: int, labelled: bool, words=None) -> Path:
