@@ -155,7 +155,8 @@ def run_dmo(opts: DMOOptions) -> Path:
     try:
         _score_grid(opts, grid, suite, work, scores, scores_path, run)
     except UserError as exc:  # met after some mixtures were scored (or trained): they are kept for the next run
-        if exc.resumable is None and scores_path.is_file():
+        inside = exc.resumable is not None and Path(exc.resumable).resolve().is_relative_to(opts.out.resolve())
+        if not inside and scores_path.is_file():  # a mixture trained under --mixed (outside --out) keeps its own state
             exc.resumable = scores_path
         raise
     rows = [scores[dmo.mixture_id(m)] for m in grid]
