@@ -106,6 +106,9 @@ def run_icl(opts: ICLOptions) -> Path:
     run = Run(opts.out, "icl run", {**opts.model_dump(mode="json"), "pool": pool_spec}, seed=opts.seed)
     queries = [data.dataset.samples[i] for i in subset(data.dataset.samples, opts.limit, opts.seed)]
     pool = [pool_data.dataset.samples[i] for i in sample_pool([s.label for s in pool_data.dataset.samples], opts.shots, opts.seed)]
+    if opts.shots > len(pool):
+        raise UserError(f"--shots {opts.shots} asks for more context images than the pool holds ({len(pool)} over {len(classes)} classes); "
+                        "lower --shots or give a larger --pool")
     y = np.asarray([index[s.label] for s in queries])
     pool_y = np.asarray([index[s.label] for s in pool], dtype=np.int64)
     with run.timer("features"):
