@@ -168,6 +168,7 @@ def _one_error_line(capsys) -> str:
         (["sae", "train", "--model", "random:clip-tiny", "--texts", "TEXTS", "--latents", "8", "--k", "2,4", "--out", "OUT"],
          "at least 2 embeddings"),  # met after scratch files were written to OUT/work: still nothing left, no "resume"
         (["comca", "bench", "--pool", "60", "--k", "300", "--out", "OUT"], "lower --k"),  # it ran for minutes first
+        (["c2b", "run", "--llm", "embedded-chat", "--llm-temperature", "-1", "--out", "OUT"], "'--llm-temperature'"),
         (["icl", "run", "--model", "random:llava-tiny", "--dataset", "world:8", "--pool", "world:20@train", "--shots", "100",
           "--out", "OUT"], "lower --shots"),
         (["index", "build", "--model", "embedded", "--dataset", "A", "--kind", "xyz", "--out", "OUT"], "'auto', 'exact' or 'ivf'"),
@@ -177,7 +178,7 @@ def _one_error_line(capsys) -> str:
     ids=["out-is-a-file", "out-empty", "out-equals-empty", "out-unwritable", "sft-out-is-a-file", "out-broken-link",
          "cache-dir-is-a-file", "model-empty", "seed-negative", "not-a-number", "nan-factor", "empty-suppress",
          "linear-weights-sum-0", "nan-weight", "bad-spurious", "no-method", "empty-world",
-         "sae-one-text", "comca-k-above-pool", "icl-shots-above-pool", "index-kind", "dmo-grid",
+         "sae-one-text", "comca-k-above-pool", "c2b-temperature", "icl-shots-above-pool", "index-kind", "dmo-grid",
          "dmo-sft-lr"],
 )
 def test_bad_option_values_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, args, says):

@@ -36,6 +36,9 @@ def run_train_probe(opts: ProbeOptions) -> Path:
     dataset = load_dataset(opts.dataset)
     targets = dataset.targets(opts.attribute)
     keep = [i for i, t in enumerate(targets) if t is not None]
+    if opts.attribute and opts.attribute not in dataset.attribute_names():
+        names = ", ".join(dataset.attribute_names()) or "none"
+        raise UserError(f"{opts.dataset} has no attribute {opts.attribute!r}; its images have: {names}")
     if len({targets[i] for i in keep}) < 2:
         raise UserError(f"{opts.dataset} needs at least two classes of {opts.attribute or 'label'} to train a probe; pass --attribute")
     with run.timer("embed"):

@@ -38,7 +38,7 @@ def run_cmd(
     ),
     k: int = typer.Option(20, "-k", "--k", help="images retrieved per caption"),
     retries: int = typer.Option(3, help="tries per class when the LLM's reply is not valid JSON proposals"),
-    llm_temperature: float = typer.Option(0.0, help="LLM temperature of the first try (0: greedy); retries sample at 0.7"),
+    llm_temperature: float = typer.Option(0.0, min=0.0, help="LLM temperature of the first try (0: greedy); retries sample at 0.7"),
     base_url: str | None = BaseUrlOpt,
     api_key: str | None = ApiKeyOpt,
     min_n: int = typer.Option(5, help="groups with fewer retrieved images get no accuracy"),
