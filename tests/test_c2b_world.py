@@ -228,6 +228,7 @@ def test_a_probe_on_an_attribute_the_dataset_lacks_names_the_ones_it_has(tmp_pat
     from vlmkit.data.world_sample import generate
 
     manifest = generate(tmp_path / "w", 6, 0)
-    code = run_cli("c2b", "train-probe", "--model", "random:clip-tiny", "--dataset", manifest, "--attribute", "nope", "--out", tmp_path / "p")
+    code = run_cli("c2b", "train-probe", "--model", "random:clip-tiny", "--dataset", manifest, "--attribute", "nope",
+                   "--out", tmp_path / "p")
     err = capsys.readouterr().err.strip()
     assert code == 2 and "has no attribute 'nope'; its images have: " in err and "shape" in err and not (tmp_path / "p").exists()
