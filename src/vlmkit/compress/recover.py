@@ -70,20 +70,20 @@ def distillation(recipe: Recipe, teacher_network, mask_kind: Literal["all", "ans
 
 def check_teacher(student_network, teacher_network, recipe: str, student_name: str, teacher_name: str) -> None:
     """Distillation compares the two models position by position: ``kd-logits`` needs the same
-    vocabulary (the output head's width), ``kd-hidden`` the same hidden size (the last hidden
+    vocabulary (the logits' width), ``kd-hidden`` the same hidden size (the last hidden
     state's width; the number of layers may differ). A mismatch is a one-line error before any training,
     not an index error in the first loss."""
     from vlmkit.errors import UserError
     from vlmkit.models.chat_blocks import text_config
 
-    student_vocab, teacher_vocab = (network.get_output_embeddings().weight.shape[0] for network in (student_network, teacher_network))
-    student_width, teacher_width = (text_config(network).hidden_size for network in (student_network, teacher_network))
-    if recipe.endswith("kd-logits") and student_vocab != teacher_vocab:
-        raise UserError(f"--recipe {recipe} compares logits over the vocabulary, but {student_name} has {student_vocab} tokens and the "
-                        f"teacher {teacher_name} {teacher_vocab}; distil from the model {student_name} was pruned from")
-    if recipe.endswith("kd-hidden") and student_width != teacher_width:
-        raise UserError(f"--recipe {recipe} compares hidden states, but {student_name} is {student_width} wide and the teacher "
-                        f"{teacher_name} {teacher_width} (pruning never changes it); distil from the model {student_name} was pruned from")
+    student, teacher = text_config(student_network), text_config(teacher_network)  # the language model's sizes
+    if recipe.endswith("kd-logits") and student.vocab_size != teacher.vocab_size:
+        raise UserError(f"--recipe {recipe} compares logits over the vocabulary, but {student_name} has {student.vocab_size} tokens and "
+                        f"the teacher {teacher_name} {teacher.vocab_size}; distil from the model {student_name} was pruned from")
+    if recipe.endswith("kd-hidden") and student.hidden_size != teacher.hidden_size:
+        raise UserError(f"--recipe {recipe} compares hidden states, but {student_name} is {student.hidden_size} wide and the teacher "
+                        f"{teacher_name} {teacher.hidden_size} (pruning never changes it); distil from the model {student_name} was "
+                        "pruned from")
 
 
 def run_recover(

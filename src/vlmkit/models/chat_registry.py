@@ -122,8 +122,9 @@ def load_chat_model(name: str | None = None, *, device: str = "cpu", dtype: str 
         model = load_numpy_chat(name, device=device, dtype=dtype, required=backend == "numpy")
         if model is not None:
             return model
-    if device != "auto" and not name.startswith("openai:"):  # auto reaches the loaders as is (transformers spreads a
-        device = resolve_device(device)                           # large model over the GPUs); a served model has no device
+    # auto reaches the loaders as is (transformers spreads a large model over the GPUs); a served model has no device
+    if device != "auto" and not name.startswith("openai:"):
+        device = resolve_device(device)
     if name in NAMED_CHAT:
         return _resolve(NAMED_CHAT[name][0])(name, device=device, dtype=dtype)
     prefix, sep, rest = name.partition(":")

@@ -16,15 +16,13 @@ def enabled() -> bool:
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     """Iterate ``items`` with a progress bar on stderr, when stderr is a terminal (elsewhere rich
     draws nothing but leaves an empty line, which would precede a one-line error)."""
-    if not enabled():
-        yield from items
-        return
-    from rich.console import Console
+    if enabled():
+        from rich.console import Console
 
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield from items
-        return
-    from rich.progress import track as rich_track
+        console = Console(stderr=True)
+        if console.is_terminal:
+            from rich.progress import track as rich_track
 
-    yield from rich_track(items, description=description, total=total, console=console, transient=True)
+            yield from rich_track(items, description=description, total=total, console=console, transient=True)
+            return
+    yield from items
